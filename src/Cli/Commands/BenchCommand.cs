@@ -1,0 +1,17 @@
+// `fastrec bench <gemm|train-step|latency> [--json]`: side-by-side benchmarks against the peers.
+using System.CommandLine;
+
+namespace FastRec.Cli.Commands;
+
+internal static class BenchCommand
+{
+    public static Command Build()
+    {
+        var what = new Argument<string>("what") { Description = "gemm | train-step | latency | micro" };
+        var rest = new Argument<string[]>("options") { Description = "passed to the harness (--json, --threads N, ...)", Arity = ArgumentArity.ZeroOrMore };
+        var cmd = new Command("bench", "Benchmarks FastRec side by side with LibTorch / ONNX Runtime (runs bench/FastRec.Bench)") { what, rest };
+        cmd.TreatUnmatchedTokensAsErrors = false;
+        cmd.SetAction(r => BenchForwarder.Run(new[] { r.GetValue(what)! }.Concat(r.GetValue(rest) ?? []).Concat(r.UnmatchedTokens)));
+        return cmd;
+    }
+}

@@ -1,0 +1,43 @@
+// Shape validation shared by every backend: messages name the argument, the expected and the actual size.
+using System.Runtime.CompilerServices;
+
+namespace FastRec.Kernels;
+
+/// <summary>Argument checks used at the top of every kernel entry point.</summary>
+public static class Check
+{
+    /// <summary>Throws <see cref="ShapeException"/> unless <paramref name="view"/> holds exactly <paramref name="expected"/> elements.</summary>
+    public static void Len<T>(View<T> view, long expected, string shape,
+        [CallerArgumentExpression(nameof(view))] string name = "") where T : unmanaged
+    {
+        if (view.IsNone) throw new ShapeException($"{name}: required tensor is missing (expected {shape} = {expected} elements)");
+        if (view.Length != expected)
+            throw new ShapeException($"{name}: expected {shape} = {expected} elements, got {view.Length}");
+    }
+
+    /// <summary>As <see cref="Len{T}"/> but None is allowed.</summary>
+    public static void LenOpt<T>(View<T> view, long expected, string shape,
+        [CallerArgumentExpression(nameof(view))] string name = "") where T : unmanaged
+    {
+        if (!view.IsNone) Len(view, expected, shape, name);
+    }
+
+    /// <summary>At least <paramref name="expected"/> elements (workspaces, leading-dimension matrices).</summary>
+    public static void MinLen<T>(View<T> view, long expected, string shape,
+        [CallerArgumentExpression(nameof(view))] string name = "") where T : unmanaged
+    {
+        if (view.IsNone) throw new ShapeException($"{name}: required tensor is missing (expected at least {shape} = {expected} elements)");
+        if (view.Length < expected)
+            throw new ShapeException($"{name}: expected at least {shape} = {expected} elements, got {view.Length}");
+    }
+
+    /// <summary>Every dimension must be positive.</summary>
+    public static void Dims(string what, params ReadOnlySpan<int> dims)
+    {
+        foreach (int d in dims)
+            if (d <= 0) throw new ShapeException($"{what}: dimensions must be positive, got ({string.Join(", ", dims.ToArray())})");
+    }
+
+    /// <summary>Workspace floats needed by AttentionForward/Backward: 2·B·NH·T² + 4·B·T·C.</summary>
+    public static long AttentionWorkspace(int B, int T, int C, int NH) => 2L * B * NH * T * T + 4L * B * T * C;
+}
