@@ -16,6 +16,7 @@ public sealed partial class CpuSimdBackend
         Check.Len(probs, n, "(B, NH, T, T)");
         Check.Len(scores, n, "(B, NH, T, T)");
         Check.LenOpt(mask, (long)B * T, "(B, T)");
+        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
         Span<float> p = S(probs);
         ReadOnlySpan<float> s = S(scores), m = S(mask);
         for (int b = 0; b < B; b++)

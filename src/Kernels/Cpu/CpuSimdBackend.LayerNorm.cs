@@ -21,6 +21,8 @@ public sealed partial class CpuSimdBackend
         Check.LenOpt(b, nc, "(N, C)");
         Check.Len(gamma, C, "(C)");
         Check.Len(beta, C, "(C)");
+        if (!(eps >= 0f) || float.IsInfinity(eps))
+            throw new ArgumentOutOfRangeException(nameof(eps), eps, $"eps: must be finite and >= 0, got {eps}");
         Span<float> o = S(output), x = S(sum), mu = S(mean), rs = S(rstd);
         ReadOnlySpan<float> sa = S(a), sb = S(b), g = S(gamma), be = S(beta);
         bool hasB = !b.IsNone;

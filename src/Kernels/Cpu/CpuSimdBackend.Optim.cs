@@ -69,13 +69,10 @@ public sealed partial class CpuSimdBackend
         if (maxNorm > 0f) Check.Len(norm, 1, "(1)");
         else Check.LenOpt(norm, 1, "(1)");
         if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), step, $"step: counts from 1, got {step}");
+        if (!(beta1 >= 0f && beta1 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1, $"beta1: must be in [0, 1), got {beta1}");
+        if (!(beta2 >= 0f && beta2 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, $"beta2: must be in [0, 1), got {beta2}");
         ReadOnlySpan<AdamSegment> segs = S(segments);
-        for (int s = 0; s < segs.Length; s++)
-        {
-            AdamSegment sg = segs[s];
-            if (sg.Offset < 0 || sg.Length < 0 || (long)sg.Offset + sg.Length > n)
-                throw new ShapeException($"segments[{s}]: range [{sg.Offset}, {(long)sg.Offset + sg.Length}) is outside param of {n} elements");
-        }
+        CheckSegments(segs, n);
 
         float clip = 1f;
         if (maxNorm > 0f) clip = MathF.Min(1f, maxNorm / (S(norm)[0] + 1e-6f));
@@ -91,6 +88,39 @@ public sealed partial class CpuSimdBackend
             AdamWUpdate(p.Slice(sg.Offset, sg.Length), g.Slice(sg.Offset, sg.Length), mm.Slice(sg.Offset, sg.Length), vv.Slice(sg.Offset, sg.Length),
                 clip, lrs, lrs * sg.WeightDecay, beta1, beta2, eps, bc1, bc2);
         }
+    }
+
+    /// <summary>Each segment inside param and no two overlapping (sorted input: one pass; otherwise every pair).</summary>
+    private static void CheckSegments(ReadOnlySpan<AdamSegment> segs, int n)
+    {
+        bool sorted = true;
+        for (int s = 0; s < segs.Length; s++)
+        {
+            AdamSegment sg = segs[s];
+            if (sg.Offset < 0 || sg.Length < 0 || (long)sg.Offset + sg.Length > n)
+                throw new ArgumentOutOfRangeException("segments",
+                    $"segments[{s}]: range [{sg.Offset}, {(long)sg.Offset + sg.Length}) is outside param of {n} elements");
+            if (s > 0 && segs[s - 1].Offset > sg.Offset) sorted = false;
+        }
+        if (sorted)
+        {
+            long end = long.MinValue; int last = -1;
+            for (int s = 0; s < segs.Length; s++)
+            {
+                if (segs[s].Length == 0) continue;
+                if (segs[s].Offset < end)
+                    throw new ArgumentException($"segments[{last}] and segments[{s}] overlap at element {segs[s].Offset}", "segments");
+                end = (long)segs[s].Offset + segs[s].Length; last = s;
+            }
+            return;
+        }
+        for (int s = 0; s < segs.Length; s++)
+            for (int t = s + 1; t < segs.Length; t++)
+            {
+                AdamSegment a = segs[s], b = segs[t];
+                if (a.Length > 0 && b.Length > 0 && a.Offset < b.Offset + b.Length && b.Offset < a.Offset + a.Length)
+                    throw new ArgumentException($"segments[{s}] and segments[{t}] overlap at element {Math.Max(a.Offset, b.Offset)}", "segments");
+            }
     }
 
     /// <summary>One segment: p −= lr·wd·p; m, v update; p −= lr·(m/bc1)/(sqrt(v/bc2) + eps), with g = grad·clip.</summary>

@@ -90,6 +90,8 @@ public sealed partial class CpuSimdBackend : IBackend
         Check.MinLen(a, (batch - 1) * strideA + spanA, "(batch-1)·strideA + (rows-1)·lda + cols");
         Check.MinLen(b, (batch - 1) * strideB + spanB, "(batch-1)·strideB + (rows-1)·ldb + cols");
         Check.MinLen(c, (batch - 1) * strideC + spanC, "(batch-1)·strideC + (M-1)·ldc + N");
+        if (batch > 1 && strideC < spanC)
+            throw new ShapeException($"strideC: {strideC} makes the {batch} output matrices C [{M},{N}] (ldc {ldc}) overlap; need >= {spanC}");
         Span<float> sa = S(a), sb = S(b), sc = S(c);
         for (int p = 0; p < batch; p++)
             CpuGemm.Sgemm(transA, transB, M, N, K, alpha,
@@ -100,6 +102,7 @@ public sealed partial class CpuSimdBackend : IBackend
 
     private static int LeadingDim(int ld, int rowLength, string name, string what)
     {
+        if (ld < 0) throw new ShapeException($"{name}: leading dimension must be >= 0 (0 = packed), got {ld}");
         if (ld == 0) return rowLength;
         if (ld < rowLength)
             throw new ShapeException($"{name}: leading dimension {ld} is shorter than the stored row length {what} = {rowLength}");
@@ -134,8 +137,8 @@ public sealed partial class CpuSimdBackend : IBackend
         Check.LenOpt(dWeight, (long)OC * IC, "(OC, IC)");
         Check.LenOpt(dBias, OC, "(OC)");
         Check.Len(dOutput, (long)N * OC, "(N, OC)");
-        if (!dWeight.IsNone) Check.Len(input, (long)N * IC, "(N, IC)");
-        if (!dInput.IsNone) Check.Len(weight, (long)OC * IC, "(OC, IC)");
+        Check.Len(input, (long)N * IC, "(N, IC)");
+        Check.Len(weight, (long)OC * IC, "(OC, IC)");
         ReadOnlySpan<float> dout = S(dOutput);
         // δinput(N,IC) = δout(N,OC) · W(OC,IC)
         if (!dInput.IsNone) CpuGemm.Sgemm(false, false, N, IC, OC, 1f, dout, OC, S(weight), IC, false, S(dInput), IC);
@@ -163,6 +166,10 @@ public sealed partial class CpuSimdBackend : IBackend
             throw new ShapeException($"srcCol: columns [{srcCol}, {srcCol + cols}) do not fit a source row of ldSrc = {ldSrc}");
         Check.MinLen(dst, (long)(rows - 1) * ldDst + dstCol + cols, "(rows-1)·ldDst + dstCol + cols");
         Check.MinLen(src, (long)(rows - 1) * ldSrc + srcCol + cols, "(rows-1)·ldSrc + srcCol + cols");
+        if (ReferenceEquals(dst.Buffer, src.Buffer)
+            && dst.Offset + dstCol < src.Offset + (long)(rows - 1) * ldSrc + srcCol + cols
+            && src.Offset + srcCol < dst.Offset + (long)(rows - 1) * ldDst + dstCol + cols)
+            throw new ArgumentException("dst: the destination rows overlap the source rows (copy through a separate buffer)", nameof(dst));
         Span<float> d = S(dst);
         ReadOnlySpan<float> s = S(src);
         for (int r = 0; r < rows; r++)
@@ -204,8 +211,8 @@ public sealed partial class CpuSimdBackend : IBackend
         Check.LenOpt(dBias, C, "(C)");
         Check.Len(dPooled, (long)B * C, "(B, C)");
         Check.Len(pooled, (long)B * C, "(B, C)");
-        if (!dWeight.IsNone) Check.Len(hidden, (long)B * T * C, "(B, T, C)");
-        if (!dHidden.IsNone) Check.Len(weight, (long)C * C, "(C, C)");
+        Check.Len(hidden, (long)B * T * C, "(B, T, C)");
+        Check.Len(weight, (long)C * C, "(C, C)");
         Check.MinLen(workspace, (long)B * C, "B·C");
         // g(B,C) = δpooled ⊙ (1 − pooled²)
         Span<float> g = S(workspace)[..(B * C)];
