@@ -87,7 +87,7 @@ public sealed partial class CpuSimdBackend
             x.CopyTo(y);
             return;
         }
-        float scale = 1f / (1f - d.P);
+        float scale = (float)(1.0 / (1.0 - d.P)); // in double: 1f - P would round first
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref float yr = ref MemoryMarshal.GetReference(y);
         for (int i = 0; i < x.Length; i++)

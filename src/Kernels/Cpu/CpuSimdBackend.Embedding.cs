@@ -19,8 +19,8 @@ public sealed partial class CpuSimdBackend
         int TV = TableRows(typeEmb, C, "typeEmb");
         if (T > P) throw new ShapeException($"posEmb: the table has {P} positions, fewer than T = {T}");
         ReadOnlySpan<int> id = S(ids), tid = S(typeIds);
-        CheckIds(id, V, "ids", "wordEmb");
-        if (!typeIds.IsNone) CheckIds(tid, TV, "typeIds", "typeEmb");
+        CheckIds(id, V, T, "ids", "wordEmb");
+        if (!typeIds.IsNone) CheckIds(tid, TV, T, "typeIds", "typeEmb");
         Span<float> o = S(output);
         ReadOnlySpan<float> w = S(wordEmb), p = S(posEmb), ty = S(typeEmb);
         for (int b = 0; b < B; b++)
@@ -48,8 +48,8 @@ public sealed partial class CpuSimdBackend
         int TV = dTypeEmb.IsNone ? int.MaxValue : TableRows(dTypeEmb, C, "dTypeEmb");
         if (T > P) throw new ShapeException($"dPosEmb: the table has {P} positions, fewer than T = {T}");
         ReadOnlySpan<int> id = S(ids), tid = S(typeIds);
-        if (!dWordEmb.IsNone) CheckIds(id, V, "ids", "dWordEmb");
-        if (!dTypeEmb.IsNone && !typeIds.IsNone) CheckIds(tid, TV, "typeIds", "dTypeEmb");
+        if (!dWordEmb.IsNone) CheckIds(id, V, T, "ids", "dWordEmb");
+        if (!dTypeEmb.IsNone && !typeIds.IsNone) CheckIds(tid, TV, T, "typeIds", "dTypeEmb");
         ReadOnlySpan<float> dy = S(dOutput);
         Span<float> dw = S(dWordEmb), dp = S(dPosEmb), dt = S(dTypeEmb);
         // Fixed order: b, then t, each row added in turn.
@@ -74,11 +74,11 @@ public sealed partial class CpuSimdBackend
     }
 
     /// <summary>Every id in [0, rows), else ArgumentOutOfRangeException naming the id, its position and the table size.</summary>
-    private static void CheckIds(ReadOnlySpan<int> ids, int rows, string name, string table)
+    private static void CheckIds(ReadOnlySpan<int> ids, int rows, int T, string name, string table)
     {
         for (int i = 0; i < ids.Length; i++)
             if ((uint)ids[i] >= (uint)rows)
-                throw new ArgumentOutOfRangeException(name, ids[i],
-                    $"{name}: id {ids[i]} at position {i} is outside {table} with {rows} rows");
+                throw new ArgumentOutOfRangeException(name,
+                    $"{name}: id {ids[i]} at position (b={i / T}, t={i % T}) is outside the table {table} of {rows} rows");
     }
 }
