@@ -132,6 +132,18 @@ public interface IBackend : IDisposable
     void BceForwardBackward(View<float> loss, View<float> dLogits, View<float> logits, View<float> targets, View<float> weights,
                             int N, float temperature = 1f, float scale = 1f, bool accumulate = false);
 
+    // ---------------------------------------------------------------- mean squared error (distillation)
+    /// <summary>
+    /// Mean squared error, loss and gradient in one pass (TinyBERT hidden-state and attention-distribution transfer):
+    /// with d_i = pred[i] − target[i] over the N elements,
+    /// loss[0] = scale · Σ d_i² / N (assigned); δpred[i] (=, or += when accumulate) scale · 2·d_i / N.
+    /// δpred None = loss only. δpred may alias pred (each element is read before it is written). <paramref name="scale"/>
+    /// must be finite (0 allowed). Sums over the N elements in a fixed order per backend (CPU backends in double).
+    /// Non-finite inputs are not checked here (the caller checks the loss).
+    /// </summary>
+    void MseForwardBackward(View<float> loss, View<float> dPred, View<float> pred, View<float> target, int N,
+                            float scale = 1f, bool accumulate = false);
+
     // ---------------------------------------------------------------- optimiser
     /// <summary>Global L2 norm of <paramref name="grads"/> into norm[0] (float accumulation order fixed per backend).</summary>
     void GlobalNorm(View<float> norm, View<float> grads);

@@ -554,6 +554,28 @@ public static class RefMath
         return scale * loss / wSum;
     }
 
+    /// <summary>
+    /// d = pred − target; loss = scale·Σ d²/N (returned); dPred(N) (=, or += when accumulate) scale·2·d/N.
+    /// dPred empty = loss only.
+    /// </summary>
+    public static double MseForwardBackward(Span<double> dPred, ReadOnlySpan<double> pred, ReadOnlySpan<double> target,
+        int N, double scale, bool accumulate)
+    {
+        double sum = 0;
+        for (int i = 0; i < N; i++)
+        {
+            double d = pred[i] - target[i];
+            sum += d * d;
+        }
+        if (!dPred.IsEmpty)
+            for (int i = 0; i < N; i++)
+            {
+                double g = scale * 2.0 * (pred[i] - target[i]) / N;
+                dPred[i] = g + (accumulate ? dPred[i] : 0.0);
+            }
+        return scale * sum / N;
+    }
+
     /// <summary>log(1 + x) accurate for small x (.NET has no Math.Log1P): the classic correction log(u)·x/(u − 1).</summary>
     public static double Log1p(double x)
     {

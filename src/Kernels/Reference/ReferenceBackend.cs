@@ -424,6 +424,24 @@ public sealed class ReferenceBackend : IBackend
         Out([l], loss, nameof(loss));
     }
 
+    // ---------------------------------------------------------------- mean squared error
+
+    /// <inheritdoc/>
+    public void MseForwardBackward(View<float> loss, View<float> dPred, View<float> pred, View<float> target, int N,
+        float scale = 1f, bool accumulate = false)
+    {
+        Check.Dims($"{nameof(MseForwardBackward)} (N)", N);
+        Check.Len(loss, 1, "(1)");
+        Check.LenOpt(dPred, N, $"(N={N})");
+        Check.Len(pred, N, $"(N={N})");
+        Check.Len(target, N, $"(N={N})");
+        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
+        var p = In(pred, nameof(pred)); var t = In(target, nameof(target)); var d = In(dPred, nameof(dPred));
+        double l = RefMath.MseForwardBackward(d, p, t, N, scale, accumulate);
+        Out(d, dPred, nameof(dPred));
+        Out([l], loss, nameof(loss));
+    }
+
     // ---------------------------------------------------------------- optimiser
 
     /// <inheritdoc/>

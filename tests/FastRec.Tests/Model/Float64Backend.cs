@@ -132,6 +132,10 @@ internal sealed class Float64Backend : IBackend
         Data(loss)[0] = LastLoss;
     }
 
+    public void MseForwardBackward(View<float> loss, View<float> dPred, View<float> pred, View<float> target, int N,
+                                   float scale = 1, bool accumulate = false)
+        => Data(loss)[0] = RefMath.MseForwardBackward(Data(dPred), In(pred), In(target), N, scale, accumulate);
+
     public void GlobalNorm(View<float> norm, View<float> grads) => Data(norm)[0] = RefMath.GlobalNorm(In(grads));
 
     public void AdamW(View<float> param, View<float> grad, View<float> m, View<float> v, View<AdamSegment> segments, View<float> norm,
