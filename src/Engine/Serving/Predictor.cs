@@ -1,0 +1,413 @@
+// The serving API: thread-safe, allocation-free scoring of (context, candidate) pairs on pre-packed CPU weights.
+using FastRec.Engine.Model;
+using FastRec.Kernels;
+using FastRec.Kernels.Cpu;
+
+namespace FastRec.Engine.Serving;
+
+/// <summary>How a <see cref="Predictor"/> builds and runs its inputs.</summary>
+public sealed record PredictorOptions
+{
+    /// <summary>Longest sequence in tokens, special tokens included ([CLS] context [SEP] candidate [SEP]); in
+    /// [3, max_position_embeddings]. Longer pairs are truncated longest-first, as in training. Default 64.</summary>
+    public int MaxLength { get; init; } = 64;
+    /// <summary>Candidates scored in one forward pass; more are scored in chunks. Default 32.</summary>
+    public int MaxBatch { get; init; } = 32;
+    /// <summary>Threads one call may use for its GEMMs (0 = <see cref="CpuParallel.Threads"/>). Concurrent calls never
+    /// oversubscribe: a call that finds the pool busy runs on its own thread.</summary>
+    public int ThreadsPerCall { get; init; }
+    /// <summary>Per-call workspaces kept for reuse (one per concurrently scoring thread); more concurrent calls than this
+    /// allocate a workspace each. Default 2·processors, at least 8.</summary>
+    public int Workspaces { get; init; } = Math.Max(8, 2 * Environment.ProcessorCount);
+    /// <summary>[CLS] id (BERT uncased vocabulary: 101).</summary>
+    public int ClsId { get; init; } = 101;
+    /// <summary>[SEP] id (BERT uncased vocabulary: 102).</summary>
+    public int SepId { get; init; } = 102;
+    /// <summary>Dense-feature standardisation (x − mean)/std applied to raw features; null = features are used as given.</summary>
+    public float[]? DenseMean { get; init; }
+    /// <summary>See <see cref="DenseMean"/>.</summary>
+    public float[]? DenseStd { get; init; }
+}
+
+/// <summary>
+/// Scores (user context, candidate) pairs with a fine-tuned model, from many threads at once, with low and predictable latency.
+/// <para>The weights are copied out of the model once and the four big Linear weights of every encoder layer are pre-packed
+/// (<see cref="PackedWeight"/>); the model may be disposed afterwards. Each call rents a workspace (activations sized for
+/// <see cref="PredictorOptions.MaxBatch"/> × <see cref="PredictorOptions.MaxLength"/>) from a lock-free pool, so after
+/// warm-up a call allocates nothing on the managed heap and calls on different threads never share mutable state.
+/// Results are deterministic: the same request gives bit-identical scores whatever the thread or the load.</para>
+/// <para>Inputs are WordPiece ids (the context segment: the context items' tokens, most recent first, joined by the
+/// separator's tokens, as in training; and the candidate's tokens). The cross-encoder reads context and candidate in one
+/// sequence, so the context cannot be encoded once for N candidates; <see cref="ScoreCandidates"/> batches them instead.</para>
+/// Dimension letters: B candidates in a pass, T tokens, C hidden, NH heads, F feed-forward, D dense features.
+/// </summary>
+public sealed partial class Predictor : IDisposable
+{
+    private readonly CpuSimdBackend _b = new();
+    private readonly DeviceBuffer<float> _params;      // (TotalSize) a copy of the model's parameters
+    private readonly ParameterTensors _p;
+    private readonly PackedWeight[] _wqkv, _wo, _wi, _wout;   // (L) per layer: (3C, C), (C, C), (F, C), (C, F)
+    private readonly float[][] _bqkv, _bo, _bi, _bout;         // (L) biases as host arrays for the fused epilogue
+    private readonly Workspace?[] _pool;
+    private readonly int C, NH, F, L, D, InW;
+    private readonly float _eps;
+    private readonly Activation _act;
+    private int _inFlight;
+    private volatile bool _disposed;
+
+    /// <summary>The encoder's configuration.</summary>
+    public BertConfig Bert { get; }
+    /// <summary>The head's configuration.</summary>
+    public AdapterConfig Adapter { get; }
+    /// <summary>The options in force.</summary>
+    public PredictorOptions Options { get; }
+    /// <summary>Bytes of pre-packed weights.</summary>
+    public long PackedBytes { get; }
+
+    /// <summary>
+    /// A predictor over a copy of <paramref name="model"/>'s current parameters (any backend; they are downloaded once).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">an option is out of range (the message names it).</exception>
+    public Predictor(RecModel model, PredictorOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        Options = options ?? new PredictorOptions();
+        Bert = model.Bert;
+        Adapter = model.Adapter;
+        C = Bert.HiddenSize; NH = Bert.NumAttentionHeads; F = Bert.IntermediateSize; L = Bert.NumHiddenLayers;
+        D = Adapter.DenseFeatures; InW = C + D;
+        _eps = (float)Bert.LayerNormEps;
+        _act = Bert.FeedForwardActivation;
+        ValidateOptions();
+
+        var host = new float[model.Layout.TotalSize];
+        model.Backend.Download(model.Params.All, host);
+        _params = _b.Allocate<float>(host.Length);
+        _b.Upload(_params.All, host);
+        _p = ParameterTensors.Create(model.Layout, _params, Adapter.HiddenSizes.Length, _ => true);
+
+        _wqkv = new PackedWeight[L]; _wo = new PackedWeight[L]; _wi = new PackedWeight[L]; _wout = new PackedWeight[L];
+        _bqkv = new float[L][]; _bo = new float[L][]; _bi = new float[L][]; _bout = new float[L][];
+        long bytes = 0;
+        for (int l = 0; l < L; l++)
+        {
+            var t = _p.Layers[l];
+            _wqkv[l] = new PackedWeight(t.Wqkv.Span, 3 * C, C);
+            _wo[l] = new PackedWeight(t.WAttnOut.Span, C, C);
+            _wi[l] = new PackedWeight(t.WInter.Span, F, C);
+            _wout[l] = new PackedWeight(t.WOut.Span, C, F);
+            _bqkv[l] = t.Bqkv.Span.ToArray(); _bo[l] = t.BAttnOut.Span.ToArray();
+            _bi[l] = t.BInter.Span.ToArray(); _bout[l] = t.BOut.Span.ToArray();
+            bytes += _wqkv[l].Bytes + _wo[l].Bytes + _wi[l].Bytes + _wout[l].Bytes;
+        }
+        PackedBytes = bytes;
+        _pool = new Workspace?[Options.Workspaces];
+    }
+
+    private void ValidateOptions()
+    {
+        var o = Options;
+        if (o.MaxLength < 3 || o.MaxLength > Bert.MaxPositionEmbeddings)
+            throw new ArgumentOutOfRangeException(nameof(PredictorOptions.MaxLength), o.MaxLength,
+                $"PredictorOptions.MaxLength must be in [3, max_position_embeddings = {Bert.MaxPositionEmbeddings}], got {o.MaxLength}");
+        if (o.MaxBatch < 1)
+            throw new ArgumentOutOfRangeException(nameof(PredictorOptions.MaxBatch), o.MaxBatch, $"PredictorOptions.MaxBatch must be at least 1, got {o.MaxBatch}");
+        if (o.ThreadsPerCall < 0)
+            throw new ArgumentOutOfRangeException(nameof(PredictorOptions.ThreadsPerCall), o.ThreadsPerCall, $"PredictorOptions.ThreadsPerCall must be >= 0, got {o.ThreadsPerCall}");
+        if (o.Workspaces < 1)
+            throw new ArgumentOutOfRangeException(nameof(PredictorOptions.Workspaces), o.Workspaces, $"PredictorOptions.Workspaces must be at least 1, got {o.Workspaces}");
+        foreach (var (name, id) in new[] { ("ClsId", o.ClsId), ("SepId", o.SepId) })
+            if ((uint)id >= (uint)Bert.VocabSize)
+                throw new ArgumentOutOfRangeException(name, id, $"PredictorOptions.{name} = {id} is outside [0, vocab_size = {Bert.VocabSize})");
+        if ((o.DenseMean is null) != (o.DenseStd is null))
+            throw new ArgumentException("PredictorOptions.DenseMean and DenseStd must be given together");
+        if (o.DenseMean is not null && (o.DenseMean.Length != D || o.DenseStd!.Length != D))
+            throw new ArgumentException($"PredictorOptions.DenseMean/DenseStd: the adapter takes D = {D} dense features, got {o.DenseMean.Length} means and {o.DenseStd!.Length} stds");
+    }
+
+    // ------------------------------------------------------------------ public scoring API
+
+    /// <summary>
+    /// The probability σ(logit) that the user with context tokens <paramref name="context"/> engages with the candidate
+    /// <paramref name="candidate"/>. <paramref name="dense"/>: the D raw dense features of the pair (empty when D = 0).
+    /// Allocation-free after warm-up.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">the predictor was disposed.</exception>
+    /// <exception cref="ArgumentException">a token id is outside the vocabulary or <paramref name="dense"/> does not hold D values.</exception>
+    public float Score(ReadOnlySpan<int> context, ReadOnlySpan<int> candidate, ReadOnlySpan<float> dense = default)
+    {
+        Span<int> offsets = [0, candidate.Length];
+        Span<float> score = stackalloc float[1];
+        ScoreCandidates(context, candidate, offsets, score, dense);
+        return score[0];
+    }
+
+    /// <summary>
+    /// Scores one context against N candidates given in CSR form: candidate i is
+    /// <paramref name="candidates"/>[<paramref name="offsets"/>[i] .. <paramref name="offsets"/>[i+1]] (offsets: N + 1 values).
+    /// Candidates are batched <see cref="PredictorOptions.MaxBatch"/> at a time. <paramref name="dense"/> (N, D) raw features,
+    /// empty when D = 0. Writes N probabilities into <paramref name="scores"/>. Allocation-free after warm-up.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">the predictor was disposed.</exception>
+    /// <exception cref="ArgumentException">bad offsets, a token id outside the vocabulary, or a length mismatch (named).</exception>
+    public void ScoreCandidates(ReadOnlySpan<int> context, ReadOnlySpan<int> candidates, ReadOnlySpan<int> offsets, Span<float> scores,
+        ReadOnlySpan<float> dense = default)
+    {
+        Enter();
+        try
+        {
+            int n = offsets.Length - 1;
+            if (n < 1) throw new ArgumentException($"offsets: expected N + 1 >= 2 values (CSR offsets of N candidates), got {offsets.Length}", nameof(offsets));
+            if (scores.Length != n) throw new ArgumentException($"scores: expected N = {n} elements, got {scores.Length}", nameof(scores));
+            if (dense.Length != (long)n * D)
+                throw new ArgumentException($"dense: expected (N={n}, D={D}) = {(long)n * D} raw features, got {dense.Length}", nameof(dense));
+            if (offsets[0] != 0 || offsets[n] != candidates.Length)
+                throw new ArgumentException($"offsets: must run from 0 to candidates.Length = {candidates.Length}, got {offsets[0]} .. {offsets[n]}", nameof(offsets));
+            for (int i = 0; i < n; i++)
+                if (offsets[i + 1] < offsets[i])
+                    throw new ArgumentException($"offsets: must not decrease, but offsets[{i + 1}] = {offsets[i + 1]} < offsets[{i}] = {offsets[i]}", nameof(offsets));
+            CheckIds(context, nameof(context));
+            CheckIds(candidates, nameof(candidates));
+
+            var w = Rent();
+            try
+            {
+                for (int s = 0; s < n; s += Options.MaxBatch)
+                {
+                    int B = Math.Min(Options.MaxBatch, n - s);
+                    int T = Pack(w, context, candidates, offsets.Slice(s, B + 1), dense.Slice(s * D, B * D), B);
+                    var v = w.Carve(this, B, T);
+                    Forward(w, v, B, T);
+                    ReadOnlySpan<float> z = v.Logits.Span;
+                    for (int b = 0; b < B; b++) scores[s + b] = (float)(1.0 / (1.0 + Math.Exp(-(double)z[b])));
+                }
+            }
+            finally { Return(w); }
+        }
+        finally { Exit(); }
+    }
+
+    private void CheckIds(ReadOnlySpan<int> ids, string name)
+    {
+        int V = Bert.VocabSize;
+        for (int i = 0; i < ids.Length; i++)
+            if ((uint)ids[i] >= (uint)V)
+                throw new ArgumentException($"{name}[{i}] = {ids[i]} is not a token id of this model's vocabulary [0, {V})", name);
+    }
+
+    // ------------------------------------------------------------------ input assembly
+
+    /// <summary>Writes ids, token types, mask and standardised dense features of B pairs into the workspace; returns T.</summary>
+    private int Pack(Workspace w, ReadOnlySpan<int> context, ReadOnlySpan<int> candidates, ReadOnlySpan<int> offsets,
+        ReadOnlySpan<float> dense, int B)
+    {
+        int budget = Options.MaxLength - 3, T = 0;
+        Span<int> na = stackalloc int[B], nb = stackalloc int[B];
+        for (int b = 0; b < B; b++)
+        {
+            (na[b], nb[b]) = Truncate(context.Length, offsets[b + 1] - offsets[b], budget);
+            T = Math.Max(T, na[b] + nb[b] + 3);
+        }
+        Span<int> ids = w.Ids.All.Span[..(B * T)], types = w.Types.All.Span[..(B * T)];
+        Span<float> mask = w.Mask.All.Span[..(B * T)];
+        int pad = Bert.PadTokenId;
+        for (int b = 0; b < B; b++)
+        {
+            Span<int> row = ids.Slice(b * T, T), trow = types.Slice(b * T, T);
+            Span<float> mrow = mask.Slice(b * T, T);
+            int a = na[b], c = nb[b], len = a + c + 3;
+            row[0] = Options.ClsId;
+            context[..a].CopyTo(row[1..]);
+            row[a + 1] = Options.SepId;
+            candidates.Slice(offsets[b], c).CopyTo(row[(a + 2)..]);
+            row[len - 1] = Options.SepId;
+            row[len..].Fill(pad);
+            trow[..(a + 2)].Clear();
+            trow[(a + 2)..len].Fill(1);
+            trow[len..].Clear();
+            mrow[..len].Fill(1f);
+            mrow[len..].Clear();
+        }
+        if (D > 0)
+        {
+            Span<float> dst = w.Dense.All.Span[..(B * D)];
+            float[]? mean = Options.DenseMean, std = Options.DenseStd;
+            for (int i = 0; i < B * D; i++)
+            {
+                int f = i % D;
+                dst[i] = mean is null ? dense[i] : (dense[i] - mean[f]) / std![f];
+            }
+        }
+        return T;
+    }
+
+    /// <summary>Hugging Face "longest_first" truncation of a pair to <paramref name="budget"/> tokens: tokens leave the end of
+    /// the longer segment (the candidate's on ties) — exactly what training's example encoder does.</summary>
+    internal static (int A, int B) Truncate(int na, int nb, int budget)
+    {
+        if (na + nb <= budget) return (na, nb);
+        int excess = na + nb - budget;
+        int d = Math.Min(excess, Math.Abs(na - nb));
+        if (na > nb) na -= d; else nb -= d;
+        excess -= d;
+        nb -= (excess + 1) / 2;
+        na -= excess / 2;
+        return (na, nb);
+    }
+
+    // ------------------------------------------------------------------ the inference forward
+
+    private void Forward(Workspace w, in Views v, int B, int T)
+    {
+        int N = B * T, threads = Options.ThreadsPerCall;
+        var p = _p;
+        var typeIds = w.Types.Slice(0, N);
+        _b.EmbeddingForward(v.Sum, w.Ids.Slice(0, N), typeIds, p.WordEmb, p.PosEmb, p.TypeEmb, B, T, C);       // (B, T, C)
+        _b.AddLayerNormForward(v.H, v.Sum, v.Mean, v.Rstd, v.Sum, View<float>.None, p.EmbLnW, p.EmbLnB, N, C, _eps);
+        var mask = w.Mask.Slice(0, N);
+        for (int l = 0; l < L; l++)
+        {
+            var t = p.Layers[l];
+            PackedLinear.Forward(v.H.Span, N, _wqkv[l], _bqkv[l], v.Qkv.Span, Activation.Identity, threads);   // (B, T, 3C)
+            _b.AttentionForward(v.Atty, v.Perm, v.Probs, v.AttnWs, v.Qkv, mask, B, T, C, NH, DropoutSpec.Off);   // (B, T, C)
+            PackedLinear.Forward(v.Atty.Span, N, _wo[l], _bo[l], v.Ao.Span, Activation.Identity, threads);       // (B, T, C)
+            _b.AddLayerNormForward(v.H1, v.Sum, v.Mean, v.Rstd, v.H, v.Ao, t.Ln1W, t.Ln1B, N, C, _eps);
+            PackedLinear.Forward(v.H1.Span, N, _wi[l], _bi[l], v.Inter.Span, _act, threads);                    // (B, T, F) act fused
+            PackedLinear.Forward(v.Inter.Span, N, _wout[l], _bout[l], v.Ao.Span, Activation.Identity, threads);  // (B, T, C)
+            _b.AddLayerNormForward(v.H, v.Sum, v.Mean, v.Rstd, v.H1, v.Ao, t.Ln2W, t.Ln2B, N, C, _eps);
+        }
+        // head input (B, C + D) = [pooler(h[:, 0]) or h[:, 0] | dense]
+        if (Adapter.Input == AdapterInput.Pooler)
+        {
+            _b.PoolerForward(v.Pooled, v.H, p.PoolW, p.PoolB, B, T, C);
+            _b.Copy2D(v.HeadIn, InW, 0, v.Pooled, C, 0, B, C, accumulate: false);
+        }
+        else _b.Copy2D(v.HeadIn, InW, 0, v.H, T * C, 0, B, C, accumulate: false);
+        if (D > 0) _b.Copy2D(v.HeadIn, InW, C, w.Dense.Slice(0, B * D), D, 0, B, D, accumulate: false);
+        var x = v.HeadIn;
+        int width = InW;
+        bool inA = false;
+        for (int j = 0; j < Adapter.HiddenSizes.Length; j++)
+        {
+            int h = Adapter.HiddenSizes[j];
+            var y = (inA ? v.HeadB : v.HeadA).Slice(0, B * h);
+            _b.LinearForward(y, x, p.HeadW[j], p.HeadB[j], B, width, h);                                          // (B, H_j)
+            _b.ActivationForward(Adapter.Activation, y, y);
+            x = y; width = h; inA = !inA;
+        }
+        _b.LinearForward(v.Logits, x, p.OutW, p.OutB, B, width, 1);                                               // (B)
+    }
+
+    // ------------------------------------------------------------------ workspaces
+
+    /// <summary>The activation views of one pass at (B, T), carved from a workspace's float buffer.</summary>
+    private readonly struct Views
+    {
+        public readonly View<float> H, Sum, Mean, Rstd, Qkv, Perm, Probs, AttnWs, Atty, Ao, H1, Inter, Pooled, HeadIn, HeadA, HeadB, Logits;
+
+        public Views(DeviceBuffer<float> buf, int B, int T, int C, int NH, int F, int inW, int maxW)
+        {
+            long o = 0;
+            View<float> Fl(long n) { var v = buf.Slice(o, (int)n); o += n; return v; }
+            long N = (long)B * T;
+            H = Fl(N * C);            // (B, T, C) residual stream
+            Sum = Fl(N * C);          // (B, T, C) LayerNorm input
+            Mean = Fl(N); Rstd = Fl(N);
+            Qkv = Fl(3 * N * C);      // (B, T, 3C)
+            Perm = Fl(3 * N * C);     // (3, B, NH, T, HS)
+            Probs = Fl((long)B * NH * T * T);
+            AttnWs = Fl(Check.AttentionWorkspace(B, T, C, NH));
+            Atty = Fl(N * C);         // (B, T, C)
+            Ao = Fl(N * C);           // (B, T, C) attention output / FFN output
+            H1 = Fl(N * C);           // (B, T, C)
+            Inter = Fl(N * F);        // (B, T, F)
+            Pooled = Fl((long)B * C);
+            HeadIn = Fl((long)B * inW);
+            HeadA = Fl((long)B * maxW);
+            HeadB = Fl((long)B * maxW);
+            Logits = Fl(B);
+        }
+
+        public static long Size(int B, int T, int C, int NH, int F, int inW, int maxW)
+        {
+            long N = (long)B * T;
+            return N * C * 2 + 2 * N + 6 * N * C + (long)B * NH * T * T + Check.AttentionWorkspace(B, T, C, NH)
+                 + 3 * N * C + N * F + (long)B * C + (long)B * inW + 2L * B * maxW + B;
+        }
+    }
+
+    /// <summary>One caller's buffers, sized for (MaxBatch, MaxLength).</summary>
+    private sealed class Workspace
+    {
+        public readonly DeviceBuffer<float> Floats;
+        public readonly DeviceBuffer<int> Ids, Types;   // (B, T)
+        public readonly DeviceBuffer<float> Mask;       // (B, T)
+        public readonly DeviceBuffer<float> Dense;      // (B, D)
+
+        public Workspace(Predictor p)
+        {
+            int B = p.Options.MaxBatch, T = p.Options.MaxLength;
+            long size = Views.Size(B, T, p.C, p.NH, p.F, p.InW, p.MaxHeadWidth);
+            if (size > Array.MaxLength)
+                throw new ArgumentOutOfRangeException(nameof(PredictorOptions.MaxBatch), B,
+                    $"PredictorOptions: a workspace for MaxBatch = {B} × MaxLength = {T} needs {size} floats, more than one buffer holds; lower MaxBatch");
+            Floats = p._b.Allocate<float>(size);
+            Ids = p._b.Allocate<int>(B * T);
+            Types = p._b.Allocate<int>(B * T);
+            Mask = p._b.Allocate<float>(B * T);
+            Dense = p._b.Allocate<float>(Math.Max(1, B * p.D));
+        }
+
+        public Views Carve(Predictor p, int B, int T) => new(Floats, B, T, p.C, p.NH, p.F, p.InW, p.MaxHeadWidth);
+    }
+
+    private int MaxHeadWidth => Adapter.HiddenSizes.Length == 0 ? 1 : Math.Max(1, Adapter.HiddenSizes.Max());
+
+    private Workspace Rent()
+    {
+        var pool = _pool;
+        for (int i = 0; i < pool.Length; i++)
+        {
+            var w = Interlocked.Exchange(ref pool[i], null);
+            if (w is not null) return w;
+        }
+        return new Workspace(this);
+    }
+
+    private void Return(Workspace w)
+    {
+        var pool = _pool;
+        for (int i = 0; i < pool.Length; i++)
+            if (Interlocked.CompareExchange(ref pool[i], w, null) is null) return;
+        // pool full: this workspace is dropped for the GC
+    }
+
+    // ------------------------------------------------------------------ lifetime
+
+    private void Enter()
+    {
+        Interlocked.Increment(ref _inFlight);
+        if (_disposed)
+        {
+            Interlocked.Decrement(ref _inFlight);
+            throw new ObjectDisposedException(nameof(Predictor), "this Predictor was disposed: create a new one to score again");
+        }
+    }
+
+    private void Exit() => Interlocked.Decrement(ref _inFlight);
+
+    /// <summary>Frees the packed weights and workspaces. Calls already running finish first; later calls throw
+    /// <see cref="ObjectDisposedException"/>. Idempotent.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        var spin = new SpinWait();
+        while (Volatile.Read(ref _inFlight) != 0) spin.SpinOnce();
+        foreach (var a in new[] { _wqkv, _wo, _wi, _wout })
+            foreach (var w in a) w?.Dispose();
+        Array.Clear(_pool);
+        _params.Dispose();
+        _b.Dispose();
+    }
+}

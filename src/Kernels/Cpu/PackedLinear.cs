@@ -1,0 +1,206 @@
+// Inference Linear on pre-packed weights: out = act(inp·Wᵀ + b), W packed once into 16-column panels, fused epilogue.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace FastRec.Kernels.Cpu;
+
+/// <summary>
+/// A Hugging Face Linear weight W (OC, IC) packed once for <see cref="PackedLinear.Forward"/>: ⌈OC/16⌉ panels, each holding
+/// for every k in [0, IC) the 16 weights W[j, k] of its columns j (zero past OC), in 64-byte aligned native memory.
+/// Immutable after construction, so any number of threads may read it at once. Dimension letters: IC in, OC out.
+/// </summary>
+public sealed unsafe class PackedWeight : IDisposable
+{
+    /// <summary>Columns per panel (the micro-kernel's width).</summary>
+    public const int Panel = 16;
+    private float* _data;
+
+    /// <summary>OC: output features (rows of the HF weight).</summary>
+    public int OutFeatures { get; }
+    /// <summary>IC: input features (columns of the HF weight).</summary>
+    public int InFeatures { get; }
+    /// <summary>⌈OC/16⌉.</summary>
+    public int Panels { get; }
+    /// <summary>Bytes of packed storage.</summary>
+    public long Bytes => (long)Panels * Panel * InFeatures * sizeof(float);
+
+    internal float* Data
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_data is null, this);
+            return _data;
+        }
+    }
+
+    /// <summary>Packs <paramref name="weight"/> (OC, IC), row-major as Hugging Face stores it.</summary>
+    /// <exception cref="ShapeException">a dimension is not positive or the span is not OC·IC long.</exception>
+    public PackedWeight(ReadOnlySpan<float> weight, int outFeatures, int inFeatures)
+    {
+        Check.Dims("PackedWeight(OC, IC)", outFeatures, inFeatures);
+        if (weight.Length != (long)outFeatures * inFeatures)
+            throw new ShapeException($"weight: expected (OC={outFeatures}, IC={inFeatures}) = {(long)outFeatures * inFeatures} elements, got {weight.Length}");
+        OutFeatures = outFeatures; InFeatures = inFeatures;
+        Panels = (outFeatures + Panel - 1) / Panel;
+        _data = (float*)NativeMemory.AlignedAlloc((nuint)Bytes, 64);
+        for (int p = 0; p < Panels; p++)
+        {
+            float* dst = _data + (nint)p * Panel * inFeatures;
+            for (int j = 0; j < Panel; j++)
+            {
+                int row = p * Panel + j;
+                if (row < outFeatures)
+                {
+                    ReadOnlySpan<float> w = weight.Slice(row * inFeatures, inFeatures);
+                    for (int k = 0; k < inFeatures; k++) dst[(nint)k * Panel + j] = w[k];
+                }
+                else
+                    for (int k = 0; k < inFeatures; k++) dst[(nint)k * Panel + j] = 0f;
+            }
+        }
+    }
+
+    /// <summary>Frees the native memory.</summary>
+    public void Dispose()
+    {
+        if (_data is null) return;
+        NativeMemory.AlignedFree(_data);
+        _data = null;
+        GC.SuppressFinalize(this);
+    }
+
+    ~PackedWeight()
+    {
+        if (_data is not null) NativeMemory.AlignedFree(_data);
+    }
+}
+
+/// <summary>
+/// out(M, OC) = act(inp(M, IC) · Wᵀ + bias) on a <see cref="PackedWeight"/>: the serving path's Linear. The input is read in
+/// place (no A packing: each 6×16 tile broadcasts its six rows' elements), the weights stream once per call, bias and the
+/// activation are applied in the tile's store. Columns are split over <see cref="CpuParallel"/> threads in whole panels; every
+/// output element is one dot product in k order (one FMA chain), so results do not depend on the thread count or on M.
+/// No managed allocation.
+/// </summary>
+public static unsafe class PackedLinear
+{
+    /// <summary>Multiply-adds per thread below which another thread does not pay for waking it.</summary>
+    private const long Grain = 1L << 17;
+
+    /// <summary>out = act(inp·Wᵀ + bias). <paramref name="bias"/> empty = none; <paramref name="act"/> Identity, Gelu or Relu
+    /// (Tanh is refused: apply it afterwards). <paramref name="maxThreads"/> 0 = <see cref="CpuParallel.Threads"/>.</summary>
+    /// <exception cref="ShapeException">a span does not match (M, IC) / (OC) / (M, OC); M not positive.</exception>
+    public static void Forward(ReadOnlySpan<float> input, int M, PackedWeight w, ReadOnlySpan<float> bias, Span<float> output,
+        Activation act = Activation.Identity, int maxThreads = 0)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        int K = w.InFeatures, N = w.OutFeatures;
+        Check.Dims("PackedLinear.Forward(M)", M);
+        if (input.Length != (long)M * K) throw new ShapeException($"input: expected (M={M}, IC={K}) = {(long)M * K} elements, got {input.Length}");
+        if (output.Length != (long)M * N) throw new ShapeException($"output: expected (M={M}, OC={N}) = {(long)M * N} elements, got {output.Length}");
+        if (!bias.IsEmpty && bias.Length != N) throw new ShapeException($"bias: expected (OC={N}) elements, got {bias.Length}");
+        if (act is not (Activation.Identity or Activation.Gelu or Activation.Relu))
+            throw new ArgumentOutOfRangeException(nameof(act), act, $"act: PackedLinear fuses Identity, Gelu or Relu, not {act}");
+        fixed (float* a = input, c = output, b = bias)
+        {
+            var job = new Job { A = a, C = c, Bias = bias.IsEmpty ? null : b, W = w.Data, M = M, N = N, K = K, Act = act };
+            long work = (long)M * N * K;
+            int threads = maxThreads > 0 ? Math.Min(maxThreads, CpuParallel.Threads) : CpuParallel.Threads;
+            threads = (int)Math.Clamp(work / Grain, 1, Math.Min(threads, w.Panels));
+            if (threads <= 1) job.Execute(0, w.Panels, 0);
+            else CpuParallel.ForRange(w.Panels, ref job, threads);
+        }
+    }
+
+    private struct Job : IParallelRangeJob
+    {
+        public float* A, C, Bias, W;
+        public int M, N, K;
+        public Activation Act;
+
+        public readonly void Execute(int start, int end, int part)
+        {
+            float* tile = stackalloc float[6 * PackedWeight.Panel];
+            for (int p = start; p < end; p++)
+            {
+                float* panel = W + (nint)p * PackedWeight.Panel * K;
+                int j0 = p * PackedWeight.Panel, nr = Math.Min(PackedWeight.Panel, N - j0);
+                for (int i = 0; i < M; i += 6)
+                {
+                    int mr = Math.Min(6, M - i);
+                    bool full = nr == PackedWeight.Panel;
+                    Tile(A + (nint)i * K, K, mr, panel, full ? C + (nint)i * N + j0 : tile, full ? N : PackedWeight.Panel, mr,
+                         Bias is null ? null : Bias + j0, nr, Act);
+                    if (!full)
+                        for (int r = 0; r < mr; r++)
+                            for (int j = 0; j < nr; j++) C[(nint)(i + r) * N + j0 + j] = tile[r * PackedWeight.Panel + j];
+                }
+            }
+        }
+    }
+
+    /// <summary>Rows [0, mr) of a 6×16 tile: c[r, :] = act(Σ_k a[r·lda + k]·panel[k, :] + bias). Rows past mr read row mr−1
+    /// (never stored). bias holds at least nr values; lanes past nr get 0 bias (their weights are 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile(float* a, nint lda, int mr, float* b, float* c, nint ldc, int rows, float* bias, int nr, Activation act)
+    {
+        float* a0 = a, a1 = a + lda * Math.Min(1, mr - 1), a2 = a + lda * Math.Min(2, mr - 1);
+        float* a3 = a + lda * Math.Min(3, mr - 1), a4 = a + lda * Math.Min(4, mr - 1), a5 = a + lda * Math.Min(5, mr - 1);
+        int K = (int)lda;
+        if (Fma.IsSupported && Avx2.IsSupported)
+        {
+            Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+            Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+            for (int k = 0; k < K; k++, b += 16)
+            {
+                Vector256<float> b0 = Avx.LoadAlignedVector256(b), b1 = Avx.LoadAlignedVector256(b + 8);
+                Vector256<float> x = Vector256.Create(a0[k]);
+                c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01);
+                x = Vector256.Create(a1[k]);
+                c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11);
+                x = Vector256.Create(a2[k]);
+                c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21);
+                x = Vector256.Create(a3[k]);
+                c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
+                x = Vector256.Create(a4[k]);
+                c40 = Fma.MultiplyAdd(x, b0, c40); c41 = Fma.MultiplyAdd(x, b1, c41);
+                x = Vector256.Create(a5[k]);
+                c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
+            }
+            Vector256<float> bias0 = default, bias1 = default;
+            if (bias is not null)
+            {
+                float* bb = stackalloc float[16];
+                for (int j = 0; j < 16; j++) bb[j] = j < nr ? bias[j] : 0f;
+                bias0 = Vector256.Load(bb); bias1 = Vector256.Load(bb + 8);
+            }
+            Store(c, c00 + bias0, c01 + bias1, act); if (rows > 1) Store(c + ldc, c10 + bias0, c11 + bias1, act);
+            if (rows > 2) Store(c + 2 * ldc, c20 + bias0, c21 + bias1, act);
+            if (rows > 3) Store(c + 3 * ldc, c30 + bias0, c31 + bias1, act);
+            if (rows > 4) Store(c + 4 * ldc, c40 + bias0, c41 + bias1, act);
+            if (rows > 5) Store(c + 5 * ldc, c50 + bias0, c51 + bias1, act);
+            return;
+        }
+        // Portable path: the same per-element FMA chain in k order.
+        float** rowsA = stackalloc float*[6] { a0, a1, a2, a3, a4, a5 };
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < 16; j++)
+            {
+                float s = 0f;
+                for (int k = 0; k < K; k++) s = MathF.FusedMultiplyAdd(rowsA[r][k], b[(nint)k * 16 + j], s);
+                if (bias is not null && j < nr) s += bias[j];
+                c[r * ldc + j] = act switch { Activation.Gelu => SimdMath.Gelu(s), Activation.Relu => s > 0f ? s : 0f, _ => s };
+            }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* c, Vector256<float> x0, Vector256<float> x1, Activation act)
+    {
+        if (act == Activation.Gelu) { x0 = SimdMath.Gelu(x0); x1 = SimdMath.Gelu(x1); }
+        else if (act == Activation.Relu) { x0 = Vector256.Max(x0, Vector256<float>.Zero); x1 = Vector256.Max(x1, Vector256<float>.Zero); }
+        Vector256.Store(x0, c);
+        Vector256.Store(x1, c + 8);
+    }
+}

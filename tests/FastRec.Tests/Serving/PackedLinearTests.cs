@@ -1,0 +1,67 @@
+// PackedLinear (the serving path's pre-packed Linear) against the Reference backend's Linear + activation; bad inputs.
+using FastRec.Kernels;
+using FastRec.Kernels.Cpu;
+using FastRec.Kernels.Reference;
+using FastRec.Tests.Kernels;
+
+namespace FastRec.Tests.Serving;
+
+public class PackedLinearTests
+{
+    private static float[] Reference(float[] x, float[] w, float[]? bias, int M, int K, int N, Activation act)
+    {
+        using var r = new ReferenceBackend();
+        using var xb = TestUtil.Upload(r, x);
+        using var wb = TestUtil.Upload(r, w);
+        using var bb = bias is null ? null : TestUtil.Upload(r, bias);
+        using var ob = TestUtil.Poisoned(r, M * N);
+        r.LinearForward(ob.All, xb.All, wb.All, bb?.All ?? View<float>.None, M, K, N);
+        r.ActivationForward(act, ob.All, ob.All);
+        return TestUtil.Download(r, ob.All);
+    }
+
+    [Test]
+    public void MatchesReferenceLinear([Values(1, 7, 13)] int M, [Values(1, 17, 48)] int N, [Values(1, 5, 64)] int K,
+        [Values] bool bias, [Values(Activation.Identity, Activation.Gelu, Activation.Relu)] Activation act)
+    {
+        var x = TestUtil.Random(M * K, 1); var w = TestUtil.Random(N * K, 2); var b = bias ? TestUtil.Random(N, 3) : null;
+        using var packed = new PackedWeight(w, N, K);
+        var o = Enumerable.Repeat(float.NaN, M * N).ToArray();
+        PackedLinear.Forward(x, M, packed, b, o, act);
+        TestUtil.AssertClose(o, Reference(x, w, b, M, K, N, act), 2e-6f * K, 1e-5f, $"PackedLinear M={M} N={N} K={K}");
+    }
+
+    [Test]
+    public void ResultDoesNotDependOnThreadsOrRowCount()
+    {
+        const int M = 37, N = 96, K = 200;
+        var x = TestUtil.Random(M * K, 4); var w = TestUtil.Random(N * K, 5); var b = TestUtil.Random(N, 6);
+        using var packed = new PackedWeight(w, N, K);
+        var one = new float[M * N]; var many = new float[M * N];
+        PackedLinear.Forward(x, M, packed, b, one, Activation.Gelu, maxThreads: 1);
+        PackedLinear.Forward(x, M, packed, b, many, Activation.Gelu, maxThreads: 0);
+        Assert.That(many, Is.EqualTo(one), "thread split changes no bit");
+        // the first 5 rows alone give the same bits as inside the 37-row product
+        var five = new float[5 * N];
+        PackedLinear.Forward(x.AsSpan(0, 5 * K), 5, packed, b, five, Activation.Gelu);
+        Assert.That(five, Is.EqualTo(one.AsSpan(0, 5 * N).ToArray()), "rows are independent of M");
+    }
+
+    [Test]
+    public void BadInputsNameTheArgument()
+    {
+        Assert.That(() => new PackedWeight(new float[11], 3, 4), Throws.TypeOf<ShapeException>().With.Message.Contains("weight"));
+        Assert.That(() => new PackedWeight(new float[0], 0, 4), Throws.TypeOf<ShapeException>().With.Message.Contains("OC"));
+        using var w = new PackedWeight(new float[12], 3, 4);
+        Assert.That(() => PackedLinear.Forward(new float[7], 2, w, default, new float[6]),
+            Throws.TypeOf<ShapeException>().With.Message.Contains("input"));
+        Assert.That(() => PackedLinear.Forward(new float[8], 2, w, default, new float[5]),
+            Throws.TypeOf<ShapeException>().With.Message.Contains("output"));
+        Assert.That(() => PackedLinear.Forward(new float[8], 2, w, new float[2], new float[6]),
+            Throws.TypeOf<ShapeException>().With.Message.Contains("bias"));
+        Assert.That(() => PackedLinear.Forward(new float[8], 2, w, default, new float[6], Activation.Tanh),
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("act"));
+        w.Dispose();
+        Assert.That(() => PackedLinear.Forward(new float[8], 2, w, default, new float[6]), Throws.TypeOf<ObjectDisposedException>());
+    }
+}
