@@ -11,7 +11,7 @@ public class ModelTrainingTests(string backendName)
     private IBackend? _b;
     private IBackend _backend => _b!;
 
-    [SetUp] public void SetUp() => _b = CreateBackend(backendName);   // Ignored (not passed) when the backend is missing
+    [SetUp] public void SetUp() => _b = CreateBackend(backendName);
     [TearDown] public void TearDown() { _b?.Dispose(); _b = null; }
 
     private RecModel NewModel(ulong seed = 3, AdapterConfig? head = null)
