@@ -194,6 +194,20 @@ public class ModelTrainingTests(string backendName)
     }
 
     [Test]
+    public void ForwardOnlyLayoutGivesTheSameLogitsAsTheTrainingLayout()
+    {
+        using var m = new RecModel(_backend, TinyBert(dropout: 0), TinyHead(dropout: 0));   // no dropout: train == eval
+        RandomParams(m, 8);
+        var batch = Batch();
+        var eval = m.Forward(batch);
+        var train = new float[batch.B];
+        float loss = m.ForwardBackward(batch, 1, 1, train);
+        Assert.That(train, Is.EqualTo(eval));
+        Assert.That(m.ForwardLoss(batch), Is.EqualTo(loss));
+        Assert.That(m.Forward(batch), Is.EqualTo(eval), "eval after train on the shared buffer");
+    }
+
+    [Test]
     public void PoolerHeadLogitIsLinearOfPooledAndDense()
     {
         using var m = NewModel(head: TinyHead(dense: 2, hidden: []));
