@@ -94,20 +94,62 @@ internal sealed class BertEncoder
     /// (<see cref="ParameterLayout.EmbeddingsLayer"/> = through the embeddings). Nothing below <paramref name="lowest"/>
     /// is computed: its input gradient is not formed.
     /// </summary>
-    public void Backward(ParameterTensors p, ParameterTensors g, ActivationTensors a, View<int> typeIds, DropoutPlan drop, int lowest)
+    /// <remarks>Distillation taps: <paramref name="dHidden"/>[i] (B, T, C), when given and not None, is added to the gradient of
+    /// hidden state i (0 = the embeddings' output, i = layer i−1's output, as HF's hidden_states) where the backward passes it;
+    /// <paramref name="dProbs"/>[l] (B, NH, T, T) is an extra gradient of layer l's pre-dropout attention probabilities.</remarks>
+    public void Backward(ParameterTensors p, ParameterTensors g, ActivationTensors a, View<int> typeIds, DropoutPlan drop, int lowest,
+                         ReadOnlySpan<View<float>> dHidden = default, ReadOnlySpan<View<float>> dProbs = default)
     {
         for (int l = L - 1; l >= Math.Max(lowest, 0); l--)
+        {
+            AddTap(a, dHidden, l + 1);
             LayerBackward(p.Layers[l], g.Layers[l], a, l, needInput: lowest < l,
                 drop.AttentionProbs(l, _cfg.AttentionProbsDropoutProb),
                 drop.AttentionOutput(l, _cfg.HiddenDropoutProb),
-                drop.FeedForwardOutput(l, _cfg.HiddenDropoutProb));
+                drop.FeedForwardOutput(l, _cfg.HiddenDropoutProb),
+                l < dProbs.Length ? dProbs[l] : View<float>.None);
+        }
         if (lowest <= ParameterLayout.EmbeddingsLayer)
+        {
+            AddTap(a, dHidden, 0);
             EmbeddingsBackward(p, g, a, typeIds, drop.Embeddings(_cfg.HiddenDropoutProb));
+        }
+    }
+
+    /// <summary>a.DRes (B, T, C) += dHidden[i] when that tap is given.</summary>
+    private void AddTap(ActivationTensors a, ReadOnlySpan<View<float>> dHidden, int i)
+    {
+        if (i >= dHidden.Length || dHidden[i].IsNone) return;
+        _b.Copy2D(a.DRes, C, 0, dHidden[i], C, 0, a.B * a.T, C, accumulate: true);
+    }
+
+    /// <summary>
+    /// δqkv (B, T, 3C) += the path of an extra δprobs (B, NH, T, T) through probs = softmax(scale·Q·Kᵀ, mask):
+    /// δS = SoftmaxBackward(δprobs) (into the attention workspace, free after AttentionBackward), δQ = δS·K, δK = δSᵀ·Q,
+    /// accumulated straight into δqkv's Q and K column blocks (row stride 3C).
+    /// </summary>
+    private void AttentionProbsBackward(ActivationTensors acts, LayerActivations a, View<float> dProbs)
+    {
+        int B = acts.B, T = acts.T, HS = C / NH, C3 = 3 * C;
+        long tt = (long)T * T, head = (long)T * HS;
+        var dS = acts.AttnWorkspace.Slice(0, (int)(B * NH * tt));                                            // (B, NH, T, T)
+        _b.SoftmaxBackward(dS, dProbs, a.Probs, B, NH, T, 1f / MathF.Sqrt(HS));
+        int span = (T - 1) * C3 + HS;
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++)
+            {
+                long bh = (long)b * NH + h;
+                var dSbh = dS.Slice(bh * tt, (int)tt);                                                           // (T, T)
+                var q = a.QkvPerm.Slice(bh * head, (int)head);                                                   // (T, HS)
+                var k = a.QkvPerm.Slice(((long)B * NH + bh) * head, (int)head);                                  // (T, HS)
+                _b.Gemm(false, false, T, HS, T, 1f, dSbh, T, k, HS, true, acts.DQkv.Slice((long)b * T * C3 + h * HS, span), C3);
+                _b.Gemm(true, false, T, HS, T, 1f, dSbh, T, q, HS, true, acts.DQkv.Slice((long)b * T * C3 + C + h * HS, span), C3);
+            }
     }
 
     /// <summary>Layer l backward. On entry a.DRes = δh2 (B, T, C); on exit, when <paramref name="needInput"/>, a.DRes = δx.</summary>
     private void LayerBackward(LayerTensors p, LayerTensors g, ActivationTensors acts, int l, bool needInput,
-                               DropoutSpec dAttn, DropoutSpec dHid1, DropoutSpec dHid2)
+                               DropoutSpec dAttn, DropoutSpec dHid1, DropoutSpec dHid2, View<float> dProbs)
     {
         int B = acts.B, T = acts.T, N = B * T;
         var a = acts.Layers[l];
@@ -131,6 +173,7 @@ internal sealed class BertEncoder
         _b.LinearBackward(needQkv ? acts.DSum : View<float>.None, g.WAttnOut, g.BAttnOut, dAttnOut, a.Atty, p.WAttnOut, N, C, C);
         if (!needQkv) return;
         _b.AttentionBackward(acts.DQkv, acts.DSum, a.QkvPerm, a.Probs, acts.AttnWorkspace, acts.Mask, B, T, C, NH, dAttn); // (B, T, 3C)
+        if (!dProbs.IsNone) AttentionProbsBackward(acts, a, dProbs);
         // qkv = x·Wqkvᵀ + b: δx = δsum1 (residual, in DRes) + δqkv·Wqkv
         if (needInput) _b.Gemm(false, false, N, C, 3 * C, 1f, acts.DQkv, 3 * C, p.Wqkv, C, accumulate: true, acts.DRes, C);
         ParamGrads(g.Wqkv, g.Bqkv, acts.DQkv, x, p.Wqkv, N, C, 3 * C);

@@ -13,7 +13,7 @@ namespace FastRec.Engine.Model;
 /// are never computed nor written, and nothing below the lowest trainable layer is back-propagated.</para>
 /// <para>Dropout is a pure function of (dropoutSeed, step) (see <c>DropoutPlan</c>), so a run is reproducible.</para>
 /// </summary>
-public sealed class RecModel : IDisposable
+public sealed partial class RecModel : IDisposable
 {
     private readonly IBackend _b;
     private readonly BertEncoder _encoder;
@@ -244,7 +244,8 @@ public sealed class RecModel : IDisposable
         else _head.Forward(_p, a, BertEncoder.LastHidden(a), a.T * Bert.HiddenSize, drop);   // row b starts at h[b, 0, :]
     }
 
-    private void RunBackward(ActivationTensors a, View<int> typeIds, DropoutPlan drop)
+    private void RunBackward(ActivationTensors a, View<int> typeIds, DropoutPlan drop,
+                             ReadOnlySpan<View<float>> dHidden = default, ReadOnlySpan<View<float>> dProbs = default)
     {
         int C = Bert.HiddenSize, inW = Layout.HeadInputSize;
         var dHeadIn = _head.Backward(_p, _g, a, drop, needInput: _lowest < Layout.HeadLayer);   // (B, C + D)
@@ -260,7 +261,7 @@ public sealed class RecModel : IDisposable
             _b.Zero(a.DRes);
             _b.Copy2D(a.DRes, a.T * C, 0, dHeadIn, inW, 0, a.B, C, accumulate: false);        // δh[b, 0, :]
         }
-        if (toHidden) _encoder.Backward(_p, _g, a, typeIds, drop, _lowest);
+        if (toHidden) _encoder.Backward(_p, _g, a, typeIds, drop, _lowest, dHidden, dProbs);
     }
 
     /// <summary>Validates the batch, sizes the activations for (B, T) and uploads the inputs.</summary>
@@ -269,6 +270,7 @@ public sealed class RecModel : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(batch);
         batch.Validate(Bert, Adapter, requireLabels);
+        _prepared++;   // any earlier ForwardTaps activations may be overwritten from here on
         var a = Activations(batch.B, batch.T, inference);
         _b.Upload(a.Ids, batch.InputIds);
         if (batch.TokenTypeIds is not null) _b.Upload(a.TypeIds, batch.TokenTypeIds);
