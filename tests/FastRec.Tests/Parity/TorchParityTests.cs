@@ -21,6 +21,14 @@ public class TorchParityTests(ParityCase c)
     /// <summary>Max relative error allowed per tensor: max|fastrec − torch| / max|torch|.</summary>
     private const double Tolerance = 1e-4;
 
+    /// <summary>
+    /// The key bias adds q·b_k to every score of a query row, and softmax is invariant to such a shift, so its gradient is
+    /// analytically zero and both sides hold rounding noise (~1e-15). A relative metric is meaningless there: it is checked
+    /// to be negligible against the largest gradient instead, and left out of the parameter comparison after AdamW steps
+    /// (Adam normalises that noise into ±lr steps, which the output cannot see).
+    /// </summary>
+    private static bool AnalyticallyZeroGradient(string name) => name.EndsWith("attention.self.key.bias", StringComparison.Ordinal);
+
     private static BertConfig Bert(int layers, int hidden, int heads, int ff, int vocab, int maxPos, bool pooler = true) => new()
     {
         VocabSize = vocab, HiddenSize = hidden, NumHiddenLayers = layers, NumAttentionHeads = heads, IntermediateSize = ff,
@@ -124,9 +132,16 @@ public class TorchParityTests(ParityCase c)
 
         var failures = new List<string>();
         double worst = 0; string worstName = "";
+        double globalMax = model.Layout.Tensors.Max(info => torchModel.GetGradient(info.Name).Max(Math.Abs));
         foreach (var info in model.Layout.Tensors)
         {
             float[] g = model.GetGradient(info.Name), tg = torchModel.GetGradient(info.Name);
+            if (AnalyticallyZeroGradient(info.Name))
+            {
+                double noise = Math.Max(g.Max(Math.Abs), tg.Max(Math.Abs));
+                if (!(noise <= 1e-6 * globalMax)) failures.Add($"{info.Name}: should be ~0, max|fastrec| {g.Max(Math.Abs):E2}, max|torch| {tg.Max(Math.Abs):E2}");
+                continue;
+            }
             double err = TestUtil.MaxRelError(g, tg);
             if (err > worst) { worst = err; worstName = info.Name; }
             if (!(err <= Tolerance)) failures.Add($"{info.Name}: rel err {err:E2} (max|torch| {tg.Max(Math.Abs):E2}, max|fastrec| {g.Max(Math.Abs):E2})");
@@ -161,7 +176,7 @@ public class TorchParityTests(ParityCase c)
             if (!(Math.Abs(norm - torchNorm) <= 1e-3 * torchNorm)) failures.Add($"step {step}: grad norm {norm} vs torch {torchNorm}");
         }
         double worst = 0; string worstName = "";
-        foreach (var info in model.Layout.Tensors)
+        foreach (var info in model.Layout.Tensors.Where(i => !AnalyticallyZeroGradient(i.Name)))
         {
             double err = TestUtil.MaxRelError(model.GetParameter(info.Name), torchModel.GetParameter(info.Name));
             if (err > worst) { worst = err; worstName = info.Name; }
