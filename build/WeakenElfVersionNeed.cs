@@ -37,8 +37,10 @@ public class WeakenElfVersionNeed : Task
             string path = item.GetMetadata("FullPath");
             try
             {
-                string outcome = Patch(path, VersionName);
-                Log.LogMessage(MessageImportance.High, "WeakenElfVersionNeed: " + path + ": " + outcome);
+                bool changed;
+                string outcome = Patch(path, VersionName, out changed);
+                // Quiet on incremental builds (already patched), visible when the file was actually changed.
+                Log.LogMessage(changed ? MessageImportance.High : MessageImportance.Normal, "WeakenElfVersionNeed: " + path + ": " + outcome);
             }
             catch (InvalidDataException e)
             {
@@ -54,8 +56,9 @@ public class WeakenElfVersionNeed : Task
     }
 
     /// <summary>Patches one file; returns what was done. Throws InvalidDataException naming the problem.</summary>
-    private static string Patch(string path, string versionName)
+    private static string Patch(string path, string versionName, out bool changed)
     {
+        changed = false;
         if (!File.Exists(path)) throw new InvalidDataException("file not found");
         byte[] img = File.ReadAllBytes(path);
         if (img.Length < 64 || img[0] != 0x7f || img[1] != (byte)'E' || img[2] != (byte)'L' || img[3] != (byte)'F')
@@ -144,7 +147,6 @@ public class WeakenElfVersionNeed : Task
             }
         }
 
-        bool changed = false;
         foreach (int aux in targets)
         {
             ushort flags = U16(img, aux + 4);

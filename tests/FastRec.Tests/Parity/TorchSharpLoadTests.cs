@@ -103,7 +103,7 @@ public class TorchSharpLoadTests
         string targets = RepoFile("build/TorchSharp.targets");
         string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
         var psi = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string arg in new[] { "msbuild", targets, "-t:FastRecWeakenFiles", "-p:FastRecWeakenFiles=" + file, "-nologo", "-nodeReuse:false" })
+        foreach (string arg in new[] { "msbuild", targets, "-t:FastRecWeakenFiles", "-p:FastRecWeakenFiles=" + file, "-nologo", "-nodeReuse:false", "-v:n" })
             psi.ArgumentList.Add(arg);
         if (version != null) psi.ArgumentList.Add("-p:FastRecWeakVersionNeed=" + version);
         using var p = Process.Start(psi)!;
