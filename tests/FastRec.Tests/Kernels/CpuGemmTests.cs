@@ -149,11 +149,12 @@ public class CpuGemmTests
     }
 
     [TestCase(200, 150, 300, false, true, false)]
-    [TestCase(257, 129, 65, true, false, true)]
-    [TestCase(12, 1000, 90, false, false, true)] // few rows: split by columns
-    [TestCase(97, 33, 600, true, true, false)]
+    [TestCase(257, 129, 100, true, false, true)]
+    [TestCase(12, 3000, 100, false, false, true)] // few rows: split by columns
+    [TestCase(97, 33, 1200, true, true, false)]   // K over several depth blocks
     public void ThreadCountDoesNotChangeABit(int M, int N, int K, bool transA, bool transB, bool accumulate)
     {
+        Assert.That((long)M * N * K, Is.GreaterThanOrEqualTo(3 * CpuGemm.ParallelGrain), "big enough to use 3 threads");
         float[] one = RunWithThreads(1, transA, transB, M, N, K, accumulate);
         float[] two = RunWithThreads(2, transA, transB, M, N, K, accumulate);
         float[] three = RunWithThreads(3, transA, transB, M, N, K, accumulate);
