@@ -8,11 +8,15 @@ namespace FastRec.Kernels.Cpu;
 /// SGEMM for the CPU backend, semantics exactly as <see cref="IBackend.Gemm"/> on spans (row-major, transposes,
 /// leading dimensions, accumulate). GotoBLAS/BLIS structure: for each (NC columns, KC depth) the B panel is packed
 /// into micro-panels of NR columns, for each MC rows the A block into micro-panels of MR rows, and a register-blocked
-/// FMA micro-kernel computes each MR×NR tile of C. Packing absorbs the transposes and zero-pads the edges.
+/// FMA micro-kernel computes each MR×NR tile of C. Packing absorbs the transposes and zero-pads the edges; partial
+/// tiles run the same kernel on a copy, so every element of C sees the same arithmetic. The default kernel is
+/// 6×16 Vector256 FMA (12 ymm accumulators), KC = 256 (K split into equal blocks), MC = 144, NC = 2048; C's tile is
+/// prefetched while the FMAs run. C must not overlap A or B.
 /// <para>Threads: C is split into contiguous row (or column) ranges, one per thread of <see cref="CpuParallel"/>;
 /// every element of C is computed by one thread with the same K order and blocking whatever the split, so the
 /// result is bitwise independent of the thread count. Scratch panels are per-thread, 64-byte aligned native memory,
-/// allocated once and reused: no managed allocation per call.</para>
+/// allocated once and reused: no managed allocation per call. Calls from several threads at once are safe (a call that
+/// finds the pool busy runs on its own thread).</para>
 /// </summary>
 public static unsafe class CpuGemm
 {

@@ -57,11 +57,6 @@ internal static unsafe class MicroKernels
         }
     }
 
-    // TEMP tuning knobs
-    static readonly int EnvKC = int.TryParse(Environment.GetEnvironmentVariable("GEMM_KC"), out int v1) ? v1 : 0;
-    static readonly int EnvMC = int.TryParse(Environment.GetEnvironmentVariable("GEMM_MC"), out int v2) ? v2 : 0;
-    static readonly int EnvNC = int.TryParse(Environment.GetEnvironmentVariable("GEMM_NC"), out int v3) ? v3 : 0;
-
     /// <summary>The depth of every K block: K split into equal blocks of at most KC (a multiple of 8 where possible);
     /// depends on K alone, so the summation order never depends on the thread split.</summary>
     private static int DepthBlock(int K, int KC)
@@ -75,8 +70,7 @@ internal static unsafe class MicroKernels
         where TK : IMicroKernel
     {
         int MR = TK.MR, NR = TK.NR;
-        int KC = DepthBlock(g.K, EnvKC > 0 ? EnvKC : TK.KC);
-        int MC = EnvMC > 0 ? EnvMC : TK.MC, NC = EnvNC > 0 ? EnvNC : TK.NC;
+        int KC = DepthBlock(g.K, TK.KC), MC = TK.MC, NC = TK.NC;
         int kcMax = Math.Min(KC, g.K);
         int ncMax = Math.Min(NC, RoundUp(n1 - n0, NR));
         int mcMax = Math.Min(MC, RoundUp(m1 - m0, MR));
