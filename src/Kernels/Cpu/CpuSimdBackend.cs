@@ -116,11 +116,12 @@ public sealed partial class CpuSimdBackend : IBackend
         if (batch > 1 && strideC < spanC)
             throw new ShapeException($"strideC: {strideC} makes the {batch} output matrices C [{M},{N}] (ldc {ldc}) overlap; need >= {spanC}");
         Span<float> sa = S(a), sb = S(b), sc = S(c);
-        for (int p = 0; p < batch; p++)
-            CpuGemm.Sgemm(transA, transB, M, N, K, alpha,
-                sa.Slice((int)(p * strideA), (int)spanA), lda,
-                sb.Slice((int)(p * strideB), (int)spanB), ldb,
-                accumulate, sc.Slice((int)(p * strideC), (int)spanC), ldc);
+        if (batch == 1)
+            CpuGemm.Sgemm(transA, transB, M, N, K, alpha, sa[..(int)spanA], lda, sb[..(int)spanB], ldb, accumulate, sc[..(int)spanC], ldc);
+        else
+            CpuGemm.SgemmBatched(transA, transB, M, N, K, alpha,
+                sa[..(int)((batch - 1) * strideA + spanA)], lda, sb[..(int)((batch - 1) * strideB + spanB)], ldb,
+                accumulate, sc[..(int)((batch - 1) * strideC + spanC)], ldc, batch, strideA, strideB, strideC);
     }
 
     private static int LeadingDim(int ld, int rowLength, string name, string what)
