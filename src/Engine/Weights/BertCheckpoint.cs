@@ -2,6 +2,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using FastRec.Engine.Model;
+using FastRec.Kernels;
 
 namespace FastRec.Engine.Weights;
 
@@ -166,6 +167,79 @@ public static class BertCheckpoint
         }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         // config.json last: a directory with a config.json is complete.
         AtomicFile.WriteText(Path.Combine(dir, ConfigFile), config.ToJson() + "\n");
+    }
+
+    /// <summary>
+    /// Loads the encoder (and pooler) of the checkpoint in <paramref name="dir"/> into <paramref name="model"/> by HF names,
+    /// one tensor at a time through the memory map (the model is never held twice on the host). The model's BERT config
+    /// must match config.json; the head (head.*) is left as it is.
+    /// </summary>
+    public static BertCheckpointInfo LoadInto(RecModel model, string dir)
+    {
+        var info = Open(dir);
+        RequireSameShape(model.Bert, info.Config, Path.Combine(dir, ConfigFile));
+        using var file = SafetensorsFile.Open(info.WeightsPath);
+        var root = new WeightBuilder(file, info.Prefix);
+        int max = BertTensors.Expected(info.Config).Max(t => t.Length);
+        var buf = new float[max];
+        Walk(info.Config, root, (s, name, shape) =>
+        {
+            var dst = buf.AsSpan(0, shape.Aggregate(1, (a, b) => a * b));
+            s.Get(name, shape, dst);
+            model.SetParameter(s.FullName(name)[info.Prefix.Length..], dst);
+        });
+        return info;
+    }
+
+    /// <summary>
+    /// A new model with the checkpoint's BERT config and <paramref name="adapter"/> (default: a single Linear on the pooler,
+    /// or on [CLS] when the checkpoint has no pooler); the head is initialised randomly from <paramref name="seed"/>,
+    /// the encoder loaded from <paramref name="dir"/>.
+    /// </summary>
+    public static RecModel Load(string dir, IBackend backend, AdapterConfig? adapter = null, ulong seed = 0)
+    {
+        var info = Open(dir);
+        adapter ??= new AdapterConfig { Input = info.Config.AddPoolingLayer ? AdapterInput.Pooler : AdapterInput.Cls };
+        var model = new RecModel(backend, info.Config, adapter);
+        try
+        {
+            model.InitRandom(seed);
+            LoadInto(model, dir);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Saves the model's encoder (and pooler) as a Hugging Face model directory, with <paramref name="vocabPath"/>'s tokens.
+    /// Tensors are downloaded one at a time as the file is written.
+    /// </summary>
+    public static void Save(RecModel model, string dir, string vocabPath, bool lowerCase = true)
+    {
+        var entries = BertTensors.Expected(model.Bert)
+            .Select(t => new SafetensorsEntry(t.Name, t.Shape, () => model.GetParameter(t.Name)))
+            .ToList();
+        Write(dir, model.Bert, entries, File.ReadAllText(vocabPath), lowerCase);
+    }
+
+    private static void RequireSameShape(BertConfig model, BertConfig file, string path)
+    {
+        void Same(string field, object a, object b)
+        {
+            if (!a.Equals(b)) throw new InvalidDataException($"{path}: {field} is {b} but the model was built with {a}");
+        }
+        Same("vocab_size", model.VocabSize, file.VocabSize);
+        Same("hidden_size", model.HiddenSize, file.HiddenSize);
+        Same("num_hidden_layers", model.NumHiddenLayers, file.NumHiddenLayers);
+        Same("num_attention_heads", model.NumAttentionHeads, file.NumAttentionHeads);
+        Same("intermediate_size", model.IntermediateSize, file.IntermediateSize);
+        Same("max_position_embeddings", model.MaxPositionEmbeddings, file.MaxPositionEmbeddings);
+        Same("type_vocab_size", model.TypeVocabSize, file.TypeVocabSize);
+        Same("add_pooling_layer (pooler tensors present)", model.AddPoolingLayer, file.AddPoolingLayer);
     }
 
     /// <summary>

@@ -114,7 +114,7 @@ public static partial class OnnxBertConverter
                 Put(weightName, lin);
             }
             int anonymous = linears.Count(l => HfName(l.WeightName) is null);
-            if (anonymous > 0) _notes.Add($"named {anonymous - unnamed.Count} anonymous MatMul/Gemm weights by the bias their output feeds");
+            if (anonymous > unnamed.Count) _notes.Add($"named {anonymous - unnamed.Count} anonymous MatMul/Gemm weights by the bias their output feeds");
 
             // 3. Structure: layers, then fall back to graph order for weights whose bias is anonymous too.
             int layers = 0;
@@ -123,6 +123,16 @@ public static partial class OnnxBertConverter
                 var m = LayerIndex().Match(k);
                 if (m.Success) layers = Math.Max(layers, int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) + 1);
             }
+            // A BERT encoder at all? Refuse with everything that is missing.
+            var required = new List<string>
+            {
+                "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight",
+                "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias",
+            };
+            var lacking = required.Where(r => !named.ContainsKey(r)).ToList();
+            if (layers == 0) lacking.Add("encoder.layer.0.* (no encoder layer)");
+            if (lacking.Count > 0) throw Refuse($"missing {string.Join(", ", lacking)}");
+
             if (unnamed.Count > 0)
             {
                 var missing = new List<string>();
@@ -146,18 +156,17 @@ public static partial class OnnxBertConverter
                 if (lin.StoredInOut) { data = Transpose(data, d[0], d[1]); d = [d[1], d[0]]; }
                 named[name] = data;
                 shapes[name] = d;
+                // An anonymous bias (named here by its weight) is stored under the HF name too.
+                string bias = name[..^".weight".Length] + ".bias";
+                if (lin.BiasName is not null && !named.ContainsKey(bias))
+                {
+                    var bt = _consts[lin.BiasName];
+                    named[bias] = Floats(bt, bias);
+                    shapes[bias] = Dims(bt, bias);
+                }
             }
 
-            // 4. Config from shapes and constants; refuse with everything that is missing.
-            var required = new List<string>
-            {
-                "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight",
-                "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias",
-            };
-            var lacking = required.Where(r => !named.ContainsKey(r)).ToList();
-            if (layers == 0) lacking.Add("encoder.layer.0.* (no encoder layer)");
-            if (lacking.Count > 0) throw Refuse($"missing {string.Join(", ", lacking)}");
-
+            // 4. Config from shapes and constants.
             int V = shapes["embeddings.word_embeddings.weight"][0], C = shapes["embeddings.word_embeddings.weight"][1];
             int F = named.TryGetValue("encoder.layer.0.intermediate.dense.bias", out var fb) ? fb.Length
                 : throw Refuse("missing encoder.layer.0.intermediate.dense.bias (feed-forward width)");
