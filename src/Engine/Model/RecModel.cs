@@ -175,6 +175,21 @@ public sealed class RecModel : IDisposable
         return logits;
     }
 
+    /// <summary>
+    /// The weighted BCE mean of one batch without any gradient (validation loss; finite differences). With
+    /// <paramref name="training"/> dropout is on exactly as in <see cref="ForwardBackward"/> for the same (seed, step).
+    /// Not checked for finiteness.
+    /// </summary>
+    public float ForwardLoss(RecBatch batch, bool training = false, ulong dropoutSeed = 0, int step = 0)
+    {
+        var a = Prepare(batch, requireLabels: true);
+        var drop = training ? new DropoutPlan(dropoutSeed, step, Layout.NumLayers) : DropoutPlan.Eval;
+        RunForward(a, batch, drop);
+        _b.BceForwardBackward(a.Loss, View<float>.None, a.Logits, a.Labels, batch.Weights is null ? View<float>.None : a.Weights, a.B);
+        _b.Download(a.Loss, _scalar);
+        return _scalar[0];
+    }
+
     /// <summary>The encoder's last hidden state and pooler output (evaluation mode, no dropout).</summary>
     public EncoderOutput Encode(RecBatch batch)
     {
