@@ -81,26 +81,28 @@ public sealed class BertTextTokenizer
 
     /// <summary>
     /// Encodes a batch into flat row-major buffers of (B, T): ids padded with [PAD], token types, attention mask 1/0.
+    /// <paramref name="pairs"/>: null for single texts, else one second segment per row (a null entry = a single text).
     /// <paramref name="seqLen"/> = T: when null, the longest row of the batch. Returns T and the number of truncated rows.
     /// </summary>
-    public (int SeqLen, int Truncated) EncodeBatch(IReadOnlyList<string> texts, IReadOnlyList<string>? pairs,
+    public (int SeqLen, int Truncated) EncodeBatch(IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs,
                                                    out int[] inputIds, out int[] tokenTypeIds, out float[] attentionMask, int? seqLen = null)
     {
         int B = texts.Count;
         if (pairs is not null && pairs.Count != B) throw new ArgumentException($"{B} texts but {pairs.Count} pairs");
         if (B == 0) throw new ArgumentException("empty batch");
         var tokA = new IReadOnlyList<int>[B];
-        var tokB = pairs is null ? null : new IReadOnlyList<int>[B];
+        var tokB = new IReadOnlyList<int>?[B];
         var lens = new (int A, int B)[B];
         int T = 0, truncated = 0;
         for (int i = 0; i < B; i++)
         {
             tokA[i] = Tokenize(texts[i]);
-            if (tokB is not null) tokB[i] = Tokenize(pairs![i]);
-            int na = tokA[i].Count, nb = tokB?[i].Count ?? 0;
-            if (Truncate(ref na, ref nb, tokB is not null)) truncated++;
+            tokB[i] = pairs?[i] is { } p ? Tokenize(p) : null;
+            bool isPair = tokB[i] is not null;
+            int na = tokA[i].Count, nb = tokB[i]?.Count ?? 0;
+            if (Truncate(ref na, ref nb, isPair)) truncated++;
             lens[i] = (na, nb);
-            T = Math.Max(T, Length(na, nb, tokB is not null));
+            T = Math.Max(T, Length(na, nb, isPair));
         }
         if (seqLen is { } fixedT)
         {
@@ -113,7 +115,7 @@ public sealed class BertTextTokenizer
         for (int i = 0; i < B; i++)
         {
             var row = inputIds.AsSpan(i * T, T);
-            int n = Fill(tokA[i], lens[i].A, tokB?[i], lens[i].B, row, tokenTypeIds.AsSpan(i * T, T));
+            int n = Fill(tokA[i], lens[i].A, tokB[i], lens[i].B, row, tokenTypeIds.AsSpan(i * T, T));
             row[n..].Fill(PadId);
             attentionMask.AsSpan(i * T, n).Fill(1f);
         }
