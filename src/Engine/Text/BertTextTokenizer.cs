@@ -122,13 +122,37 @@ public sealed class BertTextTokenizer
         return (T, truncated);
     }
 
+    /// <summary>
+    /// Encodes one row straight into caller-owned buffers of one padded row (T = <paramref name="inputIds"/>.Length), e.g. a
+    /// slice of a reused batch: truncates longest-first to min(<see cref="MaxLength"/>, T), pads with [PAD], writes the mask.
+    /// Returns the number of real tokens.
+    /// </summary>
+    public int EncodeRow(string text, string? pair, Span<int> inputIds, Span<int> tokenTypeIds, Span<float> attentionMask, out bool truncated)
+    {
+        int T = inputIds.Length;
+        if (tokenTypeIds.Length != T || attentionMask.Length != T)
+            throw new ArgumentException($"row buffers differ in length: ids {T}, types {tokenTypeIds.Length}, mask {attentionMask.Length}");
+        var a = Tokenize(text);
+        var b = pair is null ? null : Tokenize(pair);
+        int na = a.Count, nb = b?.Count ?? 0;
+        truncated = Truncate(ref na, ref nb, b is not null, Math.Min(MaxLength, T));
+        int n = Fill(a, na, b, nb, inputIds, tokenTypeIds);
+        inputIds[n..].Fill(PadId);
+        tokenTypeIds[n..].Clear();
+        attentionMask[..n].Fill(1f);
+        attentionMask[n..].Clear();
+        return n;
+    }
+
     private static int Length(int na, int nb, bool isPair) => isPair ? na + nb + 3 : na + 2;
 
     /// <summary>Hugging Face "longest_first": drop one token at a time from the longer side (the second on ties).</summary>
-    private bool Truncate(ref int na, ref int nb, bool isPair)
+    private bool Truncate(ref int na, ref int nb, bool isPair) => Truncate(ref na, ref nb, isPair, MaxLength);
+
+    private static bool Truncate(ref int na, ref int nb, bool isPair, int maxLength)
     {
-        int budget = MaxLength - (isPair ? 3 : 2);
-        if (budget < 0) throw new ArgumentOutOfRangeException(nameof(MaxLength), MaxLength, "max length too small for a pair ([CLS] a [SEP] b [SEP] needs 3 special tokens)");
+        int budget = maxLength - (isPair ? 3 : 2);
+        if (budget < 0) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, $"max length {maxLength} too small ([CLS] a [SEP]{(isPair ? " b [SEP]" : "")} needs {(isPair ? 3 : 2)} special tokens)");
         if (na + nb <= budget) return false;
         if (!isPair) { na = budget; return true; }
         int excess = na + nb - budget;
