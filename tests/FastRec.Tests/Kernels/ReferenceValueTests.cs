@@ -133,6 +133,102 @@ public class ReferenceValueTests
         for (int i = 0; i < N * C; i++) Assert.That(outp2[i], Is.EqualTo(outp[i] * gamma[i % C] + beta[i % C]).Within(1e-13));
     }
 
+    [Test]
+    public void LayerNormUsesPopulationVarianceAndEps()
+    {
+        // row [1, 3]: mean 2, population variance 1; with eps = 1, rstd = 1/sqrt(2)
+        var outp = new double[2]; var sum = new double[2]; var mean = new double[1]; var rstd = new double[1];
+        RefMath.AddLayerNormForward(outp, sum, mean, rstd, [1.0, 3.0], [], [1.0, 2.0], [0.0, 10.0], 1, 2, 1.0);
+        Assert.That(mean[0], Is.EqualTo(2.0));
+        Assert.That(rstd[0], Is.EqualTo(1 / Math.Sqrt(2)).Within(1e-16));
+        Assert.That(outp, Is.EqualTo(new[] { -1 / Math.Sqrt(2), 10 + 2 / Math.Sqrt(2) }).Within(1e-15));
+    }
+
+    [Test]
+    public void SoftmaxAppliesTheScaleBeforeTheExponential()
+    {
+        // (B=1, NH=1, T=2, T=2) with scale 2: exp(2·s) ∝ [1, 2] and [2, 1]
+        var probs = new double[4];
+        double s = Math.Log(2) / 2;
+        RefMath.SoftmaxForward(probs, [0.0, s, s, 0.0], [], 1, 1, 2, 2.0);
+        Assert.That(probs, Is.EqualTo(new[] { 1 / 3.0, 2 / 3.0, 2 / 3.0, 1 / 3.0 }).Within(1e-15));
+    }
+
+    [Test]
+    public void LinearForwardIsGemmWithTransposedWeightPlusBias()
+    {
+        const int N = 3, IC = 7, OC = 5;
+        var x = Rand(N * IC, 1); var w = Rand(OC * IC, 2); var bias = Rand(OC, 3);
+        var outp = new double[N * OC];
+        RefMath.LinearForward(outp, x, w, bias, N, IC, OC);
+        var expected = new double[N * OC];
+        for (int n = 0; n < N; n++) bias.CopyTo(expected, n * OC);
+        RefMath.Gemm(false, true, N, OC, IC, 1.0, x, 0, w, 0, true, expected, 0);
+        Assert.That(outp, Is.EqualTo(expected).Within(1e-14));
+    }
+
+    [Test]
+    public void PoolerIsTanhOfLinearOnTheClsToken()
+    {
+        const int B = 3, T = 4, C = 5;
+        var h = Rand(B * T * C, 1); var w = Rand(C * C, 2); var bias = Rand(C, 3);
+        var pooled = new double[B * C];
+        RefMath.PoolerForward(pooled, h, w, bias, B, T, C);
+        var cls = new double[B * C];
+        RefMath.Copy2D(cls, C, 0, h, T * C, 0, B, C, false);   // row b of cls = hidden[b, 0, :]
+        var pre = new double[B * C];
+        RefMath.LinearForward(pre, cls, w, bias, B, C, C);
+        Assert.That(pooled, Is.EqualTo(pre.Select(Math.Tanh).ToArray()).Within(1e-15));
+    }
+
+    [Test]
+    public void EmbeddingAddsWordPositionAndTypeRows()
+    {
+        // C = 1 tables: word[v] = 10·v, pos[t] = 100·t, type[k] = 1000·k
+        double[] word = [0, 10, 20], pos = [0, 100, 200], type = [0, 1000];
+        var outp = new double[4];
+        RefMath.EmbeddingForward(outp, [2, 1, 0, 2], [1, 0, 0, 1], word, pos, type, 2, 2, 1);
+        Assert.That(outp, Is.EqualTo(new double[] { 1020, 110, 0, 1120 }));
+        RefMath.EmbeddingForward(outp, [2, 1, 0, 2], [], word, pos, type, 2, 2, 1);
+        Assert.That(outp, Is.EqualTo(new double[] { 20, 110, 0, 120 }), "no typeIds = type 0");
+    }
+
+    [TestCase(false, 0f)]
+    [TestCase(true, 0f)]
+    [TestCase(true, 0.4f)]
+    public void AttentionForwardIsGemmSoftmaxDropoutGemm(bool withMask, float p)
+    {
+        const int B = 2, T = 5, C = 6, NH = 3, HS = C / NH;
+        double[] mask = withMask ? ReferenceGradTests.PaddingMask(B, T) : [];
+        var drop = new DropoutSpec(p, 77, 9);
+        var qkv = Rand(B * T * 3 * C, 1, -2, 2);
+        var outp = NaNs(B * T * C); var perm = NaNs(3 * B * T * C); var probs = NaNs(B * NH * T * T);
+        RefMath.AttentionForward(outp, perm, probs, qkv, mask, B, T, C, NH, drop);
+
+        // the same from the documented layout with the other reference ops
+        var q = new double[B * NH * T * HS]; var k = new double[q.Length]; var v = new double[q.Length];
+        for (int b = 0; b < B; b++) for (int h = 0; h < NH; h++) for (int t = 0; t < T; t++) for (int d = 0; d < HS; d++)
+        {
+            int src = (b * T + t) * 3 * C + h * HS + d, dst = ((b * NH + h) * T + t) * HS + d;
+            q[dst] = qkv[src]; k[dst] = qkv[src + C]; v[dst] = qkv[src + 2 * C];
+        }
+        Assert.That(perm, Is.EqualTo(q.Concat(k).Concat(v).ToArray()), "qkvPerm is (3, B, NH, T, HS)");
+        var scores = new double[B * NH * T * T];
+        RefMath.Gemm(false, true, T, T, HS, 1.0, q, 0, k, 0, false, scores, 0, B * NH, T * HS, T * HS, T * T);
+        var expProbs = new double[scores.Length];
+        RefMath.SoftmaxForward(expProbs, scores, mask, B, NH, T, 1 / Math.Sqrt(HS));
+        Assert.That(probs, Is.EqualTo(expProbs).Within(1e-15), "probs are saved before dropout");
+        var dropped = new double[scores.Length];
+        RefMath.DropoutForward(dropped, expProbs, drop);   // keep index = flat index in (B, NH, T, T)
+        var o = new double[B * NH * T * HS];
+        RefMath.Gemm(false, false, T, HS, T, 1.0, dropped, 0, v, 0, false, o, 0, B * NH, T * T, T * HS, T * HS);
+        var expected = new double[B * T * C];
+        for (int b = 0; b < B; b++) for (int h = 0; h < NH; h++) for (int t = 0; t < T; t++) for (int d = 0; d < HS; d++)
+            expected[(b * T + t) * C + h * HS + d] = o[((b * NH + h) * T + t) * HS + d];
+        Assert.That(outp, Is.EqualTo(expected).Within(1e-14));
+        if (p > 0) Assert.That(dropped, Has.Some.EqualTo(0.0).And.Some.Not.EqualTo(0.0), "dropout really dropped something");
+    }
+
     /// <summary>op(X)[r, c] of a matrix stored with leading dimension ld, transposed or not.</summary>
     private static double OpAt(double[] stored, long start, int ld, bool trans, int r, int c)
         => trans ? stored[start + (long)c * ld + r] : stored[start + (long)r * ld + c];
