@@ -193,6 +193,74 @@ public sealed class CpuSimdBackendTests
         }
     }
 
+    /// <summary>Every parallelised op gives bit-identical results with 1, 2 and 3 threads (shapes large enough to split).</summary>
+    [Test]
+    public void ResultsDoNotDependOnTheThreadCount()
+    {
+        int saved = CpuParallel.Threads;
+        try
+        {
+            float[]? first = null;
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                CpuParallel.Threads = threads;
+                float[] got = RunManyOps();
+                if (first is null) first = got;
+                else
+                {
+                    int bad = Enumerable.Range(0, got.Length).FirstOrDefault(i => BitConverter.SingleToInt32Bits(got[i]) != BitConverter.SingleToInt32Bits(first[i]), -1);
+                    Assert.That(bad, Is.EqualTo(-1), $"{threads} threads: element {bad} differs from 1 thread");
+                }
+            }
+        }
+        finally { CpuParallel.Threads = saved; }
+    }
+
+    /// <summary>Runs every op that splits work across threads and returns all outputs concatenated.</summary>
+    private static float[] RunManyOps()
+    {
+        using var be = new CpuSimdBackend();
+        const int B = 8, T = 64, C = 128, NH = 4, N = B * T, F = 512, V = 50; // N·C = 64K: LN and the scatter split too
+        View<float> R(int n, ulong seed) => TestUtil.Upload(be, TestUtil.Random(n, seed)).All;
+        View<float> Z(int n) => be.Allocate<float>(n).All;
+        var outs = new List<View<float>>();
+        View<float> O(int n) { var v = Z(n); outs.Add(v); return v; }
+        View<float> OR(int n, ulong seed) { var v = R(n, seed); outs.Add(v); return v; }
+
+        var h = R(N * F, 1); var dh = R(N * F, 2);
+        foreach (Activation act in Enum.GetValues<Activation>())
+        {
+            be.ActivationForward(act, O(N * F), h);
+            be.ActivationBackward(act, O(N * F), dh, h);
+        }
+        var drop = new DropoutSpec(0.1f, 9, 4);
+        be.DropoutForward(O(N * F), h, drop);
+        var x = R(N * C, 3); var y = R(N * C, 4); var g = R(C, 5); var bt = R(C, 6);
+        var sum = O(N * C); var mu = O(N); var rs = O(N);
+        be.AddLayerNormForward(O(N * C), sum, mu, rs, x, y, g, bt, N, C, 1e-12f);
+        be.AddLayerNormBackward(O(N * C), OR(C, 7), OR(C, 8), y, sum, g, mu, rs, N, C);
+        var mask = TestUtil.Upload(be, Enumerable.Range(0, N).Select(i => i % T < 50 ? 1f : 0f).ToArray()).All;
+        var qkv = R(N * 3 * C, 9); var perm = O(3 * N * C); var probs = O(B * NH * T * T);
+        var ws = Z((int)Check.AttentionWorkspace(B, T, C, NH));
+        var att = O(N * C);
+        be.AttentionForward(att, perm, probs, ws, qkv, mask, B, T, C, NH, drop);
+        be.AttentionBackward(O(N * 3 * C), x, perm, probs, ws, mask, B, T, C, NH, drop);
+        be.SoftmaxForward(O(B * NH * T * T), R(B * NH * T * T, 10), mask, B, NH, T, 0.3f);
+        be.SoftmaxBackward(O(B * NH * T * T), R(B * NH * T * T, 11), probs, B, NH, T, 0.3f);
+        var ids = TestUtil.Upload(be, Enumerable.Range(0, N).Select(i => (i * 7) % 5).ToArray()).All; // repeated ids
+        var types = TestUtil.Upload(be, Enumerable.Range(0, N).Select(i => i % 2).ToArray()).All;
+        be.EmbeddingForward(O(N * C), ids, types, R(V * C, 12), R(T * C, 13), R(2 * C, 14), B, T, C);
+        be.EmbeddingBackward(OR(V * C, 15), OR(T * C, 16), OR(2 * C, 17), x, ids, types, B, T, C);
+        var w = R(F * C, 18);
+        be.LinearBackward(O(N * C), OR(F * C, 19), OR(F, 20), dh, x, w, N, C, F);
+        var grads = R(300_001, 21);
+        var norm = O(1);
+        be.GlobalNorm(norm, grads);
+        var segs = TestUtil.Upload(be, new[] { new AdamSegment(0, 200_000, 1f, 0.01f), new AdamSegment(200_000, 100_001, 0.5f, 0f) }).All;
+        be.AdamW(OR(300_001, 22), grads, OR(300_001, 23), OR(300_001, 24), segs, norm, 1f, 1e-3f, 0.9f, 0.999f, 1e-8f, 2);
+        return outs.SelectMany(v => TestUtil.Download(be, v)).ToArray();
+    }
+
     [Test]
     public void RepeatedCallsAreBitIdentical()
     {
