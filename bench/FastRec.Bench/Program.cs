@@ -9,6 +9,7 @@ public static class Program
         if (args[0] == "gemm") return GemmBench.Run(args);
         if (args[0] == "cpu-ops") return CpuOpsBench.Run(args);
         if (args[0] == "train-step") return TrainStepBench.Run(args);
+        if (args[0] == "latency") return LatencyBench.Run(args);
         Console.Error.WriteLine($"unknown benchmark '{args[0]}'");
         return 2;
     }

@@ -265,24 +265,44 @@ public sealed partial class Predictor : IDisposable
         _b.EmbeddingForward(v.Sum, w.Ids.Slice(0, N), typeIds, p.WordEmb, p.PosEmb, p.TypeEmb, B, T, C);       // (B, T, C)
         _b.AddLayerNormForward(v.H, v.Sum, v.Mean, v.Rstd, v.Sum, View<float>.None, p.EmbLnW, p.EmbLnB, N, C, _eps);
         var mask = w.Mask.Slice(0, N);
-        for (int l = 0; l < L; l++)
+        for (int l = 0; l < L - 1; l++)
         {
             var t = p.Layers[l];
             PackedLinear.Forward(v.H.Span, N, _wqkv[l], _bqkv[l], v.Qkv.Span, Activation.Identity, threads);   // (B, T, 3C)
-            _b.AttentionForward(v.Atty, v.Perm, v.Probs, v.AttnWs, v.Qkv, mask, B, T, C, NH, DropoutSpec.Off);   // (B, T, C)
+            CpuSimdBackend.AttentionInference(v.Qkv.Span, mask.Span, v.Atty.Span, B, T, C, NH, T, threads);     // (B, T, C)
             PackedLinear.Forward(v.Atty.Span, N, _wo[l], _bo[l], v.Ao.Span, Activation.Identity, threads);       // (B, T, C)
             _b.AddLayerNormForward(v.H1, v.Sum, v.Mean, v.Rstd, v.H, v.Ao, t.Ln1W, t.Ln1B, N, C, _eps);
             PackedLinear.Forward(v.H1.Span, N, _wi[l], _bi[l], v.Inter.Span, _act, threads);                    // (B, T, F) act fused
             PackedLinear.Forward(v.Inter.Span, N, _wout[l], _bout[l], v.Ao.Span, Activation.Identity, threads);  // (B, T, C)
             _b.AddLayerNormForward(v.H, v.Sum, v.Mean, v.Rstd, v.H1, v.Ao, t.Ln2W, t.Ln2B, N, C, _eps);
         }
+        // The last layer: keys and values of every token, but the head reads only [CLS], so the query, the attention output
+        // and the feed-forward run on the B [CLS] rows alone (rows B·C of the scratch views).
+        {
+            int l = L - 1, BC = B * C;
+            var t = p.Layers[l];
+            PackedLinear.Forward(v.H.Span, N, _wqkv[l], _bqkv[l], v.Qkv.Span, Activation.Identity, threads);   // (B, T, 3C)
+            var atty = v.Atty.Slice(0, BC);                                                                       // (B, C)
+            CpuSimdBackend.AttentionInference(v.Qkv.Span, mask.Span, atty.Span, B, T, C, NH, 1, threads);
+            var x0 = v.Ao.Slice(0, BC);                                                                           // (B, C) h[:, 0]
+            _b.Copy2D(x0, C, 0, v.H, T * C, 0, B, C, accumulate: false);
+            var o = v.Qkv.Slice(0, BC);                                                                           // (B, C)
+            PackedLinear.Forward(atty.Span, B, _wo[l], _bo[l], o.Span, Activation.Identity, threads);
+            var h1 = v.H1.Slice(0, BC);
+            _b.AddLayerNormForward(h1, v.Sum.Slice(0, BC), v.Mean.Slice(0, B), v.Rstd.Slice(0, B), x0, o, t.Ln1W, t.Ln1B, B, C, _eps);
+            var inter = v.Inter.Slice(0, B * F);                                                                  // (B, F)
+            PackedLinear.Forward(h1.Span, B, _wi[l], _bi[l], inter.Span, _act, threads);
+            PackedLinear.Forward(inter.Span, B, _wout[l], _bout[l], o.Span, Activation.Identity, threads);
+            _b.AddLayerNormForward(v.H.Slice(0, BC), v.Sum.Slice(0, BC), v.Mean.Slice(0, B), v.Rstd.Slice(0, B), h1, o, t.Ln2W, t.Ln2B, B, C, _eps);
+        }
+        var cls = v.H.Slice(0, B * C);                                                                            // (B, 1, C)
         // head input (B, C + D) = [pooler(h[:, 0]) or h[:, 0] | dense]
         if (Adapter.Input == AdapterInput.Pooler)
         {
-            _b.PoolerForward(v.Pooled, v.H, p.PoolW, p.PoolB, B, T, C);
+            _b.PoolerForward(v.Pooled, cls, p.PoolW, p.PoolB, B, 1, C);
             _b.Copy2D(v.HeadIn, InW, 0, v.Pooled, C, 0, B, C, accumulate: false);
         }
-        else _b.Copy2D(v.HeadIn, InW, 0, v.H, T * C, 0, B, C, accumulate: false);
+        else _b.Copy2D(v.HeadIn, InW, 0, cls, C, 0, B, C, accumulate: false);
         if (D > 0) _b.Copy2D(v.HeadIn, InW, C, w.Dense.Slice(0, B * D), D, 0, B, D, accumulate: false);
         var x = v.HeadIn;
         int width = InW;
@@ -303,7 +323,7 @@ public sealed partial class Predictor : IDisposable
     /// <summary>The activation views of one pass at (B, T), carved from a workspace's float buffer.</summary>
     private readonly struct Views
     {
-        public readonly View<float> H, Sum, Mean, Rstd, Qkv, Perm, Probs, AttnWs, Atty, Ao, H1, Inter, Pooled, HeadIn, HeadA, HeadB, Logits;
+        public readonly View<float> H, Sum, Mean, Rstd, Qkv, Atty, Ao, H1, Inter, Pooled, HeadIn, HeadA, HeadB, Logits;
 
         public Views(DeviceBuffer<float> buf, int B, int T, int C, int NH, int F, int inW, int maxW)
         {
@@ -314,9 +334,6 @@ public sealed partial class Predictor : IDisposable
             Sum = Fl(N * C);          // (B, T, C) LayerNorm input
             Mean = Fl(N); Rstd = Fl(N);
             Qkv = Fl(3 * N * C);      // (B, T, 3C)
-            Perm = Fl(3 * N * C);     // (3, B, NH, T, HS)
-            Probs = Fl((long)B * NH * T * T);
-            AttnWs = Fl(Check.AttentionWorkspace(B, T, C, NH));
             Atty = Fl(N * C);         // (B, T, C)
             Ao = Fl(N * C);           // (B, T, C) attention output / FFN output
             H1 = Fl(N * C);           // (B, T, C)
@@ -331,8 +348,7 @@ public sealed partial class Predictor : IDisposable
         public static long Size(int B, int T, int C, int NH, int F, int inW, int maxW)
         {
             long N = (long)B * T;
-            return N * C * 2 + 2 * N + 6 * N * C + (long)B * NH * T * T + Check.AttentionWorkspace(B, T, C, NH)
-                 + 3 * N * C + N * F + (long)B * C + (long)B * inW + 2L * B * maxW + B;
+            return N * C * 2 + 2 * N + 3 * N * C + 3 * N * C + N * F + (long)B * C + (long)B * inW + 2L * B * maxW + B;
         }
     }
 

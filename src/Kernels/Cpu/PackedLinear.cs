@@ -123,16 +123,29 @@ public static unsafe class PackedLinear
         public readonly void Execute(int start, int end, int part)
         {
             float* tile = stackalloc float[6 * PackedWeight.Panel];
+            float* bias = stackalloc float[PackedWeight.Panel];
             for (int p = start; p < end; p++)
             {
                 float* panel = W + (nint)p * PackedWeight.Panel * K;
                 int j0 = p * PackedWeight.Panel, nr = Math.Min(PackedWeight.Panel, N - j0);
+                for (int j = 0; j < PackedWeight.Panel; j++) bias[j] = Bias is not null && j < nr ? Bias[j0 + j] : 0f;
+                bool full = nr == PackedWeight.Panel;
+                // rows in tiles of 6, the last tile exactly M mod 6 rows (no wasted multiply-adds)
                 for (int i = 0; i < M; i += 6)
                 {
                     int mr = Math.Min(6, M - i);
-                    bool full = nr == PackedWeight.Panel;
-                    Tile(A + (nint)i * K, K, mr, panel, full ? C + (nint)i * N + j0 : tile, full ? N : PackedWeight.Panel, mr,
-                         Bias is null ? null : Bias + j0, nr, Act);
+                    float* c = full ? C + (nint)i * N + j0 : tile;
+                    nint ldc = full ? N : PackedWeight.Panel;
+                    float* a = A + (nint)i * K;
+                    switch (mr)
+                    {
+                        case 6: Tile<R6>(a, K, panel, c, ldc, bias, Act); break;
+                        case 5: Tile<R5>(a, K, panel, c, ldc, bias, Act); break;
+                        case 4: Tile<R4>(a, K, panel, c, ldc, bias, Act); break;
+                        case 3: Tile<R3>(a, K, panel, c, ldc, bias, Act); break;
+                        case 2: Tile<R2>(a, K, panel, c, ldc, bias, Act); break;
+                        default: Tile<R1>(a, K, panel, c, ldc, bias, Act); break;
+                    }
                     if (!full)
                         for (int r = 0; r < mr; r++)
                             for (int j = 0; j < nr; j++) C[(nint)(i + r) * N + j0 + j] = tile[r * PackedWeight.Panel + j];
@@ -141,56 +154,52 @@ public static unsafe class PackedLinear
         }
     }
 
-    /// <summary>Rows [0, mr) of a 6×16 tile: c[r, :] = act(Σ_k a[r·lda + k]·panel[k, :] + bias). Rows past mr read row mr−1
-    /// (never stored). bias holds at least nr values; lanes past nr get 0 bias (their weights are 0).</summary>
+    /// <summary>A compile-time row count: the JIT specialises <see cref="Tile{TRows}"/> per count and drops unused rows.</summary>
+    private interface IRows { static abstract int R { get; } }
+    private struct R1 : IRows { public static int R => 1; }
+    private struct R2 : IRows { public static int R => 2; }
+    private struct R3 : IRows { public static int R => 3; }
+    private struct R4 : IRows { public static int R => 4; }
+    private struct R5 : IRows { public static int R => 5; }
+    private struct R6 : IRows { public static int R => 6; }
+
+    /// <summary>An R×16 tile: c[r, :] = act(Σ_k a[r·lda + k]·panel[k, :] + bias) for r &lt; R (bias: 16 values).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile(float* a, nint lda, int mr, float* b, float* c, nint ldc, int rows, float* bias, int nr, Activation act)
+    private static void Tile<TR>(float* a, nint lda, float* b, float* c, nint ldc, float* bias, Activation act) where TR : IRows
     {
-        float* a0 = a, a1 = a + lda * Math.Min(1, mr - 1), a2 = a + lda * Math.Min(2, mr - 1);
-        float* a3 = a + lda * Math.Min(3, mr - 1), a4 = a + lda * Math.Min(4, mr - 1), a5 = a + lda * Math.Min(5, mr - 1);
-        int K = (int)lda;
+        int R = TR.R, K = (int)lda;
         if (Fma.IsSupported && Avx2.IsSupported)
         {
             Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
             Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+            float* a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda;
             for (int k = 0; k < K; k++, b += 16)
             {
                 Vector256<float> b0 = Avx.LoadAlignedVector256(b), b1 = Avx.LoadAlignedVector256(b + 8);
-                Vector256<float> x = Vector256.Create(a0[k]);
+                Vector256<float> x = Vector256.Create(a[k]);
                 c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01);
-                x = Vector256.Create(a1[k]);
-                c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11);
-                x = Vector256.Create(a2[k]);
-                c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21);
-                x = Vector256.Create(a3[k]);
-                c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
-                x = Vector256.Create(a4[k]);
-                c40 = Fma.MultiplyAdd(x, b0, c40); c41 = Fma.MultiplyAdd(x, b1, c41);
-                x = Vector256.Create(a5[k]);
-                c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
+                if (R > 1) { x = Vector256.Create(a1[k]); c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11); }
+                if (R > 2) { x = Vector256.Create(a2[k]); c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21); }
+                if (R > 3) { x = Vector256.Create(a3[k]); c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31); }
+                if (R > 4) { x = Vector256.Create(a4[k]); c40 = Fma.MultiplyAdd(x, b0, c40); c41 = Fma.MultiplyAdd(x, b1, c41); }
+                if (R > 5) { x = Vector256.Create(a5[k]); c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51); }
             }
-            Vector256<float> bias0 = default, bias1 = default;
-            if (bias is not null)
-            {
-                float* bb = stackalloc float[16];
-                for (int j = 0; j < 16; j++) bb[j] = j < nr ? bias[j] : 0f;
-                bias0 = Vector256.Load(bb); bias1 = Vector256.Load(bb + 8);
-            }
-            Store(c, c00 + bias0, c01 + bias1, act); if (rows > 1) Store(c + ldc, c10 + bias0, c11 + bias1, act);
-            if (rows > 2) Store(c + 2 * ldc, c20 + bias0, c21 + bias1, act);
-            if (rows > 3) Store(c + 3 * ldc, c30 + bias0, c31 + bias1, act);
-            if (rows > 4) Store(c + 4 * ldc, c40 + bias0, c41 + bias1, act);
-            if (rows > 5) Store(c + 5 * ldc, c50 + bias0, c51 + bias1, act);
+            Vector256<float> bias0 = Vector256.Load(bias), bias1 = Vector256.Load(bias + 8);
+            Store(c, c00 + bias0, c01 + bias1, act);
+            if (R > 1) Store(c + ldc, c10 + bias0, c11 + bias1, act);
+            if (R > 2) Store(c + 2 * ldc, c20 + bias0, c21 + bias1, act);
+            if (R > 3) Store(c + 3 * ldc, c30 + bias0, c31 + bias1, act);
+            if (R > 4) Store(c + 4 * ldc, c40 + bias0, c41 + bias1, act);
+            if (R > 5) Store(c + 5 * ldc, c50 + bias0, c51 + bias1, act);
             return;
         }
         // Portable path: the same per-element FMA chain in k order.
-        float** rowsA = stackalloc float*[6] { a0, a1, a2, a3, a4, a5 };
-        for (int r = 0; r < rows; r++)
+        for (int r = 0; r < R; r++)
             for (int j = 0; j < 16; j++)
             {
                 float s = 0f;
-                for (int k = 0; k < K; k++) s = MathF.FusedMultiplyAdd(rowsA[r][k], b[(nint)k * 16 + j], s);
-                if (bias is not null && j < nr) s += bias[j];
+                for (int k = 0; k < K; k++) s = MathF.FusedMultiplyAdd(a[r * lda + k], b[(nint)k * 16 + j], s);
+                s += bias[j];
                 c[r * ldc + j] = act switch { Activation.Gelu => SimdMath.Gelu(s), Activation.Relu => s > 0f ? s : 0f, _ => s };
             }
     }
