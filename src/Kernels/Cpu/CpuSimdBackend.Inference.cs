@@ -51,12 +51,12 @@ public sealed partial class CpuSimdBackend
         public readonly void Execute(int start, int end, int part)
         {
             int T = this.T, HS = this.HS, C3 = 3 * C;
-            int need = HS * T + T;
+            int need = HS * T + 4 * T;
             var scratch = t_scratch;
             if (scratch is null || scratch.Length < need) t_scratch = scratch = new float[Math.Max(need, 4096)];
             fixed (float* sp = scratch)
             {
-                float* kt = sp, s = sp + HS * T;   // K transposed (HS, T); one row of scores (T)
+                float* kt = sp, s = sp + HS * T;   // K transposed (HS, T); four rows of scores (4, T)
                 for (int bh = start; bh < end; bh++)
                 {
                     int b = bh / NH, h = bh - b * NH;
@@ -65,38 +65,70 @@ public sealed partial class CpuSimdBackend
                     for (int j = 0; j < T; j++)
                         for (int d = 0; d < HS; d++) kt[d * T + j] = k0[(nint)j * C3 + d];
                     var maskRow = Mask is null ? ReadOnlySpan<float>.Empty : new ReadOnlySpan<float>(Mask + (nint)b * T, T);
-                    for (int i = 0; i < R; i++)
+                    float* outBh = Out + (nint)b * R * C + h * HS;
+                    for (int i = 0; i < R; i += 4)
                     {
-                        Scores(seq + (nint)i * C3 + h * HS, kt, s, T, HS);
-                        var row = new Span<float>(s, T);
-                        SoftmaxRow(row, maskRow, Scale, row);
-                        Mix(s, v0, C3, Out + ((nint)b * R + i) * C + h * HS, T, HS);
+                        int rows = Math.Min(4, R - i);
+                        float* q = seq + (nint)i * C3 + h * HS;
+                        if (rows == 4) Scores4(q, C3, kt, s, T, HS);
+                        else
+                            for (int r = 0; r < rows; r++) Scores(q + (nint)r * C3, kt, s + r * T, T, HS);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            var row = new Span<float>(s + r * T, T);
+                            SoftmaxRow(row, maskRow, Scale, row);
+                        }
+                        int r2 = 0;
+                        for (; r2 + 2 <= rows; r2 += 2) Mix2(s + r2 * T, T, v0, C3, outBh + (nint)(i + r2) * C, C, T, HS);
+                        if (r2 < rows) Mix(s + r2 * T, v0, C3, outBh + (nint)(i + r2) * C, T, HS);
                     }
                 }
             }
         }
 
-        /// <summary>s[j] = Σ_d q[d]·kt[d, j] for j &lt; T (unscaled scores), four 8-key blocks at a time.</summary>
+        /// <summary>Scores of four query rows (q rows <paramref name="ldq"/> apart) into s (4, T): blocks of 4 rows × 16 keys
+        /// share each K load; the rest as <see cref="Scores"/>. The same FMA chain per element as <see cref="Scores"/>.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void Scores(float* q, float* kt, float* s, int T, int HS)
+        private static void Scores4(float* q, int ldq, float* kt, float* s, int T, int HS)
         {
+            float* q1 = q + ldq, q2 = q + 2 * ldq, q3 = q + 3 * ldq;
             int j = 0;
             if (Vector256.IsHardwareAccelerated)
-            {
-                for (; j + 32 <= T; j += 32)
+                for (; j + 16 <= T; j += 16)
                 {
-                    Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    Vector256<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
                     float* kd = kt + j;
                     for (int d = 0; d < HS; d++, kd += T)
                     {
+                        var k0 = Vector256.Load(kd);
+                        var k1 = Vector256.Load(kd + 8);
                         var x = Vector256.Create(q[d]);
-                        a0 = SimdMath.Fmadd(x, Vector256.Load(kd), a0);
-                        a1 = SimdMath.Fmadd(x, Vector256.Load(kd + 8), a1);
-                        a2 = SimdMath.Fmadd(x, Vector256.Load(kd + 16), a2);
-                        a3 = SimdMath.Fmadd(x, Vector256.Load(kd + 24), a3);
+                        a0 = SimdMath.Fmadd(x, k0, a0); a1 = SimdMath.Fmadd(x, k1, a1);
+                        x = Vector256.Create(q1[d]);
+                        b0 = SimdMath.Fmadd(x, k0, b0); b1 = SimdMath.Fmadd(x, k1, b1);
+                        x = Vector256.Create(q2[d]);
+                        c0 = SimdMath.Fmadd(x, k0, c0); c1 = SimdMath.Fmadd(x, k1, c1);
+                        x = Vector256.Create(q3[d]);
+                        d0 = SimdMath.Fmadd(x, k0, d0); d1 = SimdMath.Fmadd(x, k1, d1);
                     }
-                    a0.Store(s + j); a1.Store(s + j + 8); a2.Store(s + j + 16); a3.Store(s + j + 24);
+                    a0.Store(s + j); a1.Store(s + j + 8);
+                    b0.Store(s + T + j); b1.Store(s + T + j + 8);
+                    c0.Store(s + 2 * T + j); c1.Store(s + 2 * T + j + 8);
+                    d0.Store(s + 3 * T + j); d1.Store(s + 3 * T + j + 8);
                 }
+            if (j < T)
+                for (int r = 0; r < 4; r++) ScoresFrom(q + (nint)r * ldq, kt, s + r * T, T, HS, j);
+        }
+
+        /// <summary>s[j] = Σ_d q[d]·kt[d, j] for j &lt; T (unscaled scores).</summary>
+        private static void Scores(float* q, float* kt, float* s, int T, int HS) => ScoresFrom(q, kt, s, T, HS, 0);
+
+        /// <summary>s[j] = Σ_d q[d]·kt[d, j] for j in [j0, T), 8-key blocks then scalars (one FMA chain per key, d in order).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void ScoresFrom(float* q, float* kt, float* s, int T, int HS, int j0)
+        {
+            int j = j0;
+            if (Vector256.IsHardwareAccelerated)
                 for (; j + 8 <= T; j += 8)
                 {
                     Vector256<float> a0 = default;
@@ -104,7 +136,6 @@ public sealed partial class CpuSimdBackend
                     for (int d = 0; d < HS; d++, kd += T) a0 = SimdMath.Fmadd(Vector256.Create(q[d]), Vector256.Load(kd), a0);
                     a0.Store(s + j);
                 }
-            }
             for (; j < T; j++)
             {
                 float a = 0f;
@@ -113,11 +144,45 @@ public sealed partial class CpuSimdBackend
             }
         }
 
-        /// <summary>o[d] = Σ_j p[j]·v[j·ldv + d] for d &lt; HS (keys in order).</summary>
+        /// <summary>Two output rows at once: o[r·ldo + d] = Σ_j p[r·ldp + j]·v[j·ldv + d]; the same chains as <see cref="Mix"/>.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private static void Mix(float* p, float* v, int ldv, float* o, int T, int HS)
+        private static void Mix2(float* p, int ldp, float* v, int ldv, float* o, int ldo, int T, int HS)
         {
+            float* p1 = p + ldp;
             int d = 0;
+            if (Vector256.IsHardwareAccelerated)
+                for (; d + 32 <= HS; d += 32)
+                {
+                    Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+                    float* vj = v + d;
+                    for (int j = 0; j < T; j++, vj += ldv)
+                    {
+                        var v0 = Vector256.Load(vj); var v1 = Vector256.Load(vj + 8);
+                        var v2 = Vector256.Load(vj + 16); var v3 = Vector256.Load(vj + 24);
+                        var x = Vector256.Create(p[j]);
+                        a0 = SimdMath.Fmadd(x, v0, a0); a1 = SimdMath.Fmadd(x, v1, a1); a2 = SimdMath.Fmadd(x, v2, a2); a3 = SimdMath.Fmadd(x, v3, a3);
+                        x = Vector256.Create(p1[j]);
+                        b0 = SimdMath.Fmadd(x, v0, b0); b1 = SimdMath.Fmadd(x, v1, b1); b2 = SimdMath.Fmadd(x, v2, b2); b3 = SimdMath.Fmadd(x, v3, b3);
+                    }
+                    a0.Store(o + d); a1.Store(o + d + 8); a2.Store(o + d + 16); a3.Store(o + d + 24);
+                    float* o1 = o + ldo;
+                    b0.Store(o1 + d); b1.Store(o1 + d + 8); b2.Store(o1 + d + 16); b3.Store(o1 + d + 24);
+                }
+            if (d < HS)
+            {
+                MixFrom(p, v, ldv, o, T, HS, d);
+                MixFrom(p1, v, ldv, o + ldo, T, HS, d);
+            }
+        }
+
+        /// <summary>o[d] = Σ_j p[j]·v[j·ldv + d] for d &lt; HS (keys in order).</summary>
+        private static void Mix(float* p, float* v, int ldv, float* o, int T, int HS) => MixFrom(p, v, ldv, o, T, HS, 0);
+
+        /// <summary>o[d] = Σ_j p[j]·v[j·ldv + d] for d in [d0, HS): 32-wide blocks, 8-wide blocks, scalars; j in order.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void MixFrom(float* p, float* v, int ldv, float* o, int T, int HS, int d0)
+        {
+            int d = d0;
             if (Vector256.IsHardwareAccelerated)
             {
                 for (; d + 32 <= HS; d += 32)

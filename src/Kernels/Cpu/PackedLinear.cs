@@ -130,21 +130,28 @@ public static unsafe class PackedLinear
                 int j0 = p * PackedWeight.Panel, nr = Math.Min(PackedWeight.Panel, N - j0);
                 for (int j = 0; j < PackedWeight.Panel; j++) bias[j] = Bias is not null && j < nr ? Bias[j0 + j] : 0f;
                 bool full = nr == PackedWeight.Panel;
+                // While this panel's tiles run, the next panel (K cache lines) is prefetched, spread evenly over the tiles:
+                // at small M the weights stream from memory and this overlaps the stream with the multiply-adds.
+                float* next = p + 1 < end ? panel + (nint)PackedWeight.Panel * K : null;
+                int tiles = (M + 5) / 6;
                 // rows in tiles of 6, the last tile exactly M mod 6 rows (no wasted multiply-adds)
-                for (int i = 0; i < M; i += 6)
+                for (int i = 0, ti = 0; i < M; i += 6, ti++)
                 {
                     int mr = Math.Min(6, M - i);
                     float* c = full ? C + (nint)i * N + j0 : tile;
                     nint ldc = full ? N : PackedWeight.Panel;
                     float* a = A + (nint)i * K;
+                    int lo = (int)((long)K * ti / tiles), hi = (int)((long)K * (ti + 1) / tiles);
+                    float* pf = next is null ? null : next + (nint)lo * PackedWeight.Panel;
+                    int pfCount = next is null ? 0 : hi - lo;
                     switch (mr)
                     {
-                        case 6: Tile<R6>(a, K, panel, c, ldc, bias, Act); break;
-                        case 5: Tile<R5>(a, K, panel, c, ldc, bias, Act); break;
-                        case 4: Tile<R4>(a, K, panel, c, ldc, bias, Act); break;
-                        case 3: Tile<R3>(a, K, panel, c, ldc, bias, Act); break;
-                        case 2: Tile<R2>(a, K, panel, c, ldc, bias, Act); break;
-                        default: Tile<R1>(a, K, panel, c, ldc, bias, Act); break;
+                        case 6: Tile<R6>(a, K, panel, c, ldc, bias, Act, pf, pfCount); break;
+                        case 5: Tile<R5>(a, K, panel, c, ldc, bias, Act, pf, pfCount); break;
+                        case 4: Tile<R4>(a, K, panel, c, ldc, bias, Act, pf, pfCount); break;
+                        case 3: Tile<R3>(a, K, panel, c, ldc, bias, Act, pf, pfCount); break;
+                        case 2: Tile<R2>(a, K, panel, c, ldc, bias, Act, pf, pfCount); break;
+                        default: Tile<R1>(a, K, panel, c, ldc, bias, Act, pf, pfCount); break;
                     }
                     if (!full)
                         for (int r = 0; r < mr; r++)
@@ -163,9 +170,11 @@ public static unsafe class PackedLinear
     private struct R5 : IRows { public static int R => 5; }
     private struct R6 : IRows { public static int R => 6; }
 
-    /// <summary>An R×16 tile: c[r, :] = act(Σ_k a[r·lda + k]·panel[k, :] + bias) for r &lt; R (bias: 16 values).</summary>
+    /// <summary>An R×16 tile: c[r, :] = act(Σ_k a[r·lda + k]·panel[k, :] + bias) for r &lt; R (bias: 16 values); prefetches
+    /// <paramref name="pfCount"/> cache lines from <paramref name="pf"/> on the way.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TR>(float* a, nint lda, float* b, float* c, nint ldc, float* bias, Activation act) where TR : IRows
+    private static void Tile<TR>(float* a, nint lda, float* b, float* c, nint ldc, float* bias, Activation act, float* pf, int pfCount)
+        where TR : IRows
     {
         int R = TR.R, K = (int)lda;
         if (Fma.IsSupported && Avx2.IsSupported)
@@ -175,6 +184,7 @@ public static unsafe class PackedLinear
             float* a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda;
             for (int k = 0; k < K; k++, b += 16)
             {
+                if (k < pfCount) Sse.Prefetch0(pf + (nint)k * 16);   // one line (16 floats) of the next panel
                 Vector256<float> b0 = Avx.LoadAlignedVector256(b), b1 = Avx.LoadAlignedVector256(b + 8);
                 Vector256<float> x = Vector256.Create(a[k]);
                 c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01);
