@@ -12,7 +12,8 @@ namespace FastRec.Bench;
 /// Shapes of one MiniLM-L12-H384 layer at batch B (8) and sequence T (128): C 384, NH 12, F 1536, and an AdamW step over
 /// P parameters (22M). Each op runs ours and LibTorch's equivalent alternately rep by rep (a noisy neighbour hits both
 /// alike) and reports the medians, the ratio torch/ours (&gt; 1: ours is faster) and the memory-traffic floor at the
-/// measured copy bandwidth. Ops LibTorch has no single call for print ours only.
+/// measured copy bandwidth (tensors of a few MB stay in cache and can beat it). Ops LibTorch has no single call for
+/// print ours only.
 /// </summary>
 internal static class CpuOpsBench
 {
@@ -39,6 +40,7 @@ internal static class CpuOpsBench
         }
         const int C = 384, NH = 12, F = 1536;
         int N = B * T, HS = C / NH;
+        CpuParallel.Threads = threads;
         string? torchError = null;
         try { torch.set_num_threads(threads); }
         catch (Exception e) { torchError = $"{e.GetType().Name}: {(e.InnerException ?? e).Message.Split('\n')[0]}"; }

@@ -146,6 +146,45 @@ internal static class SimdMath
         return Fmadd(x, pdf, cdf);
     }
 
+    // ------------------------------------------------------------------ tanh
+    // |x| < 0.625: tanh(x) = x + x³·T(x²), T of degree 4 (Chebyshev fit of (tanh(√u) − √u)/u^1.5 on u ∈ [0, 0.39]);
+    // otherwise tanh(|x|) = (1 − e)/(1 + e) with e = exp(−2|x|), sign restored. Max relative error ≈ 2e-7.
+    private const float TanhSmall = 0.625f;
+    private const float T0 = -0.333333283662796f, T1 = 0.1333276927471161f, T2 = -0.05385090783238411f,
+        T3 = 0.020997179672122f, T4 = -0.006096714176237583f;
+
+    /// <summary>tanh(x), float, ~2e-7 relative.</summary>
+    public static float Tanh(float x)
+    {
+        float ax = MathF.Abs(x);
+        if (ax < TanhSmall)
+        {
+            float u = x * x;
+            return Fmadd(x * u, Fmadd(Fmadd(Fmadd(Fmadd(T4, u, T3), u, T2), u, T1), u, T0), x);
+        }
+        if (float.IsNaN(x)) return x;
+        float e = Exp(-2f * ax);
+        return MathF.CopySign((1f - e) / (1f + e), x);
+    }
+
+    /// <summary>tanh of 8 lanes, ~2e-7 relative.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Tanh(Vector256<float> x)
+    {
+        Vector256<float> u = x * x;
+        Vector256<float> t = Fmadd(Fmadd(Fmadd(Fmadd(Vector256.Create(T4), u, Vector256.Create(T3)), u, Vector256.Create(T2)), u,
+            Vector256.Create(T1)), u, Vector256.Create(T0));
+        Vector256<float> small = Fmadd(x * u, t, x);
+        Vector256<float> ax = Vector256.Abs(x);
+        Vector256<float> isSmall = Vector256.LessThan(ax, Vector256.Create(TanhSmall));
+        if (Vector256.EqualsAll(isSmall.AsUInt32(), Vector256<uint>.AllBitsSet)) return small;
+        Vector256<float> e = Exp(ax * Vector256.Create(-2f));
+        Vector256<float> big = (Vector256<float>.One - e) / (Vector256<float>.One + e);
+        big = (big.AsUInt32() | (x.AsUInt32() & Vector256.Create(0x80000000u))).AsSingle(); // copysign
+        big = Vector256.ConditionalSelect(Vector256.Equals(x, x), big, x);                 // NaN stays NaN
+        return Vector256.ConditionalSelect(isSmall, small, big);
+    }
+
     // ------------------------------------------------------------------ reductions (fixed order)
     /// <summary>Lane sum in a fixed order ((0+4)+(2+6)) + ((1+5)+(3+7)).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

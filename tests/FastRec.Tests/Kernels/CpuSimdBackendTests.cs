@@ -77,6 +77,32 @@ public sealed class CpuSimdBackendTests
     }
 
     [Test]
+    public void TanhIsAccurateTo2e7Relative()
+    {
+        double worst = 0; float at = 0;
+        Span<float> lane = stackalloc float[8];
+        var xs = new List<float>();
+        for (int i = -100000; i <= 100000; i++) xs.Add(i * 1e-4f + 3e-6f);
+        for (float x = 1e-30f; x < 1f; x *= 1.37f) { xs.Add(x); xs.Add(-x); }
+        for (int i = 0; i + 8 <= xs.Count; i += 8)
+        {
+            for (int k = 0; k < 8; k++) lane[k] = xs[i + k];
+            Vector256<float> v = SimdMath.Tanh(Vector256.Create<float>(lane));
+            for (int k = 0; k < 8; k++)
+            {
+                double exact = Math.Tanh(lane[k]);
+                double e = Math.Max(Math.Abs(v.GetElement(k) - exact), Math.Abs(SimdMath.Tanh(lane[k]) - exact)) / Math.Abs(exact);
+                if (e > worst) { worst = e; at = lane[k]; }
+            }
+        }
+        Assert.That(worst, Is.LessThanOrEqualTo(2.5e-7), $"worst at x = {at:R}");
+        Vector256<float> edge = SimdMath.Tanh(Vector256.Create(100f, -100f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, 0f, 20f, -0.5f));
+        Assert.That(new[] { edge[0], edge[1], edge[2], edge[3], edge[5], edge[6] }, Is.EqualTo(new[] { 1f, -1f, 1f, -1f, 0f, 1f }));
+        Assert.That(float.IsNaN(edge[4]), Is.True);
+        Assert.That(float.IsNaN(SimdMath.Tanh(float.NaN)), Is.True);
+    }
+
+    [Test]
     public void VectorKeepMaskEqualsRngKeep()
     {
         // Every decision of the Vector256 SplitMix64 stream must equal Rng.Keep, including probabilities at the 2^-24 grid
