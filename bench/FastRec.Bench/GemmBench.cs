@@ -19,10 +19,10 @@ namespace FastRec.Bench;
 /// </summary>
 internal static class GemmBench
 {
-    private sealed record Shape(string Form, int M, int N, int K, bool TransA, bool TransB, bool Accumulate)
+    private sealed record Shape(string Form, int M, int N, int K, bool TransA, bool TransB, bool Accumulate, int Batch = 1)
     {
-        public double Flops => 2.0 * M * N * K;
-        public string Name => $"{Form} ({M},{N},{K},{(TransA ? "T" : "N")},{(TransB ? "T" : "N")})";
+        public double Flops => 2.0 * M * N * K * Batch;
+        public string Name => (Batch > 1 ? $"{Form} {Batch}x" : $"{Form} ") + $"({M},{N},{K},{(TransA ? "T" : "N")},{(TransB ? "T" : "N")})";
     }
 
     private sealed record Row(Shape Shape, string Kernel, double OursMs, double TorchMatmulMs, double TorchInPlaceMs);
@@ -103,6 +103,12 @@ internal static class GemmBench
         foreach (int inF in dims)
             foreach (int outF in dims)
                 yield return new Shape("tn", outF, inF, m, true, false, true);       // δW(out,in) += δy(M,out)ᵀ·x(M,in)
+        // Attention, batched over B·NH heads (T = 128, NH = 12, HS = 32, B = M / T).
+        const int T = 128, NH = 12, HS = 32;
+        int bh = Math.Max(1, m / T) * NH;
+        yield return new Shape("att", T, T, HS, false, true, false, bh);   // scores = Q·Kᵀ, δprobs = δout·Vᵀ
+        yield return new Shape("att", T, HS, T, false, false, false, bh);  // out = probs·V, δQ = δscores·K
+        yield return new Shape("att", T, HS, T, true, false, false, bh);   // δV = probsᵀ·δout, δK = δscoresᵀ·Q
     }
 
     private static double BestTorch(Row r) => Math.Min(r.TorchMatmulMs, r.TorchInPlaceMs);
@@ -112,22 +118,34 @@ internal static class GemmBench
         CpuGemm.Kernel = kernel;
         int aRows = s.TransA ? s.K : s.M, aCols = s.TransA ? s.M : s.K;
         int bRows = s.TransB ? s.N : s.K, bCols = s.TransB ? s.K : s.N;
-        float[] a = Data(aRows * aCols, 1), b = Data(bRows * bCols, 2), c = Data(s.M * s.N, 3);
-        void Ours() => CpuGemm.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, aCols, b, bCols, s.Accumulate, c, s.N);
+        int batch = s.Batch;
+        long sa = (long)aRows * aCols, sb = (long)bRows * bCols, sc = (long)s.M * s.N;
+        float[] a = Data((int)(sa * batch), 1), b = Data((int)(sb * batch), 2), c = Data((int)(sc * batch), 3);
+        void Ours()
+        {
+            if (batch == 1) CpuGemm.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, aCols, b, bCols, s.Accumulate, c, s.N);
+            else CpuGemm.SgemmBatched(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, aCols, b, bCols, s.Accumulate, c, s.N, batch, sa, sb, sc);
+        }
 
         torch.Tensor? ta = null, tb = null, tc = null;
         if (torchOn)
         {
-            ta = torch.tensor(a, [aRows, aCols]); tb = torch.tensor(b, [bRows, bCols]); tc = torch.tensor(c, [s.M, s.N]);
+            long[] Dims(int r, int cl) => batch == 1 ? [r, cl] : [batch, r, cl];
+            ta = torch.tensor(a, Dims(aRows, aCols)); tb = torch.tensor(b, Dims(bRows, bCols)); tc = torch.tensor(c, Dims(s.M, s.N));
         }
         // op(A), op(B): the transposes are views (LibTorch passes them to its BLAS as transpose flags).
-        torch.Tensor? taT = torchOn && s.TransA ? ta!.t() : null, tbT = torchOn && s.TransB ? tb!.t() : null;
+        torch.Tensor? taT = torchOn && s.TransA ? ta!.transpose(-2, -1) : null, tbT = torchOn && s.TransB ? tb!.transpose(-2, -1) : null;
         void TorchMatmul()
         {
             using var p = torch.matmul(taT ?? ta!, tbT ?? tb!);
             if (s.Accumulate) tc!.add_(p);
         }
-        void TorchInPlace() => tc!.addmm_(taT ?? ta!, tbT ?? tb!, beta: s.Accumulate ? 1 : 0, alpha: 1);
+        void TorchInPlace()
+        {
+            float beta = s.Accumulate ? 1 : 0;
+            if (batch == 1) tc!.addmm_(taT ?? ta!, tbT ?? tb!, beta: beta, alpha: 1);
+            else { using var p = (taT ?? ta!).baddbmm(tbT ?? tb!, tc!, beta: beta, alpha: 1); } // TorchSharp: batch1.baddbmm(batch2, input); no in-place form
+        }
 
         // Warm-up: JIT, scratch, worker threads, LibTorch's pools.
         Ours(); Ours();

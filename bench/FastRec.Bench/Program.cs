@@ -8,6 +8,7 @@ public static class Program
         if (args.Length == 0) { Console.Error.WriteLine("usage: FastRec.Bench <gemm|cpu-ops|train-step|latency|micro> [--json] [--threads N]"); return 2; }
         if (args[0] == "gemm") return GemmBench.Run(args);
         if (args[0] == "cpu-ops") return CpuOpsBench.Run(args);
+        if (args[0] == "train-step") return TrainStepBench.Run(args);
         Console.Error.WriteLine($"unknown benchmark '{args[0]}'");
         return 2;
     }

@@ -8,18 +8,22 @@ namespace FastRec.Kernels.Cpu;
 /// SGEMM for the CPU backend, semantics exactly as <see cref="IBackend.Gemm"/> on spans (row-major, transposes,
 /// leading dimensions, accumulate). GotoBLAS/BLIS structure: for each (NC columns, KC depth) the B panel is packed
 /// into micro-panels of NR columns, for each MC rows the A block into micro-panels of MR rows, and a register-blocked
-/// FMA micro-kernel computes each MR×NR tile of C. Packing absorbs the transposes and zero-pads the edges.
+/// FMA micro-kernel computes each MR×NR tile of C. Packing absorbs the transposes and zero-pads the edges; partial
+/// tiles run the same kernel on a copy, so every element of C sees the same arithmetic. The default kernel is
+/// 6×16 Vector256 FMA (12 ymm accumulators), KC = 256 (K split into equal blocks), MC = 144, NC = 2048; C's tile is
+/// prefetched while the FMAs run. C must not overlap A or B.
 /// <para>Threads: C is split into contiguous row (or column) ranges, one per thread of <see cref="CpuParallel"/>;
 /// every element of C is computed by one thread with the same K order and blocking whatever the split, so the
 /// result is bitwise independent of the thread count. Scratch panels are per-thread, 64-byte aligned native memory,
-/// allocated once and reused: no managed allocation per call.</para>
+/// allocated once and reused: no managed allocation per call. Calls from several threads at once are safe (a call that
+/// finds the pool busy runs on its own thread).</para>
 /// </summary>
 public static unsafe class CpuGemm
 {
     /// <summary>Problems with M·N·K at most this take the simple loop (packing would cost more than it saves).</summary>
     internal const long SmallWork = 16 * 16 * 16;
     /// <summary>Multiply-adds per thread below which adding a thread does not pay for waking it.</summary>
-    internal const long ParallelGrain = 1L << 18;
+    internal const long ParallelGrain = 1L << 20;
 
     /// <summary>The micro-kernel used by the packed path: <see cref="GemmKernel.Auto"/> (the default) picks the best one
     /// this CPU supports; the others are knobs for the benchmark and tests (results differ only in rounding order).</summary>
@@ -141,8 +145,9 @@ public static unsafe class CpuGemm
             MicroKernels.Compute(kernel, in g, 0, g.M, 0, g.N, Scratch.ForCurrentThread());
             return;
         }
-        // Split rows when there are enough row tiles to balance, else columns.
-        bool splitM = mUnits >= 4 * maxT || mUnits >= nUnits;
+        // Each thread packs its own rows of A and all of B when the rows are split (all of A and its columns of B
+        // when the columns are): split the longer side, so the panel every thread repacks is the smaller one.
+        bool splitM = mUnits >= maxT && (g.M >= g.N || nUnits < maxT);
         var job = new TileJob { G = g, Kernel = kernel, SplitM = splitM, Unit = splitM ? mr : nr };
         CpuParallel.ForRange(splitM ? mUnits : nUnits, ref job, maxT);
     }
@@ -238,4 +243,6 @@ public enum GemmKernel
     Scalar4x4,
     /// <summary>Vector256 + FMA, 6×16: 12 accumulators.</summary>
     V256x6x16,
+    /// <summary>Vector512 + FMA, 6×32: 12 accumulators (on Zen 4 as fast as <see cref="V256x6x16"/>, not faster).</summary>
+    V512x6x32,
 }
