@@ -38,6 +38,44 @@ public sealed class CpuSimdBackendTests
     }
 
     [Test]
+    public void GeluAndItsGradientAreAccurateEverywhere()
+    {
+        // GELU goes through erfc (x·Φ(x) with Φ from the tail), so it keeps its relative accuracy for x ≪ 0 too:
+        // within 5e-7 relative wherever the result is a normal float; the gradient Φ + x·φ within 5e-7·(|Φ| + |x·φ|)
+        // (it crosses zero near x = −0.75, where only that absolute bound is meaningful).
+        double worstG = 0, worstD = 0; float atG = 0, atD = 0;
+        Span<float> lane = stackalloc float[8];
+        for (int i = -120000; i < 120000; i += 8)
+        {
+            for (int k = 0; k < 8; k++) lane[k] = (i + k) * 1e-4f + 3.1e-6f;
+            Vector256<float> vg = SimdMath.Gelu(Vector256.Create<float>(lane)), vd = SimdMath.GeluGrad(Vector256.Create<float>(lane));
+            for (int k = 0; k < 8; k++)
+            {
+                double x = lane[k];
+                double cdf = 0.5 * RefMath.Erfc(-x / Math.Sqrt(2)), pdf = Math.Exp(-0.5 * x * x) / Math.Sqrt(2 * Math.PI);
+                double gelu = x * cdf, grad = cdf + x * pdf;
+                if (Math.Abs(gelu) > 1e-37)
+                {
+                    double e = Math.Max(Math.Abs(vg.GetElement(k) - gelu), Math.Abs(SimdMath.Gelu(lane[k]) - gelu)) / Math.Abs(gelu);
+                    if (e > worstG) { worstG = e; atG = lane[k]; }
+                }
+                double scale = Math.Abs(cdf) + Math.Abs(x * pdf);
+                if (scale > 1e-37)
+                {
+                    double e = Math.Max(Math.Abs(vd.GetElement(k) - grad), Math.Abs(SimdMath.GeluGrad(lane[k]) - grad)) / scale;
+                    if (e > worstD) { worstD = e; atD = lane[k]; }
+                }
+            }
+        }
+        Assert.That(worstG, Is.LessThanOrEqualTo(5e-7), $"GELU worst {worstG:E2} at x = {atG:R}");
+        Assert.That(worstD, Is.LessThanOrEqualTo(5e-7), $"GELU' worst {worstD:E2} at x = {atD:R}");
+        Assert.That(SimdMath.Gelu(100f), Is.EqualTo(100f));
+        Assert.That(SimdMath.Gelu(-100f), Is.EqualTo(0f).Or.EqualTo(-0f));
+        Assert.That(float.IsNaN(SimdMath.Gelu(float.NaN)), Is.True);
+        Assert.That(float.IsNaN(SimdMath.Gelu(Vector256.Create(float.NaN)).GetElement(0)), Is.True);
+    }
+
+    [Test]
     public void ErfSaturatesAndKeepsNaN()
     {
         Assert.That(SimdMath.Erf(50f), Is.EqualTo(1f));
