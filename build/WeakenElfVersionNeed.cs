@@ -1,21 +1,14 @@
 // MSBuild inline task (RoslynCodeTaskFactory): marks one ELF version-need (e.g. GLIBCXX_3.4.32) weak so an older libstdc++ loads the library.
-//
-// Why: TorchSharp's libLibTorchSharp.so was linked against GCC 13's libstdc++ and so asks for GLIBCXX_3.4.32, which
-// Debian 12's libstdc++ (GCC 12) lacks. The only symbol of that version is _ZSt21ios_base_library_initv, which GCC 13
-// references from <iostream> without relocating against it. glibc's loader treats a missing version whose Vernaux has
-// VER_FLG_WEAK as non-fatal, so setting that one flag makes the library load, and nothing else changes.
-//
-// Safety: the task refuses (fails the build) unless the file is a well-formed ELF64 little-endian shared object whose
-// .gnu.version_r names the version, and no dynamic relocation (SHT_RELA / SHT_REL against .dynsym) references a symbol
-// bound to that version. It is idempotent: an already-weak entry is left alone. It writes to a temporary file in the same
-// folder and renames it over the original (so a hard link into the NuGet cache is never modified), and it keeps the
-// original last-write time so MSBuild's incremental copy does not re-copy the pristine file on every build.
 using System;
 using System.Collections.Generic;
 using System.IO;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 
+/// <summary>
+/// <para>Why: TorchSharp's libLibTorchSharp.so was linked against GCC 13's libstdc++ and so asks for GLIBCXX_3.4.32, which Debian 12's libstdc++ (GCC 12) lacks. The only symbol of that version is _ZSt21ios_base_library_initv, which GCC 13 references from &lt;iostream&gt; without relocating against it. glibc's loader treats a missing version whose Vernaux has VER_FLG_WEAK as non-fatal, so setting that one flag makes the library load, and nothing else changes.</para>
+/// <para>Safety: the task refuses (fails the build) unless the file is a well-formed ELF64 little-endian shared object whose .gnu.version_r names the version, and no dynamic relocation (SHT_RELA / SHT_REL against .dynsym) references a symbol bound to that version. It is idempotent: an already-weak entry is left alone. It writes to a temporary file in the same folder and renames it over the original (so a hard link into the NuGet cache is never modified), and it keeps the original last-write time so MSBuild's incremental copy does not re-copy the pristine file on every build.</para>
+/// </summary>
 public class WeakenElfVersionNeed : Task
 {
     /// <summary>The ELF files to patch.</summary>

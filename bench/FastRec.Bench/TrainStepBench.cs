@@ -16,6 +16,9 @@ namespace FastRec.Bench;
 /// <see cref="TorchBert"/>, with the same thread count for both. Steps of the two engines alternate, so load on the machine
 /// hits both alike; after the warm-up the median step time gives examples/s = B / median. The process CPU time of each
 /// step is reported beside it (on a loaded machine the wall time stretches; CPU time much less, though it counts spinning).
+/// <para>On a shared, oversubscribed machine run with <c>OMP_WAIT_POLICY=PASSIVE</c>: LibTorch's OpenMP threads otherwise
+/// spin at every barrier while the other thread is descheduled, which inflates torch's wall and CPU time (measured 2.5x on
+/// the 2-core dev box). The variable must be in the process environment before start; the result records it.</para>
 /// <para>Options: --threads N (default 2), --batch B (32), --seq T (64), --warmup W (1), --steps S (3), --vocab V (30522),
 /// --sdpa (torch attention via scaled_dot_product_attention instead of HF eager), --no-torch, --json.</para>
 /// </summary>
@@ -92,6 +95,7 @@ public static class TrainStepBench
         double ratio = fastEps / torchEps;
         string machine = $"{CpuModel()}, {Environment.ProcessorCount} logical cores, load average {LoadAverage()}";
         string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
+        string ompWait = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "unset";
 
         if (o.Json)
         {
@@ -106,6 +110,7 @@ public static class TrainStepBench
                 ["vocab"] = o.Vocab,
                 ["warmup"] = o.Warmup,
                 ["steps"] = o.Steps,
+                ["omp_wait_policy"] = ompWait,
                 ["fastrec"] = new Dictionary<string, object> { ["backend"] = backend.Name, ["median_ms"] = Round(fastMed), ["examples_per_s"] = Round(fastEps), ["step_ms"] = fast.Select(Round).ToArray(), ["median_cpu_ms"] = Round(Median(fastCpu)) },
                 ["torch"] = peer == null ? null : new Dictionary<string, object>
                 {
@@ -125,6 +130,8 @@ public static class TrainStepBench
             {
                 Console.WriteLine($"torch       {torchMed,9:F1} ms/step  {torchEps,8:F2} examples/s  cpu {Median(torCpu),9:F1} ms/step  (LibTorch {(o.Sdpa ? "sdpa" : "eager")} attention)");
                 Console.WriteLine($"ratio       {ratio:F3}  (fastrec / torch examples/s; > 1 = FastRec faster)");
+                if (ompWait == "unset")
+                    Console.WriteLine("note        OMP_WAIT_POLICY is unset: on a loaded machine LibTorch's spinning OpenMP threads slow it down; OMP_WAIT_POLICY=PASSIVE is fairer there");
             }
         }
         return 0;
