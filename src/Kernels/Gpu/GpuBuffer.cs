@@ -16,7 +16,13 @@ public sealed class GpuBuffer<T> : DeviceBuffer<T> where T : unmanaged
         _owner = owner;
         _memory = memory;
         Length = length;   // the allocation holds at least one element, so a 0-length buffer is still valid memory
+        // Index and segment buffers (never written by kernels) keep a host copy, so ids and AdamW segments are
+        // validated without a device round-trip.
+        if (typeof(T) != typeof(float)) Mirror = new T[length];
     }
+
+    /// <summary>Host copy of the contents for non-float buffers (kept in step by Upload), else null.</summary>
+    internal T[]? Mirror { get; }
 
     /// <inheritdoc/>
     public override long Length { get; }

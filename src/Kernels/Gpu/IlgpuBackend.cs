@@ -241,17 +241,18 @@ public sealed class IlgpuBackend : IBackend
     public void Upload<T>(View<T> dst, ReadOnlySpan<T> src) where T : unmanaged
     {
         var d = Arr(dst);
-        if (src.Length != dst.Length) throw new ShapeException($"{nameof(src)}: expected {dst.Length} elements to upload into {dst}, got {src.Length}");
+        if (src.Length != dst.Length) throw new ShapeException($"src: expected {dst.Length} elements (the length of dst), got {src.Length}");
         if (src.Length == 0) return;
         d.CopyFromCPU(_stream, ref MemoryMarshal.GetReference(src), src.Length);
         _stream.Synchronize();
+        if (dst.Buffer is GpuBuffer<T> { Mirror: { } mirror }) src.CopyTo(mirror.AsSpan(checked((int)dst.Offset), dst.Length));
     }
 
     /// <inheritdoc/>
     public void Download<T>(View<T> src, Span<T> dst) where T : unmanaged
     {
         var s = Arr(src);
-        if (src.Length != dst.Length) throw new ShapeException($"{nameof(dst)}: expected {src.Length} elements to download from {src}, got {dst.Length}");
+        if (src.Length != dst.Length) throw new ShapeException($"dst: expected {src.Length} elements (the length of src), got {dst.Length}");
         _stream.Synchronize();
         if (dst.Length == 0) return;
         s.CopyToCPU(_stream, ref MemoryMarshal.GetReference(dst), dst.Length);
@@ -268,8 +269,8 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void Copy(View<float> dst, View<float> src)
     {
-        Check.Len(src, dst.Length, "dst.Length");
         var d = Arr(dst);
+        Check.Len(src, dst.Length, "dst.Length");
         var s = Arr(src);
         if (dst.Length > 0) s.CopyTo(_stream, d);
     }
@@ -284,22 +285,26 @@ public sealed class IlgpuBackend : IBackend
                      View<float> a, int lda, View<float> b, int ldb, bool accumulate, View<float> c, int ldc,
                      int batch = 1, long strideA = 0, long strideB = 0, long strideC = 0)
     {
-        Check.Dims(nameof(Gemm), M, N, K, batch);
-        if (lda == 0) lda = transA ? M : K;
-        if (ldb == 0) ldb = transB ? K : N;
-        if (ldc == 0) ldc = N;
-        if (lda < (transA ? M : K)) throw new ShapeException($"{nameof(lda)}: {lda} is less than the row length {(transA ? M : K)} of A");
-        if (ldb < (transB ? K : N)) throw new ShapeException($"{nameof(ldb)}: {ldb} is less than the row length {(transB ? K : N)} of B");
-        if (ldc < N) throw new ShapeException($"{nameof(ldc)}: {ldc} is less than the row length {N} of C");
-        if (strideA < 0 || strideB < 0 || strideC < 0) throw new ShapeException("Gemm: batch strides must not be negative");
-        long extA = (long)((transA ? K : M) - 1) * lda + (transA ? M : K);
-        long extB = (long)((transB ? N : K) - 1) * ldb + (transB ? K : N);
-        long extC = (long)(M - 1) * ldc + N;
-        Check.MinLen(a, (batch - 1) * strideA + extA, "(batch-1)·strideA + extent of A");
-        Check.MinLen(b, (batch - 1) * strideB + extB, "(batch-1)·strideB + extent of B");
-        Check.MinLen(c, (batch - 1) * strideC + extC, "(batch-1)·strideC + extent of C");
+        Check.Dims($"{nameof(Gemm)} (M, N, K, batch)", M, N, K, batch);
+        lda = CheckOperand(a, lda, transA ? K : M, transA ? M : K, batch, strideA, "A", nameof(lda), nameof(strideA));
+        ldb = CheckOperand(b, ldb, transB ? N : K, transB ? K : N, batch, strideB, "B", nameof(ldb), nameof(strideB));
+        ldc = CheckOperand(c, ldc, M, N, batch, strideC, "C", nameof(ldc), nameof(strideC));
+        if (batch > 1 && strideC < (long)(M - 1) * ldc + N)
+            throw new ShapeException($"strideC: {strideC} makes the {batch} output matrices C [{M},{N}] (ldc {ldc}) overlap; need >= {(long)(M - 1) * ldc + N}");
         GemmCore(transA, transB, M, N, K, alpha, Arr(a), lda, Arr(b), ldb, accumulate, Arr(c), ldc,
                  batch, (int)strideA, (int)strideB, (int)strideC, _dummyF.ViewOf(0, 1), false, ActCode.None);
+    }
+
+    /// <summary>Validates one GEMM operand stored [rows, cols] with leading dimension ld (0 = packed); returns the effective ld.</summary>
+    private static int CheckOperand(View<float> m, int ld, int rows, int cols, int batch, long stride, string what, string ldName, string strideName)
+    {
+        if (ld < 0) throw new ShapeException($"{ldName}: leading dimension must be >= 0 (0 = packed), got {ld}");
+        int eff = ld == 0 ? cols : ld;
+        if (eff < cols) throw new ShapeException($"{ldName}: leading dimension {ld} is smaller than the row length {cols} of {what} stored [{rows},{cols}]");
+        if (stride < 0) throw new ShapeException($"{strideName}: batch stride must be >= 0, got {stride}");
+        long need = (batch - 1) * stride + (long)(rows - 1) * eff + cols;
+        Check.MinLen(m, need, $"{batch} batch(es) of {what} stored [{rows},{cols}] ({ldName} {eff}, {strideName} {stride})", what.ToLowerInvariant());
+        return eff;
     }
 
     private void GemmCore(bool transA, bool transB, int M, int N, int K, float alpha,
@@ -368,7 +373,9 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void ActivationForward(Activation act, View<float> output, View<float> input)
     {
-        Check.Len(output, input.Length, "input.Length");
+        Check.Len(input, input.Length, "(n)");
+        Check.Dims($"{nameof(ActivationForward)} (n = input.Length)", input.Length);
+        Check.Len(output, input.Length, "(n) = input.Length");
         var x = Arr(input);
         var y = Arr(output);
         if (input.Length > 0) _actFwd[ActIndex(act)](input.Length, y, x);
@@ -377,8 +384,10 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void ActivationBackward(Activation act, View<float> dInput, View<float> dOutput, View<float> input)
     {
-        Check.Len(dOutput, input.Length, "input.Length");
-        Check.Len(dInput, input.Length, "input.Length");
+        Check.Len(input, input.Length, "(n)");
+        Check.Dims($"{nameof(ActivationBackward)} (n = input.Length)", input.Length);
+        Check.Len(dInput, input.Length, "(n) = input.Length");
+        Check.Len(dOutput, input.Length, "(n) = input.Length");
         var x = Arr(input);
         if (input.Length > 0) _actBwd[ActIndex(act)](input.Length, Arr(dInput), Arr(dOutput), x);
     }
@@ -408,6 +417,7 @@ public sealed class IlgpuBackend : IBackend
         Check.LenOpt(b, nc, "N·C");
         Check.Len(gamma, C, "C");
         Check.Len(beta, C, "C");
+        if (!(eps >= 0f) || float.IsInfinity(eps)) throw new ArgumentOutOfRangeException(nameof(eps), eps, $"eps: must be finite and >= 0, got {eps}");
         var p = new LnArgs { N = N, C = C, HasB = b.IsNone ? 0 : 1, Eps = eps };
         _lnFwd(RowsConfig(N), Arr(output), Arr(sum), Arr(mean), Arr(rstd), Arr(a), Opt(b), Arr(gamma), Arr(beta), p);
     }
@@ -460,6 +470,8 @@ public sealed class IlgpuBackend : IBackend
         int v = TableRows(wordEmb, C, 1);
         TableRows(posEmb, C, T);
         int tv = TableRows(typeEmb, C, 1);
+        CheckIds(ids, v, "ids", T);
+        if (!typeIds.IsNone) CheckIds(typeIds, tv, "typeIds", T);
         var p = new EmbedArgs { T = T, C = C, V = v, TV = tv, HasType = typeIds.IsNone ? 0 : 1 };
         _embFwd(B * T * C, Arr(output), Arr(ids), OptI(typeIds), Arr(wordEmb), Arr(posEmb), Arr(typeEmb), p);
     }
@@ -472,16 +484,29 @@ public sealed class IlgpuBackend : IBackend
         Check.Len(dOutput, (long)B * T * C, "B·T·C");
         Check.Len(ids, (long)B * T, "B·T");
         Check.LenOpt(typeIds, (long)B * T, "B·T");
+        int v = dWordEmb.IsNone ? 0 : TableRows(dWordEmb, C, 1);
+        int tv = dTypeEmb.IsNone ? 0 : TableRows(dTypeEmb, C, 1);
+        if (!dPosEmb.IsNone) TableRows(dPosEmb, C, T);
+        if (!dWordEmb.IsNone) CheckIds(ids, v, "ids", T);
+        if (!dTypeEmb.IsNone && !typeIds.IsNone) CheckIds(typeIds, tv, "typeIds", T);
         var dOut = Arr(dOutput);
         int n = B * T;
-        if (!dWordEmb.IsNone) ScatterRows(Arr(dWordEmb), TableRows(dWordEmb, C, 1), dOut, Arr(ids), true, n, C);
-        if (!dTypeEmb.IsNone)
-            ScatterRows(Arr(dTypeEmb), TableRows(dTypeEmb, C, 1), dOut, OptI(typeIds), !typeIds.IsNone, n, C);
-        if (!dPosEmb.IsNone)
-        {
-            TableRows(dPosEmb, C, T);
-            _posGrad(T * C, Arr(dPosEmb).SubView(0, (long)T * C), dOut, B, T, C);
-        }
+        if (!dWordEmb.IsNone) ScatterRows(Arr(dWordEmb), v, dOut, Arr(ids), true, n, C);
+        if (!dTypeEmb.IsNone) ScatterRows(Arr(dTypeEmb), tv, dOut, OptI(typeIds), !typeIds.IsNone, n, C);
+        if (!dPosEmb.IsNone) _posGrad(T * C, Arr(dPosEmb).SubView(0, (long)T * C), dOut, B, T, C);
+    }
+
+    /// <summary>Checks ids against a table of <paramref name="rows"/> rows from the host mirror (no device round-trip);
+    /// the message names the id, its (b, t) position and the table size, as the CPU backends do.</summary>
+    private void CheckIds(View<int> ids, int rows, string table, int T)
+    {
+        Arr(ids, table);
+        var mirror = ((GpuBuffer<int>)ids.Buffer!).Mirror!;
+        var span = mirror.AsSpan(checked((int)ids.Offset), ids.Length);
+        for (int i = 0; i < span.Length; i++)
+            if ((uint)span[i] >= (uint)rows)
+                throw new ArgumentOutOfRangeException(table,
+                    $"{table}: id {span[i]} at position (b={i / T}, t={i % T}) is outside the table of {rows} rows");
     }
 
     private void ScatterRows(ArrayView<float> table, int rows, ArrayView<float> dOut, ArrayView<int> ids, bool hasIds, int n, int c)
@@ -512,6 +537,7 @@ public sealed class IlgpuBackend : IBackend
         Check.Len(probs, n, "B·NH·T·T");
         Check.Len(scores, n, "B·NH·T·T");
         Check.LenOpt(mask, (long)B * T, "B·T");
+        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
         SoftmaxForwardCore(Arr(probs), Arr(scores), mask.IsNone ? null : Arr(mask), B, NH, T, scale);
     }
 
@@ -529,6 +555,7 @@ public sealed class IlgpuBackend : IBackend
         Check.Len(dScores, n, "B·NH·T·T");
         Check.Len(dProbs, n, "B·NH·T·T");
         Check.Len(probs, n, "B·NH·T·T");
+        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
         SoftmaxBackwardCore(Arr(dScores), Arr(dProbs), Arr(probs), B, NH, T, scale);
     }
 
@@ -626,7 +653,7 @@ public sealed class IlgpuBackend : IBackend
     {
         Check.Dims(what, B, T, C, NH);
         if (C % NH != 0) throw new ShapeException($"{what}: C = {C} is not divisible by NH = {NH}");
-        if (dropout.P is < 0f or >= 1f) throw new ArgumentOutOfRangeException(nameof(dropout), dropout.P, $"{what}: dropout probability must be in [0, 1)");
+        if (dropout.P is < 0f or >= 1f) throw new ArgumentOutOfRangeException(nameof(dropout), dropout.P, $"dropout: probability must be in [0, 1), got {dropout.P}");
     }
 
     // ---------------------------------------------------------------- dropout
@@ -634,20 +661,24 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void DropoutForward(View<float> output, View<float> input, DropoutSpec dropout)
     {
-        Check.Len(output, input.Length, "input.Length");
+        Check.Len(input, input.Length, "(n)");
+        Check.Dims($"{nameof(DropoutForward)} (n = input.Length)", input.Length);
+        Check.Len(output, input.Length, "(n) = input.Length");
         DropoutCore(Arr(output), Arr(input), input.Length, dropout);
     }
 
     /// <inheritdoc/>
     public void DropoutBackward(View<float> dInput, View<float> dOutput, DropoutSpec dropout)
     {
-        Check.Len(dInput, dOutput.Length, "dOutput.Length");
+        Check.Len(dOutput, dOutput.Length, "(n)");
+        Check.Dims($"{nameof(DropoutBackward)} (n = dOutput.Length)", dOutput.Length);
+        Check.Len(dInput, dOutput.Length, "(n) = dOutput.Length");
         DropoutCore(Arr(dInput), Arr(dOutput), dOutput.Length, dropout);
     }
 
     private void DropoutCore(ArrayView<float> y, ArrayView<float> x, int n, DropoutSpec d)
     {
-        if (d.P is < 0f or >= 1f) throw new ArgumentOutOfRangeException(nameof(d), d.P, "dropout probability must be in [0, 1)");
+        if (d.P is < 0f or >= 1f) throw new ArgumentOutOfRangeException("dropout", d.P, $"dropout: probability must be in [0, 1), got {d.P}");
         if (n == 0) return;
         if (!d.IsOn)
         {
@@ -681,10 +712,10 @@ public sealed class IlgpuBackend : IBackend
         Check.Len(pooled, (long)B * C, "B·C");
         Check.Len(hidden, (long)B * T * C, "B·T·C");
         Check.Len(weight, (long)C * C, "C·C");
-        Check.Len(bias, C, "C");
+        Check.LenOpt(bias, C, "C");
         // pooled(B,C) = tanh(hidden[b,0,:] (row stride T·C) · Wᵀ + bias)
         GemmCore(false, true, B, C, C, 1f, Arr(hidden), T * C, Arr(weight), C, false, Arr(pooled), C, 1, 0, 0, 0,
-                 Arr(bias), true, ActCode.Tanh);
+                 Opt(bias), !bias.IsNone, ActCode.Tanh);
     }
 
     /// <inheritdoc/>
@@ -717,7 +748,8 @@ public sealed class IlgpuBackend : IBackend
                                    int N, float temperature = 1f, float scale = 1f, bool accumulate = false)
     {
         Check.Dims(nameof(BceForwardBackward), N);
-        if (!(temperature > 0f)) throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "temperature must be positive");
+        if (!(temperature > 0f) || float.IsInfinity(temperature))
+            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, $"temperature: must be finite and > 0, got {temperature}");
         Check.Len(loss, 1, "1");
         Check.LenOpt(dLogits, N, "N");
         Check.Len(logits, N, "N");
@@ -737,7 +769,9 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void GlobalNorm(View<float> norm, View<float> grads)
     {
-        Check.Len(norm, 1, "1");
+        Check.Len(norm, 1, "(1)");
+        Check.Len(grads, grads.Length, "(n)");
+        Check.Dims($"{nameof(GlobalNorm)} (n = grads.Length)", grads.Length);
         var g = Arr(grads);
         var nv = Arr(norm);
         int n = grads.Length;
@@ -752,21 +786,56 @@ public sealed class IlgpuBackend : IBackend
     public void AdamW(View<float> param, View<float> grad, View<float> m, View<float> v, View<AdamSegment> segments,
                       View<float> norm, float maxNorm, float lr, float beta1, float beta2, float eps, int step)
     {
-        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), step, "AdamW: step counts from 1");
-        Check.Len(grad, param.Length, "param.Length");
-        Check.Len(m, param.Length, "param.Length");
-        Check.Len(v, param.Length, "param.Length");
-        Check.Len(norm, 1, "1");
-        if (segments.IsNone) throw new ShapeException($"{nameof(segments)}: required tensor is missing (expected at least one segment)");
-        if (segments.Length == 0) return;
+        Check.Len(param, param.Length, "(n)");
+        Check.Dims($"{nameof(AdamW)} (n = param.Length)", param.Length);
+        int n = param.Length;
+        Check.Len(grad, n, "(n) = param.Length"); Check.Len(m, n, "(n) = param.Length"); Check.Len(v, n, "(n) = param.Length");
+        if (maxNorm > 0f) Check.Len(norm, 1, "(1)"); else Check.LenOpt(norm, 1, "(1)");
+        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), step, $"step: counts from 1, got {step}");
+        if (!(beta1 >= 0f && beta1 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1, $"beta1: must be in [0, 1), got {beta1}");
+        if (!(beta2 >= 0f && beta2 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, $"beta2: must be in [0, 1), got {beta2}");
+        Arr(segments);
+        // segments are validated from the buffer's host mirror (kept by Upload): no device round-trip
+        var segs = ((GpuBuffer<AdamSegment>)segments.Buffer!).Mirror!.AsSpan(checked((int)segments.Offset), segments.Length);
+        int maxLen = 0;
+        for (int i = 0; i < segs.Length; i++)
+        {
+            var sg = segs[i];
+            if (sg.Offset < 0 || sg.Length < 0 || (long)sg.Offset + sg.Length > n)
+                throw new ArgumentOutOfRangeException(nameof(segments), $"segments[{i}]: range [{sg.Offset}, {(long)sg.Offset + sg.Length}) is outside param of {n} elements");
+            maxLen = Math.Max(maxLen, sg.Length);
+        }
+        CheckNoOverlap(segs);
+        if (segs.Length == 0 || maxLen == 0) return;
         var p = new AdamArgs
         {
-            Length = param.Length, MaxNorm = maxNorm, Lr = lr, Beta1 = beta1, Beta2 = beta2, Eps = eps,
+            Length = n, MaxNorm = maxNorm, Lr = lr, Beta1 = beta1, Beta2 = beta2, Eps = eps,
             Bc1 = (float)(1.0 - Math.Pow(beta1, step)), Bc2 = (float)(1.0 - Math.Pow(beta2, step)),
         };
-        int gx = Math.Clamp(Ceil(param.Length / Math.Max(1, segments.Length), 4 * OptimizerKernels.Threads), 1, 128);
-        _adamw(new KernelConfig(new Index2D(gx, segments.Length), new Index2D(OptimizerKernels.Threads, 1)),
-               Arr(param), Arr(grad), Arr(m), Arr(v), Arr(segments), Arr(norm), p);
+        int gx = Math.Clamp(Ceil(maxLen, 4 * OptimizerKernels.Threads), 1, 256);
+        _adamw(new KernelConfig(new Index2D(gx, segs.Length), new Index2D(OptimizerKernels.Threads, 1)),
+               Arr(param), Arr(grad), Arr(m), Arr(v), Arr(segments), norm.IsNone ? _dummyF.ViewOf(0, 1) : Arr(norm), p);
+    }
+
+    private int[] _segOrder = [];
+
+    private void CheckNoOverlap(ReadOnlySpan<AdamSegment> segs)
+    {
+        if (_segOrder.Length != segs.Length) _segOrder = new int[segs.Length];
+        for (int i = 0; i < segs.Length; i++) _segOrder[i] = i;
+        // insertion sort by offset: segments arrive sorted in practice, so this is one pass and allocates nothing
+        for (int i = 1; i < _segOrder.Length; i++)
+        {
+            int k = _segOrder[i], j = i - 1;
+            while (j >= 0 && segs[_segOrder[j]].Offset > segs[k].Offset) { _segOrder[j + 1] = _segOrder[j]; j--; }
+            _segOrder[j + 1] = k;
+        }
+        for (int k = 1; k < _segOrder.Length; k++)
+        {
+            var prev = segs[_segOrder[k - 1]]; var cur = segs[_segOrder[k]];
+            if (prev.Offset + prev.Length > cur.Offset)
+                throw new ArgumentException($"segments[{_segOrder[k - 1]}] and segments[{_segOrder[k]}] overlap at element {cur.Offset}", "segments");
+        }
     }
 
     // ---------------------------------------------------------------- helpers
