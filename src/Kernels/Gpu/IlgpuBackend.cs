@@ -150,6 +150,7 @@ public sealed class IlgpuBackend : IBackend
         _acc = acc;
         _stream = acc.DefaultStream;
         Name = name;
+        _rowsPerGroup = acc.AcceleratorType == AcceleratorType.CPU ? 1 : ReductionKernels.RowsPerGroup;
         _dummyF = AllocateCore<float>(1);
         _dummyI = AllocateCore<int>(1);
 
@@ -454,8 +455,12 @@ public sealed class IlgpuBackend : IBackend
         _lnBwd(RowsConfig(N), Arr(dx), dOut, s, Arr(gamma), mu, rs, p);
     }
 
-    private static KernelConfig RowsConfig(int rows) =>
-        new(new Index1D(Ceil(rows, ReductionKernels.RowsPerGroup)), new Index1D(ReductionKernels.Threads));
+    /// <summary>One warp per row: 8 warps per group on a GPU; one on the CPU accelerator, where every warp shuffle is a
+    /// barrier between OS threads and small groups run much faster.</summary>
+    private KernelConfig RowsConfig(int rows) =>
+        new(new Index1D(Ceil(rows, _rowsPerGroup)), new Index1D(_rowsPerGroup * _acc.WarpSize));
+
+    private readonly int _rowsPerGroup;
 
     // ---------------------------------------------------------------- embeddings
 

@@ -152,7 +152,7 @@ public sealed class IlgpuKernelTests
     // ---------------------------------------------------------------- LayerNorm
     [TestCase(1, 1, true)]
     [TestCase(9, 33, true)]
-    [TestCase(70, 7, false)]
+    [TestCase(66, 7, false)]
     [TestCase(3, 100, true)]
     public void AddLayerNormForwardAndBackward(int N, int C, bool withB)
     {
@@ -271,7 +271,7 @@ public sealed class IlgpuKernelTests
 
     [TestCase(1, 1, 1, false)]
     [TestCase(3, 2, 7, true)]
-    [TestCase(2, 1, 40, true)]
+    [TestCase(2, 1, 33, true)]
     public void SoftmaxForwardAndBackward(int B, int NH, int T, bool masked)
     {
         int n = B * NH * T * T;
@@ -397,7 +397,7 @@ public sealed class IlgpuKernelTests
     // ---------------------------------------------------------------- optimiser
     [TestCase(1)]
     [TestCase(1000)]
-    [TestCase(70000)]
+    [TestCase(5000)]    // two partial sums
     public void GlobalNorm(int n)
     {
         var g = Rand(n, 140);
