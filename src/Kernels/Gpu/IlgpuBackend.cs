@@ -34,12 +34,13 @@ public sealed class IlgpuBackend : IBackend
 
     // ---------------------------------------------------------------- launchers (compiled once)
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>>[] _actFwd;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>[] _actBwd;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, DropoutSpec, float> _dropout;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _tanhGradFromOut;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, Copy2DArgs> _copy2D;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, PermuteArgs> _permute;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, int> _gemmSmall;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int>[] _actFwd;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>[] _actBwd;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, DropoutSpec, float, int> _dropout;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> _tanhGradFromOut;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, Copy2DArgs, int> _copy2D;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, PermuteArgs, int> _permute;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LnArgs> _lnFwd;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
@@ -47,15 +48,15 @@ public sealed class IlgpuBackend : IBackend
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, int, int> _lnParamPartial;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> _colSumPartial;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _colSumFinish;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> _colSumFinish;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxArgs> _softmaxFwd;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxArgs> _softmaxBwd;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, EmbedArgs> _embFwd;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _posGrad;
-    private readonly Action<Index1D, ArrayView<int>, ArrayView<int>, int, int, int> _link;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int> _chunkSum;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, int, int, int> _headAdd;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
+        ArrayView<float>, EmbedArgs, int> _embFwd;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _posGrad;
+    private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, int, int, int> _link;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int> _chunkSum;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, int, int, int> _headAdd;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, BceArgs> _bce;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> _sumSqPartial;
@@ -67,30 +68,31 @@ public sealed class IlgpuBackend : IBackend
     internal static IReadOnlyList<(string Name, System.Reflection.MethodInfo Method, bool ExplicitlyGrouped)> EntryPoints { get; } =
     [
         (nameof(GemmKernels.Tiled), Info(typeof(GemmKernels), nameof(GemmKernels.Tiled)), true),
-        ("ActForward<Gelu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(GeluOp)), false),
-        ("ActForward<Relu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(ReluOp)), false),
-        ("ActForward<Tanh>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(TanhOp)), false),
-        ("ActForward<Identity>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(IdentityOp)), false),
-        ("ActBackward<Gelu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActBackward), typeof(GeluOp)), false),
-        ("ActBackward<Relu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActBackward), typeof(ReluOp)), false),
-        ("ActBackward<Tanh>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActBackward), typeof(TanhOp)), false),
-        ("ActBackward<Identity>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActBackward), typeof(IdentityOp)), false),
-        (nameof(ElementwiseKernels.Dropout), Info(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Dropout)), false),
-        (nameof(ElementwiseKernels.TanhGradFromOutput), Info(typeof(ElementwiseKernels), nameof(ElementwiseKernels.TanhGradFromOutput)), false),
-        (nameof(ElementwiseKernels.Copy2D), Info(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Copy2D)), false),
-        (nameof(ElementwiseKernels.HeadsPermute), Info(typeof(ElementwiseKernels), nameof(ElementwiseKernels.HeadsPermute)), false),
+        (nameof(GemmKernels.Small), Info(typeof(GemmKernels), nameof(GemmKernels.Small)), true),
+        ("ActForward<Gelu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(GeluOp)), true),
+        ("ActForward<Relu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(ReluOp)), true),
+        ("ActForward<Tanh>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(TanhOp)), true),
+        ("ActForward<Identity>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(IdentityOp)), true),
+        ("ActBackward<Gelu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActBackward), typeof(GeluOp)), true),
+        ("ActBackward<Relu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActBackward), typeof(ReluOp)), true),
+        ("ActBackward<Tanh>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActBackward), typeof(TanhOp)), true),
+        ("ActBackward<Identity>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActBackward), typeof(IdentityOp)), true),
+        (nameof(ElementwiseKernels.Dropout), Info(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Dropout)), true),
+        (nameof(ElementwiseKernels.TanhGradFromOutput), Info(typeof(ElementwiseKernels), nameof(ElementwiseKernels.TanhGradFromOutput)), true),
+        (nameof(ElementwiseKernels.Copy2D), Info(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Copy2D)), true),
+        (nameof(ElementwiseKernels.HeadsPermute), Info(typeof(ElementwiseKernels), nameof(ElementwiseKernels.HeadsPermute)), true),
         (nameof(ReductionKernels.LayerNormForward), Info(typeof(ReductionKernels), nameof(ReductionKernels.LayerNormForward)), true),
         (nameof(ReductionKernels.LayerNormBackward), Info(typeof(ReductionKernels), nameof(ReductionKernels.LayerNormBackward)), true),
         (nameof(ReductionKernels.LayerNormParamPartial), Info(typeof(ReductionKernels), nameof(ReductionKernels.LayerNormParamPartial)), true),
         (nameof(ReductionKernels.ColSumPartial), Info(typeof(ReductionKernels), nameof(ReductionKernels.ColSumPartial)), true),
-        (nameof(ReductionKernels.ColSumFinish), Info(typeof(ReductionKernels), nameof(ReductionKernels.ColSumFinish)), false),
+        (nameof(ReductionKernels.ColSumFinish), Info(typeof(ReductionKernels), nameof(ReductionKernels.ColSumFinish)), true),
         (nameof(ReductionKernels.SoftmaxForward), Info(typeof(ReductionKernels), nameof(ReductionKernels.SoftmaxForward)), true),
         (nameof(ReductionKernels.SoftmaxBackward), Info(typeof(ReductionKernels), nameof(ReductionKernels.SoftmaxBackward)), true),
-        (nameof(EmbeddingKernels.Forward), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Forward)), false),
-        (nameof(EmbeddingKernels.PositionGrad), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.PositionGrad)), false),
-        (nameof(EmbeddingKernels.Link), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Link)), false),
-        (nameof(EmbeddingKernels.ChunkSum), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.ChunkSum)), false),
-        (nameof(EmbeddingKernels.HeadAdd), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.HeadAdd)), false),
+        (nameof(EmbeddingKernels.Forward), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Forward)), true),
+        (nameof(EmbeddingKernels.PositionGrad), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.PositionGrad)), true),
+        (nameof(EmbeddingKernels.Link), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Link)), true),
+        (nameof(EmbeddingKernels.ChunkSum), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.ChunkSum)), true),
+        (nameof(EmbeddingKernels.HeadAdd), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.HeadAdd)), true),
         (nameof(OptimizerKernels.Bce), Info(typeof(OptimizerKernels), nameof(OptimizerKernels.Bce)), true),
         (nameof(OptimizerKernels.SumSquaresPartial), Info(typeof(OptimizerKernels), nameof(OptimizerKernels.SumSquaresPartial)), true),
         (nameof(OptimizerKernels.SumSquaresFinish), Info(typeof(OptimizerKernels), nameof(OptimizerKernels.SumSquaresFinish)), true),
@@ -150,30 +152,35 @@ public sealed class IlgpuBackend : IBackend
         _acc = acc;
         _stream = acc.DefaultStream;
         Name = name;
-        _rowsPerGroup = acc.AcceleratorType == AcceleratorType.CPU ? 1 : ReductionKernels.RowsPerGroup;
+        bool cpu = acc.AcceleratorType == AcceleratorType.CPU;
+        _rowGroup = cpu ? 32 : ReductionKernels.Threads;
+        RowWidth = cpu ? 1 : acc.WarpSize;
+        _flatGroup = cpu ? 32 : 256;
+        _flatMaxGroups = cpu ? 2 : Math.Max(1, acc.NumMultiprocessors) * 8;
+        SmallGemmMaxOutputs = cpu ? long.MaxValue : GemmKernels.BM * GemmKernels.BN;
         _dummyF = AllocateCore<float>(1);
         _dummyI = AllocateCore<int>(1);
 
         _gemm = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmKernels.Tiled);
+        _gemmSmall = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, int>(GemmKernels.Small);
         _actFwd =
         [
-            acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.ActForward<GeluOp>),
-            acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.ActForward<ReluOp>),
-            acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.ActForward<TanhOp>),
-            acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.ActForward<IdentityOp>),
+            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActForward<GeluOp>),
+            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActForward<ReluOp>),
+            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActForward<TanhOp>),
+            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActForward<IdentityOp>),
         ];
         _actBwd =
         [
-            acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.ActBackward<GeluOp>),
-            acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.ActBackward<ReluOp>),
-            acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.ActBackward<TanhOp>),
-            acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ElementwiseKernels.ActBackward<IdentityOp>),
+            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActBackward<GeluOp>),
+            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActBackward<ReluOp>),
+            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActBackward<TanhOp>),
+            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActBackward<IdentityOp>),
         ];
-        _dropout = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, DropoutSpec, float>(ElementwiseKernels.Dropout);
-        _tanhGradFromOut = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
-            ElementwiseKernels.TanhGradFromOutput);
-        _copy2D = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, Copy2DArgs>(ElementwiseKernels.Copy2D);
-        _permute = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, PermuteArgs>(ElementwiseKernels.HeadsPermute);
+        _dropout = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, DropoutSpec, float, int>(ElementwiseKernels.Dropout);
+        _tanhGradFromOut = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.TanhGradFromOutput);
+        _copy2D = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, Copy2DArgs, int>(ElementwiseKernels.Copy2D);
+        _permute = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, PermuteArgs, int>(ElementwiseKernels.HeadsPermute);
         _lnFwd = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, LnArgs>(ReductionKernels.LayerNormForward);
         _lnBwd = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
@@ -181,16 +188,15 @@ public sealed class IlgpuBackend : IBackend
         _lnParamPartial = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, int, int>(ReductionKernels.LayerNormParamPartial);
         _colSumPartial = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(ReductionKernels.ColSumPartial);
-        _colSumFinish = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(ReductionKernels.ColSumFinish);
+        _colSumFinish = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(ReductionKernels.ColSumFinish);
         _softmaxFwd = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxArgs>(ReductionKernels.SoftmaxForward);
         _softmaxBwd = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxArgs>(ReductionKernels.SoftmaxBackward);
-        _embFwd = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, EmbedArgs>(EmbeddingKernels.Forward);
-        _posGrad = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(EmbeddingKernels.PositionGrad);
-        _link = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, int, int, int>(EmbeddingKernels.Link);
-        _chunkSum = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(EmbeddingKernels.ChunkSum);
-        _headAdd = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>,
-            int, int, int, int>(EmbeddingKernels.HeadAdd);
+        _embFwd = acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, EmbedArgs, int>(EmbeddingKernels.Forward);
+        _posGrad = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(EmbeddingKernels.PositionGrad);
+        _link = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, int, int, int>(EmbeddingKernels.Link);
+        _chunkSum = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(EmbeddingKernels.ChunkSum);
+        _headAdd = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, int, int, int>(EmbeddingKernels.HeadAdd);
         _bce = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             BceArgs>(OptimizerKernels.Bce);
         _sumSqPartial = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(OptimizerKernels.SumSquaresPartial);
@@ -323,6 +329,12 @@ public sealed class IlgpuBackend : IBackend
             TransA = transA ? 1 : 0, TransB = transB ? 1 : 0, Accumulate = accumulate ? 1 : 0,
             HasBias = hasBias ? 1 : 0, Act = act,
         };
+        long outputs = (long)M * N * batch;
+        if (outputs <= SmallGemmMaxOutputs)
+        {
+            _gemmSmall(Flat((int)outputs), a, b, c, bias, p, (int)outputs);
+            return;
+        }
         var grid = new Index3D(Ceil(N, GemmKernels.BN), Ceil(M, GemmKernels.BM), batch);
         _gemm(new KernelConfig(grid, new Index3D(GemmKernels.Threads, 1, 1)), a, b, c, bias, p);
     }
@@ -366,7 +378,7 @@ public sealed class IlgpuBackend : IBackend
         int chunks = Ceil(n, ReductionKernels.ColChunk);
         var partial = ScratchF((long)chunks * cdim);
         _colSumPartial(new KernelConfig(new Index2D(Ceil(cdim, 32), chunks), new Index2D(ReductionKernels.Threads, 1)), partial, x, n, cdim);
-        _colSumFinish(cdim, dst, partial, chunks, cdim);
+        _colSumFinish(Flat(cdim), dst, partial, chunks, cdim);
     }
 
     // ---------------------------------------------------------------- activations
@@ -379,7 +391,7 @@ public sealed class IlgpuBackend : IBackend
         Check.Len(output, input.Length, "(n) = input.Length");
         var x = Arr(input);
         var y = Arr(output);
-        if (input.Length > 0) _actFwd[ActIndex(act)](input.Length, y, x);
+        _actFwd[ActIndex(act)](Flat(input.Length), y, x, input.Length);
     }
 
     /// <inheritdoc/>
@@ -390,7 +402,7 @@ public sealed class IlgpuBackend : IBackend
         Check.Len(dInput, input.Length, "(n) = input.Length");
         Check.Len(dOutput, input.Length, "(n) = input.Length");
         var x = Arr(input);
-        if (input.Length > 0) _actBwd[ActIndex(act)](input.Length, Arr(dInput), Arr(dOutput), x);
+        _actBwd[ActIndex(act)](Flat(input.Length), Arr(dInput), Arr(dOutput), x, input.Length);
     }
 
     private static int ActIndex(Activation act) => act switch
@@ -419,7 +431,7 @@ public sealed class IlgpuBackend : IBackend
         Check.Len(gamma, C, "C");
         Check.Len(beta, C, "C");
         if (!(eps >= 0f) || float.IsInfinity(eps)) throw new ArgumentOutOfRangeException(nameof(eps), eps, $"eps: must be finite and >= 0, got {eps}");
-        var p = new LnArgs { N = N, C = C, HasB = b.IsNone ? 0 : 1, Eps = eps };
+        var p = new LnArgs { Width = RowWidth, N = N, C = C, HasB = b.IsNone ? 0 : 1, Eps = eps };
         _lnFwd(RowsConfig(N), Arr(output), Arr(sum), Arr(mean), Arr(rstd), Arr(a), Opt(b), Arr(gamma), Arr(beta), p);
     }
 
@@ -448,19 +460,23 @@ public sealed class IlgpuBackend : IBackend
             var partial = ScratchF(2L * chunks * C);
             _lnParamPartial(new KernelConfig(new Index2D(Ceil(C, 32), chunks), new Index2D(ReductionKernels.Threads, 1)),
                             partial, dOut, s, mu, rs, N, C);
-            if (!dGamma.IsNone) _colSumFinish(C, Arr(dGamma), partial.SubView(0, (long)chunks * C), chunks, C);
-            if (!dBeta.IsNone) _colSumFinish(C, Arr(dBeta), partial.SubView((long)chunks * C, (long)chunks * C), chunks, C);
+            if (!dGamma.IsNone) _colSumFinish(Flat(C), Arr(dGamma), partial.SubView(0, (long)chunks * C), chunks, C);
+            if (!dBeta.IsNone) _colSumFinish(Flat(C), Arr(dBeta), partial.SubView((long)chunks * C, (long)chunks * C), chunks, C);
         }
-        var p = new LnArgs { N = N, C = C };
+        var p = new LnArgs { Width = RowWidth, N = N, C = C };
         _lnBwd(RowsConfig(N), Arr(dx), dOut, s, Arr(gamma), mu, rs, p);
     }
 
-    /// <summary>One warp per row: 8 warps per group on a GPU; one on the CPU accelerator, where every warp shuffle is a
-    /// barrier between OS threads and small groups run much faster.</summary>
+    /// <summary>Launch shape of a row kernel: <see cref="RowWidth"/> threads per row, groups of 256 threads on a GPU
+    /// (8 rows of a warp each), 32 on the CPU accelerator.</summary>
     private KernelConfig RowsConfig(int rows) =>
-        new(new Index1D(Ceil(rows, _rowsPerGroup)), new Index1D(_rowsPerGroup * _acc.WarpSize));
+        new(new Index1D(Ceil(rows * RowWidth, _rowGroup)), new Index1D(_rowGroup));
 
-    private readonly int _rowsPerGroup;
+    private readonly int _rowGroup;
+
+    /// <summary>Threads per row in LayerNorm and softmax: the warp size (warp-shuffle reductions) on a GPU; 1 on the CPU
+    /// accelerator, where each shuffle is an OS-thread barrier. Tests set the warp size to run the shuffle path there.</summary>
+    internal int RowWidth { get; set; }
 
     // ---------------------------------------------------------------- embeddings
 
@@ -478,7 +494,7 @@ public sealed class IlgpuBackend : IBackend
         CheckIds(ids, v, "ids", T);
         if (!typeIds.IsNone) CheckIds(typeIds, tv, "typeIds", T);
         var p = new EmbedArgs { T = T, C = C, V = v, TV = tv, HasType = typeIds.IsNone ? 0 : 1 };
-        _embFwd(B * T * C, Arr(output), Arr(ids), OptI(typeIds), Arr(wordEmb), Arr(posEmb), Arr(typeEmb), p);
+        _embFwd(Flat(B * T * C), Arr(output), Arr(ids), OptI(typeIds), Arr(wordEmb), Arr(posEmb), Arr(typeEmb), p, B * T * C);
     }
 
     /// <inheritdoc/>
@@ -498,7 +514,7 @@ public sealed class IlgpuBackend : IBackend
         int n = B * T;
         if (!dWordEmb.IsNone) ScatterRows(Arr(dWordEmb), v, dOut, Arr(ids), true, n, C);
         if (!dTypeEmb.IsNone) ScatterRows(Arr(dTypeEmb), tv, dOut, OptI(typeIds), !typeIds.IsNone, n, C);
-        if (!dPosEmb.IsNone) _posGrad(T * C, Arr(dPosEmb).SubView(0, (long)T * C), dOut, B, T, C);
+        if (!dPosEmb.IsNone) _posGrad(Flat(T * C), Arr(dPosEmb).SubView(0, (long)T * C), dOut, B, T, C);
     }
 
     /// <summary>Checks ids against a table of <paramref name="rows"/> rows from the host mirror (no device round-trip);
@@ -519,9 +535,9 @@ public sealed class IlgpuBackend : IBackend
         var links = ScratchI(3L * n);
         var partial = ScratchF((long)n * c);
         int h = hasIds ? 1 : 0;
-        _link(n, links, ids, n, rows, h);
-        _chunkSum(n * c, partial, dOut, links, n, c);
-        _headAdd(n * c, table, partial, links, ids, n, c, rows, h);
+        _link(Flat(n), links, ids, n, rows, h);
+        _chunkSum(Flat(n * c), partial, dOut, links, n, c);
+        _headAdd(Flat(n * c), table, partial, links, ids, n, c, rows, h);
     }
 
     private static int TableRows(View<float> table, int c, int minRows, [CallerArgumentExpression(nameof(table))] string name = "")
@@ -548,7 +564,7 @@ public sealed class IlgpuBackend : IBackend
 
     private void SoftmaxForwardCore(ArrayView<float> probs, ArrayView<float> scores, ArrayView<float>? mask, int B, int NH, int T, float scale)
     {
-        var p = new SoftmaxArgs { Rows = B * NH * T, T = T, RowsPerBatch = NH * T, HasMask = mask is null ? 0 : 1, Scale = scale };
+        var p = new SoftmaxArgs { Width = RowWidth, Rows = B * NH * T, T = T, RowsPerBatch = NH * T, HasMask = mask is null ? 0 : 1, Scale = scale };
         _softmaxFwd(RowsConfig(p.Rows), probs, scores, mask ?? _dummyF.ViewOf(0, 1), p);
     }
 
@@ -566,7 +582,7 @@ public sealed class IlgpuBackend : IBackend
 
     private void SoftmaxBackwardCore(ArrayView<float> dScores, ArrayView<float> dProbs, ArrayView<float> probs, int B, int NH, int T, float scale)
     {
-        var p = new SoftmaxArgs { Rows = B * NH * T, T = T, RowsPerBatch = NH * T, Scale = scale };
+        var p = new SoftmaxArgs { Width = RowWidth, Rows = B * NH * T, T = T, RowsPerBatch = NH * T, Scale = scale };
         _softmaxBwd(RowsConfig(p.Rows), dScores, dProbs, probs, p);
     }
 
@@ -593,19 +609,19 @@ public sealed class IlgpuBackend : IBackend
         var k = perm.SubView(btc, btc);
         var v = perm.SubView(2L * btc, btc);
 
-        _permute(3 * btc, perm, Arr(qkv), new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 3, ToHeads = 1 });
+        _permute(Flat(3 * btc), perm, Arr(qkv), new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 3, ToHeads = 1 }, 3 * btc);
         // scores(B·NH, T, T) = Q · Kᵀ, scaled inside the softmax
         GemmCore(false, true, T, T, hs, 1f, q, hs, k, hs, false, pr, T, bh, T * hs, T * hs, tt, _dummyF.ViewOf(0, 1), false, ActCode.None);
         SoftmaxForwardCore(pr, pr, mask.IsNone ? null : Arr(mask), B, NH, T, 1f / MathF.Sqrt(hs));
         var p = pr;
         if (dropout.IsOn)
         {
-            _dropout(bh * tt, dropped, pr, dropout, 1f / (1f - dropout.P));
+            _dropout(Flat(bh * tt), dropped, pr, dropout, 1f / (1f - dropout.P), bh * tt);
             p = dropped;
         }
         // out(B·NH, T, HS) = P · V
         GemmCore(false, false, T, hs, T, 1f, p, T, v, hs, false, outHeads, hs, bh, tt, T * hs, T * hs, _dummyF.ViewOf(0, 1), false, ActCode.None);
-        _permute(btc, Arr(output), outHeads, new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 1, ToHeads = 0 });
+        _permute(Flat(btc), Arr(output), outHeads, new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 1, ToHeads = 0 }, btc);
     }
 
     /// <inheritdoc/>
@@ -635,23 +651,23 @@ public sealed class IlgpuBackend : IBackend
         var dv = dPerm.SubView(2L * btc, btc);
         var none = _dummyF.ViewOf(0, 1);
 
-        _permute(btc, dOutHeads, Arr(dOutput), new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 1, ToHeads = 1 });
+        _permute(Flat(btc), dOutHeads, Arr(dOutput), new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 1, ToHeads = 1 }, btc);
         var p = pr;
         float keepScale = dropout.IsOn ? 1f / (1f - dropout.P) : 1f;
         if (dropout.IsOn)
         {
-            _dropout(bh * tt, s1, pr, dropout, keepScale);
+            _dropout(Flat(bh * tt), s1, pr, dropout, keepScale, bh * tt);
             p = s1;
         }
         // δV = Pᵀ · δO ; δP = δO · Vᵀ
         GemmCore(true, false, T, hs, T, 1f, p, T, dOutHeads, hs, false, dv, hs, bh, tt, T * hs, T * hs, none, false, ActCode.None);
         GemmCore(false, true, T, T, hs, 1f, dOutHeads, hs, v, hs, false, s2, T, bh, T * hs, T * hs, tt, none, false, ActCode.None);
-        if (dropout.IsOn) _dropout(bh * tt, s2, s2, dropout, keepScale);
+        if (dropout.IsOn) _dropout(Flat(bh * tt), s2, s2, dropout, keepScale, bh * tt);
         SoftmaxBackwardCore(s2, s2, pr, B, NH, T, 1f / MathF.Sqrt(hs));
         // δQ = δS · K ; δK = δSᵀ · Q
         GemmCore(false, false, T, hs, T, 1f, s2, T, k, hs, false, dq, hs, bh, tt, T * hs, T * hs, none, false, ActCode.None);
         GemmCore(true, false, T, hs, T, 1f, s2, T, q, hs, false, dk, hs, bh, tt, T * hs, T * hs, none, false, ActCode.None);
-        _permute(3 * btc, Arr(dQkv), dPerm, new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 3, ToHeads = 0 });
+        _permute(Flat(3 * btc), Arr(dQkv), dPerm, new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 3, ToHeads = 0 }, 3 * btc);
     }
 
     private static void CheckAttention(string what, int B, int T, int C, int NH, DropoutSpec dropout)
@@ -690,7 +706,7 @@ public sealed class IlgpuBackend : IBackend
             if (NativeCuda.Address(y) != NativeCuda.Address(x)) x.CopyTo(_stream, y);
             return;
         }
-        _dropout(n, y, x, d, 1f / (1f - d.P));
+        _dropout(Flat(n), y, x, d, 1f / (1f - d.P), n);
     }
 
     // ---------------------------------------------------------------- Copy2D
@@ -705,7 +721,7 @@ public sealed class IlgpuBackend : IBackend
         Check.MinLen(dst, (long)(rows - 1) * ldDst + dstCol + cols, "(rows-1)·ldDst + dstCol + cols");
         Check.MinLen(src, (long)(rows - 1) * ldSrc + srcCol + cols, "(rows-1)·ldSrc + srcCol + cols");
         var p = new Copy2DArgs { Cols = cols, LdDst = ldDst, DstCol = dstCol, LdSrc = ldSrc, SrcCol = srcCol, Accumulate = accumulate ? 1 : 0 };
-        _copy2D(rows * cols, Arr(dst), Arr(src), p);
+        _copy2D(Flat(rows * cols), Arr(dst), Arr(src), p, rows * cols);
     }
 
     // ---------------------------------------------------------------- pooler
@@ -738,7 +754,7 @@ public sealed class IlgpuBackend : IBackend
         Check.MinLen(workspace, (long)B * C, "B·C");
         var none = _dummyF.ViewOf(0, 1);
         var dPre = Arr(workspace).SubView(0, (long)B * C);      // (B,C) δ before tanh
-        _tanhGradFromOut(B * C, dPre, Arr(dPooled), Arr(pooled));
+        _tanhGradFromOut(Flat(B * C), dPre, Arr(dPooled), Arr(pooled), B * C);
         if (!dHidden.IsNone)   // δhidden[b,0,:] += δpre · W
             GemmCore(false, false, B, C, C, 1f, dPre, C, Arr(weight), C, true, Arr(dHidden), T * C, 1, 0, 0, 0, none, false, ActCode.None);
         if (!dWeight.IsNone)   // δW += δpreᵀ · hidden[:,0,:]
@@ -846,6 +862,19 @@ public sealed class IlgpuBackend : IBackend
     // ---------------------------------------------------------------- helpers
 
     private static int Ceil(int a, int b) => (a + b - 1) / b;
+
+    /// <summary>Launch shape of a grid-stride kernel over n elements: groups of <see cref="_flatGroup"/> threads,
+    /// at most <see cref="_flatMaxGroups"/> groups (enough to fill the GPU; two on the CPU accelerator, where every
+    /// simulated thread costs an OS-thread wake-up).</summary>
+    private KernelConfig Flat(int n) =>
+        new(new Index1D(Math.Clamp(Ceil(Math.Max(n, 1), _flatGroup), 1, _flatMaxGroups)), new Index1D(_flatGroup));
+
+    private readonly int _flatGroup, _flatMaxGroups;
+
+    /// <summary>GEMMs with at most this many outputs (batch·M·N) use the one-thread-per-output kernel instead of the
+    /// tiled one. GPU default 4096 (below one 64×64 tile); the CPU accelerator defaults to "always" (its barriers are
+    /// OS-thread rendezvous); tests set 0 to force the tiled kernel.</summary>
+    internal long SmallGemmMaxOutputs { get; set; }
 
     private ArrayView<T> Arr<T>(View<T> v, [CallerArgumentExpression(nameof(v))] string name = "") where T : unmanaged
     {

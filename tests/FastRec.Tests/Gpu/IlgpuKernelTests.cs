@@ -23,7 +23,18 @@ public sealed class IlgpuKernelTests
     {
         _g = IlgpuBackend.CreateCpuAccelerator();
         _r = new ReferenceBackend();
+        GpuPaths();
     }
+
+    /// <summary>The code paths a GPU takes: tiled GEMM at every size, warp-shuffle row reductions.</summary>
+    private void GpuPaths()
+    {
+        _g.SmallGemmMaxOutputs = 0;
+        _g.RowWidth = _g.Accelerator.WarpSize;
+    }
+
+    [TearDown]
+    public void RestoreGpuPaths() => GpuPaths();
 
     [OneTimeTearDown]
     public void Dispose()
@@ -79,6 +90,19 @@ public sealed class IlgpuKernelTests
         _g.Gemm(false, false, M, N, K, 1f, a.G.All, 0, b.G.All, 0, false, c.G.All, 0);
         _r.Gemm(false, false, M, N, K, 1f, a.R.All, 0, b.R.All, 0, false, c.R.All, 0);
         Close(c, 2e-6 * K, 1e-5, "C");
+    }
+
+    [Test]
+    public void CpuAcceleratorFastPathsMatchReference()
+    {
+        // the one-thread-per-output GEMM and one-thread-per-row reductions the CPU accelerator (and small GPU GEMMs) use
+        _g.SmallGemmMaxOutputs = long.MaxValue;
+        _g.RowWidth = 1;
+        GemmMatchesReference(true, true, 13, 66, 17, 3);
+        GemmMatchesReference(false, false, 33, 17, 9, 1);
+        AddLayerNormForwardAndBackward(9, 33, true);
+        SoftmaxForwardAndBackward(3, 2, 7, true);
+        AttentionForwardAndBackward(2, 9, 8, 2, 0.2f, true);
     }
 
     // ---------------------------------------------------------------- linear

@@ -25,28 +25,39 @@ internal static class EmbeddingKernels
 
     private static int Clamp(int id, int rows) => id < 0 || id >= rows ? 0 : id;
 
-    /// <summary>out[i, c] = word[id, c] + pos[t, c] + type[tt, c]; one thread per (token, c).</summary>
-    public static void Forward(Index1D idx, ArrayView<float> output, ArrayView<int> ids, ArrayView<int> typeIds,
-        ArrayView<float> word, ArrayView<float> pos, ArrayView<float> type, EmbedArgs p)
+    /// <summary>out[i, c] = word[id, c] + pos[t, c] + type[tt, c]; element = (token, c).</summary>
+    public static void Forward(ArrayView<float> output, ArrayView<int> ids, ArrayView<int> typeIds,
+        ArrayView<float> word, ArrayView<float> pos, ArrayView<float> type, EmbedArgs p, int n)
     {
-        int i = idx / p.C, c = idx - i * p.C, t = i % p.T;
-        int id = Clamp(ids[i], p.V);
-        int tt = p.HasType != 0 ? Clamp(typeIds[i], p.TV) : 0;
-        output[idx] = word[id * p.C + c] + pos[t * p.C + c] + type[tt * p.C + c];
+        for (int idx = Grid.GlobalIndex.X; idx < n; idx += ElementwiseKernels.Stride)
+        {
+            int i = idx / p.C, c = idx - i * p.C, t = i % p.T;
+            int id = Clamp(ids[i], p.V);
+            int tt = p.HasType != 0 ? Clamp(typeIds[i], p.TV) : 0;
+            output[idx] = word[id * p.C + c] + pos[t * p.C + c] + type[tt * p.C + c];
+        }
     }
 
-    /// <summary>δpos[t, c] += Σ_b δout[b, t, c] (b in order); one thread per (t, c).</summary>
-    public static void PositionGrad(Index1D idx, ArrayView<float> dPos, ArrayView<float> dOut, int b, int t, int c)
+    /// <summary>δpos[t, c] += Σ_b δout[b, t, c] (b in order); element = (t, c).</summary>
+    public static void PositionGrad(ArrayView<float> dPos, ArrayView<float> dOut, int b, int t, int c)
     {
-        int tt = idx / c, cc = idx - tt * c;
-        float s = 0f;
-        for (int k = 0; k < b; k++) s += dOut[(k * t + tt) * c + cc];
-        dPos[idx] += s;
+        for (int idx = Grid.GlobalIndex.X; idx < t * c; idx += ElementwiseKernels.Stride)
+        {
+            int tt = idx / c, cc = idx - tt * c;
+            float s = 0f;
+            for (int k = 0; k < b; k++) s += dOut[(k * t + tt) * c + cc];
+            dPos[idx] += s;
+        }
     }
 
     /// <summary>links[i] = flags (1 global head, 2 chunk head); links[n+i] = next same id in chunk; links[2n+i] = first
     /// same id in a later chunk (−1 = none). hasIds = 0: every id is 0.</summary>
-    public static void Link(Index1D i, ArrayView<int> links, ArrayView<int> ids, int n, int rows, int hasIds)
+    public static void Link(ArrayView<int> links, ArrayView<int> ids, int n, int rows, int hasIds)
+    {
+        for (int i = Grid.GlobalIndex.X; i < n; i += ElementwiseKernels.Stride) LinkOne(i, links, ids, n, rows, hasIds);
+    }
+
+    private static void LinkOne(int i, ArrayView<int> links, ArrayView<int> ids, int n, int rows, int hasIds)
     {
         int x = hasIds != 0 ? Clamp(ids[i], rows) : 0;
         int chunkStart = i / Chunk * Chunk;
@@ -75,24 +86,30 @@ internal static class EmbeddingKernels
     }
 
     /// <summary>For chunk heads: partial[i, c] = Σ of δout rows along the in-chunk chain, in token order.</summary>
-    public static void ChunkSum(Index1D idx, ArrayView<float> partial, ArrayView<float> dOut, ArrayView<int> links, int n, int c)
+    public static void ChunkSum(ArrayView<float> partial, ArrayView<float> dOut, ArrayView<int> links, int n, int c)
     {
-        int i = idx / c, cc = idx - i * c;
-        if ((links[i] & 2) == 0) return;
-        float s = 0f;
-        for (int j = i; j >= 0; j = links[n + j]) s += dOut[j * c + cc];
-        partial[idx] = s;
+        for (int idx = Grid.GlobalIndex.X; idx < n * c; idx += ElementwiseKernels.Stride)
+        {
+            int i = idx / c, cc = idx - i * c;
+            if ((links[i] & 2) == 0) continue;
+            float s = 0f;
+            for (int j = i; j >= 0; j = links[n + j]) s += dOut[j * c + cc];
+            partial[idx] = s;
+        }
     }
 
     /// <summary>For global heads: table[id, c] += Σ of the chunk heads' partials of that id, in chunk order.</summary>
-    public static void HeadAdd(Index1D idx, ArrayView<float> table, ArrayView<float> partial, ArrayView<int> links,
+    public static void HeadAdd(ArrayView<float> table, ArrayView<float> partial, ArrayView<int> links,
         ArrayView<int> ids, int n, int c, int rows, int hasIds)
     {
-        int i = idx / c, cc = idx - i * c;
-        if ((links[i] & 1) == 0) return;
-        float s = 0f;
-        for (int j = i; j >= 0; j = links[2 * n + j]) s += partial[j * c + cc];
-        int id = hasIds != 0 ? Clamp(ids[i], rows) : 0;
-        table[id * c + cc] += s;
+        for (int idx = Grid.GlobalIndex.X; idx < n * c; idx += ElementwiseKernels.Stride)
+        {
+            int i = idx / c, cc = idx - i * c;
+            if ((links[i] & 1) == 0) continue;
+            float s = 0f;
+            for (int j = i; j >= 0; j = links[2 * n + j]) s += partial[j * c + cc];
+            int id = hasIds != 0 ? Clamp(ids[i], rows) : 0;
+            table[id * c + cc] += s;
+        }
     }
 }

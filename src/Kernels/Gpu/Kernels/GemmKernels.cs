@@ -83,6 +83,28 @@ internal static class GemmKernels
         StoreRow(c, bias, p, cBase, r + 48, cc, c30, c31, c32, c33);
     }
 
+    /// <summary>Small problems: one output element per thread (grid-stride over batch·M·N), dot product straight from
+    /// global memory, no shared memory or barriers. For GEMMs smaller than one 64×64 tile (the MLP head, the pooler at
+    /// small batch) and for the CPU accelerator, where every barrier is an OS-thread rendezvous.</summary>
+    public static void Small(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias, GemmArgs p, int total)
+    {
+        int mn = p.M * p.N;
+        for (int idx = Grid.GlobalIndex.X; idx < total; idx += Grid.DimX * Group.DimX)
+        {
+            int z = idx / mn, rem = idx - z * mn;
+            int row = rem / p.N, col = rem - row * p.N;
+            int ab = z * p.StrideA, bb = z * p.StrideB;
+            float acc = 0f;
+            for (int k = 0; k < p.K; k++)
+            {
+                float av = p.TransA == 0 ? a[ab + row * p.Lda + k] : a[ab + k * p.Lda + row];
+                float bv = p.TransB == 0 ? b[bb + k * p.Ldb + col] : b[bb + col * p.Ldb + k];
+                acc += av * bv;
+            }
+            Store(c, bias, p, z * p.StrideC + row * p.Ldc, col, acc);
+        }
+    }
+
     private static void StoreRow(ArrayView<float> c, ArrayView<float> bias, GemmArgs p, int cBase, int row, int col,
                                  float v0, float v1, float v2, float v3)
     {

@@ -91,17 +91,18 @@ internal static class GpuMath
         return dy;
     }
 
-    /// <summary>Sum over the 32 lanes of a warp (butterfly: every lane gets the total, fixed order).</summary>
-    public static float WarpSum(float v)
+    /// <summary>Sum over groups of <paramref name="width"/> lanes (a power of two ≤ the warp size; 1 = no exchange) by a
+    /// butterfly of warp shuffles: every lane gets the total, in a fixed order.</summary>
+    public static float WarpSum(int width, float v)
     {
-        for (int o = Warp.WarpSize / 2; o > 0; o >>= 1) v += Warp.ShuffleXor(v, o);
+        for (int o = width / 2; o > 0; o >>= 1) v += Warp.ShuffleXor(v, o);
         return v;
     }
 
-    /// <summary>Maximum over the lanes of a warp (every lane gets it).</summary>
-    public static float WarpMax(float v)
+    /// <summary>Maximum over groups of <paramref name="width"/> lanes (every lane gets it).</summary>
+    public static float WarpMax(int width, float v)
     {
-        for (int o = Warp.WarpSize / 2; o > 0; o >>= 1) v = XMath.Max(v, Warp.ShuffleXor(v, o));
+        for (int o = width / 2; o > 0; o >>= 1) v = XMath.Max(v, Warp.ShuffleXor(v, o));
         return v;
     }
 }

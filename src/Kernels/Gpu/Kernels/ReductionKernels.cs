@@ -8,6 +8,8 @@ namespace FastRec.Kernels.Gpu.Kernels;
 /// <summary>Arguments of the LayerNorm kernels.</summary>
 internal struct LnArgs
 {
+    /// <summary>Threads per row: the warp size on a GPU (warp-shuffle reductions), 1 on the CPU accelerator.</summary>
+    public int Width;
     public int N, C, HasB;
     public float Eps;
 }
@@ -15,26 +17,33 @@ internal struct LnArgs
 /// <summary>Arguments of the softmax kernels: rows = B·NH·T, each of length T.</summary>
 internal struct SoftmaxArgs
 {
+    /// <summary>Threads per row (see <see cref="LnArgs.Width"/>).</summary>
+    public int Width;
     public int Rows, T, RowsPerBatch, HasMask;
     public float Scale;
 }
 
-/// <summary>Row reductions launch groups of <see cref="Threads"/> threads = <see cref="RowsPerGroup"/> warps, one row per warp.
+/// <summary>Row reductions give each row Width threads: a warp on a GPU (lanes stride the row, warp-shuffle butterflies
+/// reduce), one thread on the CPU accelerator (no cross-thread traffic; its shuffles are OS-thread barriers).
 /// Column sums are two-stage and deterministic: stage 1 reduces chunks of <see cref="ColChunk"/> rows in groups of
 /// 32 columns × 8 row slices into partials (⌈N/64⌉, C); stage 2 adds the partials in chunk order.</summary>
 internal static class ReductionKernels
 {
     public const int Threads = 256, RowsPerGroup = 8, ColChunk = 64;
 
-    private static int WarpRow() => Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
+    /// <summary>Row of the calling thread when <paramref name="width"/> consecutive threads (a warp, or one thread) share a row.</summary>
+    private static int RowOf(int width) => Grid.GlobalIndex.X / width;
+
+    /// <summary>Lane of the calling thread within its row's threads.</summary>
+    private static int LaneOf(int width) => Grid.GlobalIndex.X % width;
 
     /// <summary>x = a (+ b) into sum; out = (x − mean)·rstd·γ + β; saves mean, rstd (population variance, two passes).</summary>
     public static void LayerNormForward(ArrayView<float> output, ArrayView<float> sum, ArrayView<float> mean, ArrayView<float> rstd,
         ArrayView<float> a, ArrayView<float> b, ArrayView<float> gamma, ArrayView<float> beta, LnArgs p)
     {
-        int row = WarpRow();
+        int row = RowOf(p.Width);
         if (row >= p.N) return;
-        int lane = Warp.LaneIdx, ws = Warp.WarpSize, o = row * p.C;
+        int lane = LaneOf(p.Width), ws = p.Width, o = row * p.C;
         float s = 0f;
         for (int c = lane; c < p.C; c += ws)
         {
@@ -43,10 +52,10 @@ internal static class ReductionKernels
             sum[o + c] = x;
             s += x;
         }
-        float mu = GpuMath.WarpSum(s) / p.C;
+        float mu = GpuMath.WarpSum(p.Width, s) / p.C;
         float v = 0f;
         for (int c = lane; c < p.C; c += ws) { float d = sum[o + c] - mu; v += d * d; }
-        float rs = 1f / XMath.Sqrt(GpuMath.WarpSum(v) / p.C + p.Eps);
+        float rs = 1f / XMath.Sqrt(GpuMath.WarpSum(p.Width, v) / p.C + p.Eps);
         for (int c = lane; c < p.C; c += ws)
             output[o + c] = (sum[o + c] - mu) * rs * gamma[c] + beta[c];
         if (lane == 0) { mean[row] = mu; rstd[row] = rs; }
@@ -56,9 +65,9 @@ internal static class ReductionKernels
     public static void LayerNormBackward(ArrayView<float> dx, ArrayView<float> dOut, ArrayView<float> sum, ArrayView<float> gamma,
         ArrayView<float> mean, ArrayView<float> rstd, LnArgs p)
     {
-        int row = WarpRow();
+        int row = RowOf(p.Width);
         if (row >= p.N) return;
-        int lane = Warp.LaneIdx, ws = Warp.WarpSize, o = row * p.C;
+        int lane = LaneOf(p.Width), ws = p.Width, o = row * p.C;
         float mu = mean[row], rs = rstd[row];
         float s1 = 0f, s2 = 0f;
         for (int c = lane; c < p.C; c += ws)
@@ -68,7 +77,7 @@ internal static class ReductionKernels
             s1 += g;
             s2 += g * xh;
         }
-        float m1 = GpuMath.WarpSum(s1) / p.C, m2 = GpuMath.WarpSum(s2) / p.C;
+        float m1 = GpuMath.WarpSum(p.Width, s1) / p.C, m2 = GpuMath.WarpSum(p.Width, s2) / p.C;
         for (int c = lane; c < p.C; c += ws)
         {
             float xh = (sum[o + c] - mu) * rs;
@@ -133,23 +142,26 @@ internal static class ReductionKernels
     }
 
     /// <summary>Stage 2: dst[c] += Σ_chunk partial[chunk, c], chunks in order.</summary>
-    public static void ColSumFinish(Index1D col, ArrayView<float> dst, ArrayView<float> partial, int chunks, int cdim)
+    public static void ColSumFinish(ArrayView<float> dst, ArrayView<float> partial, int chunks, int cdim)
     {
-        float t = 0f;
-        for (int k = 0; k < chunks; k++) t += partial[k * cdim + col];
-        dst[col] += t;
+        for (int col = Grid.GlobalIndex.X; col < cdim; col += ElementwiseKernels.Stride)
+        {
+            float t = 0f;
+            for (int k = 0; k < chunks; k++) t += partial[k * cdim + col];
+            dst[col] += t;
+        }
     }
 
     /// <summary>probs = softmax_j(scale·scores + mask) per row; masked keys get 0, a fully masked row is all 0. May alias.</summary>
     public static void SoftmaxForward(ArrayView<float> probs, ArrayView<float> scores, ArrayView<float> mask, SoftmaxArgs p)
     {
-        int row = WarpRow();
+        int row = RowOf(p.Width);
         if (row >= p.Rows) return;
-        int lane = Warp.LaneIdx, ws = Warp.WarpSize, o = row * p.T, mo = row / p.RowsPerBatch * p.T;
+        int lane = LaneOf(p.Width), ws = p.Width, o = row * p.T, mo = row / p.RowsPerBatch * p.T;
         float m = float.NegativeInfinity;
         for (int j = lane; j < p.T; j += ws)
             if (p.HasMask == 0 || mask[mo + j] != 0f) m = XMath.Max(m, p.Scale * scores[o + j]);
-        m = GpuMath.WarpMax(m);
+        m = GpuMath.WarpMax(p.Width, m);
         float s = 0f;
         for (int j = lane; j < p.T; j += ws)
         {
@@ -158,7 +170,7 @@ internal static class ReductionKernels
             probs[o + j] = e;
             s += e;
         }
-        s = GpuMath.WarpSum(s);
+        s = GpuMath.WarpSum(p.Width, s);
         float inv = s > 0f ? 1f / s : 0f;
         for (int j = lane; j < p.T; j += ws) probs[o + j] *= inv;
     }
@@ -166,12 +178,12 @@ internal static class ReductionKernels
     /// <summary>dScores = scale·P ⊙ (dP − Σ_j dP·P) per row (assigned; may alias dProbs).</summary>
     public static void SoftmaxBackward(ArrayView<float> dScores, ArrayView<float> dProbs, ArrayView<float> probs, SoftmaxArgs p)
     {
-        int row = WarpRow();
+        int row = RowOf(p.Width);
         if (row >= p.Rows) return;
-        int lane = Warp.LaneIdx, ws = Warp.WarpSize, o = row * p.T;
+        int lane = LaneOf(p.Width), ws = p.Width, o = row * p.T;
         float dot = 0f;
         for (int j = lane; j < p.T; j += ws) dot += dProbs[o + j] * probs[o + j];
-        dot = GpuMath.WarpSum(dot);
+        dot = GpuMath.WarpSum(p.Width, dot);
         for (int j = lane; j < p.T; j += ws)
         {
             float pj = probs[o + j];
