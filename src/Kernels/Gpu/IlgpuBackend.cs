@@ -154,6 +154,7 @@ public sealed class IlgpuBackend : IBackend
         Name = name;
         bool cpu = acc.AcceleratorType == AcceleratorType.CPU;
         _rowGroup = cpu ? 32 : ReductionKernels.Threads;
+        _reduceGroup = cpu ? 32 : OptimizerKernels.Threads;
         RowWidth = cpu ? 1 : acc.WarpSize;
         _flatGroup = cpu ? 32 : 256;
         _flatMaxGroups = cpu ? 2 : Math.Max(1, acc.NumMultiprocessors) * 8;
@@ -377,7 +378,7 @@ public sealed class IlgpuBackend : IBackend
     {
         int chunks = Ceil(n, ReductionKernels.ColChunk);
         var partial = ScratchF((long)chunks * cdim);
-        _colSumPartial(new KernelConfig(new Index2D(Ceil(cdim, 32), chunks), new Index2D(ReductionKernels.Threads, 1)), partial, x, n, cdim);
+        _colSumPartial(new KernelConfig(new Index2D(Ceil(cdim, 32), chunks), new Index2D(_reduceGroup, 1)), partial, x, n, cdim);
         _colSumFinish(Flat(cdim), dst, partial, chunks, cdim);
     }
 
@@ -458,7 +459,7 @@ public sealed class IlgpuBackend : IBackend
             // parameter gradients first: dx may alias δout
             int chunks = Ceil(N, ReductionKernels.ColChunk);
             var partial = ScratchF(2L * chunks * C);
-            _lnParamPartial(new KernelConfig(new Index2D(Ceil(C, 32), chunks), new Index2D(ReductionKernels.Threads, 1)),
+            _lnParamPartial(new KernelConfig(new Index2D(Ceil(C, 32), chunks), new Index2D(_reduceGroup, 1)),
                             partial, dOut, s, mu, rs, N, C);
             if (!dGamma.IsNone) _colSumFinish(Flat(C), Arr(dGamma), partial.SubView(0, (long)chunks * C), chunks, C);
             if (!dBeta.IsNone) _colSumFinish(Flat(C), Arr(dBeta), partial.SubView((long)chunks * C, (long)chunks * C), chunks, C);
@@ -473,6 +474,9 @@ public sealed class IlgpuBackend : IBackend
         new(new Index1D(Ceil(rows * RowWidth, _rowGroup)), new Index1D(_rowGroup));
 
     private readonly int _rowGroup;
+
+    /// <summary>Group size of the block reductions (column sums, BCE, norm, AdamW): 256 on a GPU, 32 on the CPU accelerator.</summary>
+    private readonly int _reduceGroup;
 
     /// <summary>Threads per row in LayerNorm and softmax: the warp size (warp-shuffle reductions) on a GPU; 1 on the CPU
     /// accelerator, where each shuffle is an OS-thread barrier. Tests set the warp size to run the shuffle path there.</summary>
@@ -781,7 +785,7 @@ public sealed class IlgpuBackend : IBackend
             N = N, HasWeights = weights.IsNone ? 0 : 1, HasGrad = dLogits.IsNone ? 0 : 1, Accumulate = accumulate ? 1 : 0,
             Temperature = temperature, Scale = scale,
         };
-        _bce(new KernelConfig(new Index1D(1), new Index1D(OptimizerKernels.Threads)),
+        _bce(new KernelConfig(new Index1D(1), new Index1D(_reduceGroup)),
              Arr(loss), Opt(dLogits), Arr(logits), Arr(targets), Opt(weights), p);
     }
 
@@ -797,10 +801,10 @@ public sealed class IlgpuBackend : IBackend
         var nv = Arr(norm);
         int n = grads.Length;
         // the partition depends only on n: the same length always sums in the same order
-        int parts = Math.Clamp(Ceil(n, 16 * OptimizerKernels.Threads), 1, 256);
+        int parts = Math.Clamp(Ceil(n, 16 * _reduceGroup), 1, 256);
         var partial = ScratchF(parts);
-        _sumSqPartial(new KernelConfig(new Index1D(parts), new Index1D(OptimizerKernels.Threads)), partial, g, n);
-        _sumSqFinish(new KernelConfig(new Index1D(1), new Index1D(OptimizerKernels.Threads)), nv, partial, parts);
+        _sumSqPartial(new KernelConfig(new Index1D(parts), new Index1D(_reduceGroup)), partial, g, n);
+        _sumSqFinish(new KernelConfig(new Index1D(1), new Index1D(_reduceGroup)), nv, partial, parts);
     }
 
     /// <inheritdoc/>
@@ -833,8 +837,8 @@ public sealed class IlgpuBackend : IBackend
             Length = n, MaxNorm = maxNorm, Lr = lr, Beta1 = beta1, Beta2 = beta2, Eps = eps,
             Bc1 = (float)(1.0 - Math.Pow(beta1, step)), Bc2 = (float)(1.0 - Math.Pow(beta2, step)),
         };
-        int gx = Math.Clamp(Ceil(maxLen, 4 * OptimizerKernels.Threads), 1, 256);
-        _adamw(new KernelConfig(new Index2D(gx, segs.Length), new Index2D(OptimizerKernels.Threads, 1)),
+        int gx = Math.Clamp(Ceil(maxLen, 4 * _reduceGroup), 1, 256);
+        _adamw(new KernelConfig(new Index2D(gx, segs.Length), new Index2D(_reduceGroup, 1)),
                Arr(param), Arr(grad), Arr(m), Arr(v), Arr(segments), norm.IsNone ? _dummyF.ViewOf(0, 1) : Arr(norm), p);
     }
 

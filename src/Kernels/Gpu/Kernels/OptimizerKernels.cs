@@ -23,13 +23,14 @@ internal static class OptimizerKernels
 {
     public const int Threads = 256;
 
-    /// <summary>Deterministic tree sum over the group's <see cref="Threads"/> threads; every thread gets the total.</summary>
+    /// <summary>Deterministic tree sum over the group's threads (a power of two ≤ <see cref="Threads"/>: 256 on a GPU,
+    /// 32 on the CPU accelerator); every thread gets the total.</summary>
     private static float GroupSum(ArrayView<float> sh, float v)
     {
         int tid = Group.IdxX;
         sh[tid] = v;
         Group.Barrier();
-        for (int s = Threads / 2; s > 0; s >>= 1)
+        for (int s = Group.DimX / 2; s > 0; s >>= 1)
         {
             if (tid < s) sh[tid] += sh[tid + s];
             Group.Barrier();
@@ -46,7 +47,7 @@ internal static class OptimizerKernels
         var sh = SharedMemory.Allocate<float>(Threads);
         int tid = Group.IdxX;
         float sl = 0f, sw = 0f;
-        for (int i = tid; i < p.N; i += Threads)
+        for (int i = tid; i < p.N; i += Group.DimX)
         {
             float w = p.HasWeights != 0 ? weights[i] : 1f;
             float z = logits[i] / p.Temperature, y = targets[i];
@@ -59,7 +60,7 @@ internal static class OptimizerKernels
         if (tid == 0) loss[0] = p.Scale * totalL / totalW;
         if (p.HasGrad == 0) return;
         float k = p.Scale / (p.Temperature * totalW);
-        for (int i = tid; i < p.N; i += Threads)
+        for (int i = tid; i < p.N; i += Group.DimX)
         {
             float w = p.HasWeights != 0 ? weights[i] : 1f;
             float z = logits[i] / p.Temperature;
@@ -73,8 +74,8 @@ internal static class OptimizerKernels
     {
         var sh = SharedMemory.Allocate<float>(Threads);
         float s = 0f;
-        int stride = Grid.DimX * Threads;
-        for (int i = Grid.IdxX * Threads + Group.IdxX; i < n; i += stride) { float v = x[i]; s += v * v; }
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.IdxX * Group.DimX + Group.IdxX; i < n; i += stride) { float v = x[i]; s += v * v; }
         float t = GroupSum(sh, s);
         if (Group.IdxX == 0) partial[Grid.IdxX] = t;
     }
@@ -84,7 +85,7 @@ internal static class OptimizerKernels
     {
         var sh = SharedMemory.Allocate<float>(Threads);
         float s = 0f;
-        for (int i = Group.IdxX; i < parts; i += Threads) s += partial[i];
+        for (int i = Group.IdxX; i < parts; i += Group.DimX) s += partial[i];
         float t = GroupSum(sh, s);
         if (Group.IdxX == 0) norm[0] = XMath.Sqrt(t);
     }
@@ -99,8 +100,8 @@ internal static class OptimizerKernels
         if (p.MaxNorm > 0f) clip = XMath.Min(1f, p.MaxNorm / (norm[0] + 1e-6f));
         float lr = p.Lr * s.LrScale;
         float decay = 1f - lr * s.WeightDecay;
-        int stride = Grid.DimX * Threads;
-        for (int k = Grid.IdxX * Threads + Group.IdxX; k < s.Length; k += stride)
+        int stride = Grid.DimX * Group.DimX;
+        for (int k = Grid.IdxX * Group.DimX + Group.IdxX; k < s.Length; k += stride)
         {
             int i = s.Offset + k;
             float g = grad[i] * clip;

@@ -26,7 +26,8 @@ internal struct SoftmaxArgs
 /// <summary>Row reductions give each row Width threads: a warp on a GPU (lanes stride the row, warp-shuffle butterflies
 /// reduce), one thread on the CPU accelerator (no cross-thread traffic; its shuffles are OS-thread barriers).
 /// Column sums are two-stage and deterministic: stage 1 reduces chunks of <see cref="ColChunk"/> rows in groups of
-/// 32 columns × 8 row slices into partials (⌈N/64⌉, C); stage 2 adds the partials in chunk order.</summary>
+/// 32 columns × (group size / 32) row slices (8 on a GPU, 1 on the CPU accelerator) into partials (⌈N/64⌉, C);
+/// stage 2 adds the partials in chunk order.</summary>
 internal static class ReductionKernels
 {
     public const int Threads = 256, RowsPerGroup = 8, ColChunk = 64;
@@ -91,13 +92,13 @@ internal static class ReductionKernels
         ArrayView<float> mean, ArrayView<float> rstd, int n, int cdim)
     {
         var sh = SharedMemory.Allocate<float>(2 * Threads);
-        int lane = Group.IdxX & 31, slice = Group.IdxX >> 5;
+        int lane = Group.IdxX & 31, slice = Group.IdxX >> 5, slices = Group.DimX >> 5;
         int col = Grid.IdxX * 32 + lane, r0 = Grid.IdxY * ColChunk;
         float sg = 0f, sb = 0f;
         if (col < cdim)
-            for (int k = 0; k < ColChunk / 8; k++)
+            for (int k = 0; k < ColChunk / slices; k++)
             {
-                int r = r0 + slice + 8 * k;
+                int r = r0 + slice + slices * k;
                 if (r < n)
                 {
                     float d = dOut[r * cdim + col];
@@ -111,7 +112,7 @@ internal static class ReductionKernels
         if (slice == 0 && col < cdim)
         {
             float tg = 0f, tb = 0f;
-            for (int k = 0; k < 8; k++) { tg += sh[k * 32 + lane]; tb += sh[Threads + k * 32 + lane]; }
+            for (int k = 0; k < slices; k++) { tg += sh[k * 32 + lane]; tb += sh[Threads + k * 32 + lane]; }
             int chunks = Grid.DimY;
             partial[Grid.IdxY * cdim + col] = tg;
             partial[(chunks + Grid.IdxY) * cdim + col] = tb;
@@ -122,13 +123,13 @@ internal static class ReductionKernels
     public static void ColSumPartial(ArrayView<float> partial, ArrayView<float> x, int n, int cdim)
     {
         var sh = SharedMemory.Allocate<float>(Threads);
-        int lane = Group.IdxX & 31, slice = Group.IdxX >> 5;
+        int lane = Group.IdxX & 31, slice = Group.IdxX >> 5, slices = Group.DimX >> 5;
         int col = Grid.IdxX * 32 + lane, r0 = Grid.IdxY * ColChunk;
         float s = 0f;
         if (col < cdim)
-            for (int k = 0; k < ColChunk / 8; k++)
+            for (int k = 0; k < ColChunk / slices; k++)
             {
-                int r = r0 + slice + 8 * k;
+                int r = r0 + slice + slices * k;
                 if (r < n) s += x[r * cdim + col];
             }
         sh[Group.IdxX] = s;
@@ -136,7 +137,7 @@ internal static class ReductionKernels
         if (slice == 0 && col < cdim)
         {
             float t = 0f;
-            for (int k = 0; k < 8; k++) t += sh[k * 32 + lane];
+            for (int k = 0; k < slices; k++) t += sh[k * 32 + lane];
             partial[Grid.IdxY * cdim + col] = t;
         }
     }
