@@ -111,6 +111,7 @@ public sealed class IlgpuBackend : IBackend
     /// <paramref name="useNative"/>: use libfastrec_native (cuBLASLt) for plain GEMMs when it can be loaded.</summary>
     public static IlgpuBackend CreateCuda(bool useNative = true)
     {
+        EnsureCudaLibraryResolver();
         Context? ctx = null;
         try
         {
@@ -134,6 +135,30 @@ public sealed class IlgpuBackend : IBackend
             ctx?.Dispose();
             throw new CudaUnavailableException($"no CUDA device found: the CUDA driver could not be used ({e.GetType().Name}: {e.Message}). " +
                                                "Use the 'cpu' backend instead.", e);
+        }
+    }
+
+    private static int s_resolver;
+
+    /// <summary>ILGPU imports the driver as "cuda", which .NET resolves to libcuda.so only; driver installs in containers
+    /// often ship just libcuda.so.1. Teach ILGPU's assembly that name too (not on WSL, where ILGPU installs its own resolver).</summary>
+    private static void EnsureCudaLibraryResolver()
+    {
+        if (Interlocked.Exchange(ref s_resolver, 1) != 0) return;
+        try
+        {
+            if (File.Exists("/proc/version") && File.ReadAllText("/proc/version").Contains("microsoft", StringComparison.OrdinalIgnoreCase)) return;
+            NativeLibrary.SetDllImportResolver(typeof(Context).Assembly, (name, assembly, path) =>
+            {
+                if (name != "cuda") return IntPtr.Zero;
+                foreach (var file in new[] { "libcuda.so", "libcuda.so.1" })
+                    if (NativeLibrary.TryLoad(file, assembly, path, out var handle)) return handle;
+                return IntPtr.Zero;
+            });
+        }
+        catch (InvalidOperationException)
+        {
+            // a resolver is already registered for ILGPU's assembly: keep it
         }
     }
 
