@@ -15,7 +15,11 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 if [ "${1:-}" = "--pack" ]; then
-  exec ../shared/tools/device-pack.sh bench/FastRec.DeviceCheck/FastRec.DeviceCheck.csproj
+  for d in "$ROOT/../shared" "$ROOT/../../shared" "$ROOT/shared"; do
+    [ -x "$d/tools/device-pack.sh" ] && exec "$d/tools/device-pack.sh" bench/FastRec.DeviceCheck/FastRec.DeviceCheck.csproj
+  done
+  echo "device-pack.sh not found under ../shared/tools (nor ../../shared, ./shared)" >&2
+  exit 2
 fi
 
 OUT=${OUT:-$ROOT/out/device}

@@ -76,3 +76,45 @@ public sealed class CudaAvailabilityTests
         Assert.That(ex!.Message, Does.Contain("'tpu'").And.Contain("auto").And.Contain("cuda").And.Contain("ilgpu-cpu"));
     }
 }
+
+/// <summary>The optional native library: absent or broken files are reported, never fatal.</summary>
+[NonParallelizable]
+public sealed class NativeLibraryLoaderTests
+{
+    [Test]
+    public void AFileThatIsNotALibraryIsReportedByPath()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"fastrec-not-a-lib-{Environment.ProcessId}.so");
+        File.WriteAllText(path, "not an ELF file");
+        var old = Environment.GetEnvironmentVariable("FASTREC_NATIVE_LIB");
+        try
+        {
+            Environment.SetEnvironmentVariable("FASTREC_NATIVE_LIB", path);
+            var native = NativeCuda.TryCreate(IntPtr.Zero, out var status);
+            Assert.That(native, Is.Null);
+            Assert.That(status, Does.Contain(path).And.Contain("could not be loaded"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("FASTREC_NATIVE_LIB", old);
+            File.Delete(path);
+        }
+    }
+
+    [Test]
+    public void TheEnvironmentVariableIsSearchedFirst()
+    {
+        var old = Environment.GetEnvironmentVariable("FASTREC_NATIVE_LIB");
+        try
+        {
+            Environment.SetEnvironmentVariable("FASTREC_NATIVE_LIB", "/nowhere/libfastrec_native.so");
+            var candidates = NativeCuda.Candidates().ToList();
+            Assert.That(candidates[0], Is.EqualTo("/nowhere/libfastrec_native.so"));
+            Assert.That(candidates.Skip(1), Has.All.EndWith(Path.Combine("build-native", "libfastrec_native.so")));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("FASTREC_NATIVE_LIB", old);
+        }
+    }
+}
