@@ -5,4 +5,6 @@ using FastRec.Cli.Commands;
 var root = new RootCommand("FastRec: fine-tune, distill and serve BERT recommenders in .NET");
 root.Subcommands.Add(BenchCommand.Build());
 root.Subcommands.Add(DemoCommand.Build());
+root.Subcommands.Add(ConvertCommand.Build());
+root.Subcommands.Add(EncodeCommand.Build());
 return root.Parse(args).Invoke();

@@ -145,6 +145,8 @@ internal sealed class BertEncoder
         _b.AddLayerNormBackward(a.DSum, g.EmbLnW, g.EmbLnB, dLn, a.EmbSum, p.EmbLnW, a.EmbMean, a.EmbRstd, N, C);
         if (g.WordEmb.IsNone && g.PosEmb.IsNone && g.TypeEmb.IsNone) return;
         _b.EmbeddingBackward(g.WordEmb, g.PosEmb, g.TypeEmb, a.DSum, a.Ids, typeIds, B, T, C);
+        // nn.Embedding(padding_idx = pad_token_id): the padding row never receives gradient (HF BertEmbeddings).
+        if (!g.WordEmb.IsNone) _b.Zero(g.WordEmb.Slice((long)_cfg.PadTokenId * C, C));
     }
 
     /// <summary>δW += δoutᵀ·inp, δb += Σ δout, skipped entirely when both are frozen.</summary>

@@ -17,7 +17,7 @@ public sealed class ReferenceBackend : IBackend
     {
         if (v.IsNone) return Span<T>.Empty;
         if (!ReferenceEquals(v.Buffer!.Owner, this))
-            throw new ArgumentException($"{name}: the buffer belongs to backend '{v.Buffer.Owner.Name}', not to this '{Name}' backend", name);
+            throw new ArgumentException($"{name}: the buffer belongs to another backend instance ('{v.Buffer.Owner.Name}'), not to this '{Name}' backend", name);
         return v.Span;
     }
 
