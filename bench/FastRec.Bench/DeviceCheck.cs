@@ -72,8 +72,9 @@ public static class DeviceCheck
                 gpu.NativeGemmEnabled = true;
                 int before = s_fail;
                 Stage("parity (native cuBLASLt GEMM, TF32)", () => OpParity(target, cpu, o.Tiny, tf32: true, "parity_native"));
+                bool opsFailed = s_fail > before;   // a wrong op is a bug: keep the native path out of the timings
                 Stage("train-step parity (native GEMM)", () => ModelParity(target, cpu, o.Tiny, tf32: true, "model_native"));
-                if (s_fail > before)
+                if (opsFailed)
                 {
                     Console.WriteLine("native GEMM failed parity: it stays off for the timings");
                     Report["native_disabled_after_parity"] = true;

@@ -744,9 +744,10 @@ public sealed class IlgpuBackend : IBackend
     public void Copy2D(View<float> dst, int ldDst, int dstCol, View<float> src, int ldSrc, int srcCol, int rows, int cols, bool accumulate)
     {
         Check.Dims(nameof(Copy2D), rows, cols);
-        if (dstCol < 0 || srcCol < 0) throw new ShapeException($"{nameof(Copy2D)}: column offsets must not be negative (dstCol {dstCol}, srcCol {srcCol})");
-        if (dstCol + cols > ldDst) throw new ShapeException($"{nameof(ldDst)}: dstCol + cols = {dstCol + cols} exceeds the row stride {ldDst}");
-        if (srcCol + cols > ldSrc) throw new ShapeException($"{nameof(ldSrc)}: srcCol + cols = {srcCol + cols} exceeds the row stride {ldSrc}");
+        if (dstCol < 0 || ldDst <= 0 || dstCol + cols > ldDst)
+            throw new ShapeException($"dstCol: columns [{dstCol}, {dstCol + cols}) do not fit rows of ldDst = {ldDst}");
+        if (srcCol < 0 || ldSrc <= 0 || srcCol + cols > ldSrc)
+            throw new ShapeException($"srcCol: columns [{srcCol}, {srcCol + cols}) do not fit rows of ldSrc = {ldSrc}");
         Check.MinLen(dst, (long)(rows - 1) * ldDst + dstCol + cols, "(rows-1)·ldDst + dstCol + cols");
         Check.MinLen(src, (long)(rows - 1) * ldSrc + srcCol + cols, "(rows-1)·ldSrc + srcCol + cols");
         var p = new Copy2DArgs { Cols = cols, LdDst = ldDst, DstCol = dstCol, LdSrc = ldSrc, SrcCol = srcCol, Accumulate = accumulate ? 1 : 0 };
