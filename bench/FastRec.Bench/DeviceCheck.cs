@@ -40,6 +40,7 @@ public static class DeviceCheck
         try { o = Parse(args); }
         catch (ArgumentException e) { Console.Error.WriteLine($"device: {e.Message}"); return 2; }
         Directory.CreateDirectory(o.Out);
+        s_outPath = Path.Combine(o.Out, "fastrec_device.json");
         Report["started"] = DateTime.UtcNow.ToString("o");
         Report["options"] = JsonSerializer.SerializeToNode(o);
 
@@ -57,6 +58,14 @@ public static class DeviceCheck
             }
             Report["backend"] = info;
             Console.WriteLine($"backend: {info.ToJsonString()}");
+            // smoke: one upload, kernel and download before anything larger
+            using var x = target.Allocate<float>(1000);
+            target.Upload(x.All, Rand(1000, 7));
+            target.ActivationForward(Activation.Relu, x.All, x.All);
+            var back = new float[1000];
+            target.Download(x.All, back);
+            if (back.Any(v => v < 0 || !float.IsFinite(v))) throw new InvalidOperationException("smoke test: ReLU left negative or non-finite values");
+            Console.WriteLine("smoke test (upload, ReLU kernel, download): ok");
         });
         if (target is null) { Finish(o); return 1; }
 
@@ -94,12 +103,20 @@ public static class DeviceCheck
 
     private static void Finish(Options o)
     {
+        Report["finished"] = DateTime.UtcNow.ToString("o");
+        Save();
+        Console.WriteLine($"device check: {s_pass} passed, {s_fail} failed; results in {s_outPath}");
+    }
+
+    private static string s_outPath = "fastrec_device.json";
+
+    /// <summary>Writes the report so far (after every stage: a later hang or crash still leaves the earlier results).</summary>
+    private static void Save()
+    {
         Report["pass"] = s_pass;
         Report["fail"] = s_fail;
-        Report["finished"] = DateTime.UtcNow.ToString("o");
-        var path = Path.Combine(o.Out, "fastrec_device.json");
-        File.WriteAllText(path, Report.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        Console.WriteLine($"device check: {s_pass} passed, {s_fail} failed; results in {path}");
+        try { File.WriteAllText(s_outPath, Report.ToJsonString(new JsonSerializerOptions { WriteIndented = true })); }
+        catch (IOException e) { Console.WriteLine($"could not write {s_outPath}: {e.Message}"); }
     }
 
     private static void Stage(string name, Action body)
@@ -115,6 +132,7 @@ public static class DeviceCheck
             ((Report["stage_errors"] ??= new JsonArray()) as JsonArray)!.Add($"{name}: {e.GetType().Name}: {e.Message}");
         }
         Console.WriteLine($"    ({name}: {sw.Elapsed.TotalSeconds:F1} s)");
+        Save();
     }
 
     // ================================================================ parity helpers
