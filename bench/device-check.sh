@@ -25,8 +25,11 @@ fi
 OUT=${OUT:-$ROOT/out/device}
 mkdir -p "$OUT"
 LOG="$OUT/device-check.log"
-: > "$LOG"
-exec > >(tee -a "$LOG") 2>&1
+# re-run this script with its output teed into the log (a pipe, so the last lines are flushed before it returns)
+if [ -z "${FASTREC_DEVICE_CHECK_TEED:-}" ]; then
+  FASTREC_DEVICE_CHECK_TEED=1 bash "$ROOT/bench/device-check.sh" "$@" 2>&1 | tee "$LOG"
+  exit "${PIPESTATUS[0]}"
+fi
 export PYTHONUNBUFFERED=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 T0=$SECONDS
 stage() { echo; echo "##### [$((SECONDS - T0)) s] $*"; }
@@ -70,7 +73,7 @@ stage "native library (cuBLASLt) with CMake"
 if command -v nvcc >/dev/null && command -v cmake >/dev/null; then
   rm -rf build-native
   ok=0
-  for host in "" clang; do
+  for host in "" g++-13 g++-12 g++-11 clang++ clang-18 clang-17 clang-16 clang-15 clang-14; do
     if [ -n "$host" ]; then command -v "$host" >/dev/null || continue; export CUDAHOSTCXX=$host; echo "retrying with CUDAHOSTCXX=$host"; rm -rf build-native; fi
     if timeout 120 cmake -S . -B build-native -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
        && timeout 180 cmake --build build-native -j "$(nproc)"; then

@@ -212,13 +212,13 @@ def table(args):
     print(f"torch {tr.get('torch', '-')} on {tr.get('device', '-')}, transformers {tr.get('transformers', '-')}")
     print(f"parity: {fr.get('pass', '?')} passed, {fr.get('fail', '?')} failed")
     print("-" * 100)
-    print(f"{'GEMM (M x N x K, A·Bᵀ)':34} {'ILGPU ms':>9} {'cuBLASLt ms':>11} {'torch fp32':>10} {'torch tf32':>10} {'ILGPU TF/s':>10} {'Lt TF/s':>8}")
+    print("GEMM, ms (A·Bᵀ as in Linear)      ILGPU auto  tile64  tile128  cuBLASLt  torch fp32  torch tf32 | TFLOP/s: ILGPU  Lt  torch tf32")
     tg = {(r["m"], r["n"], r["k"]): r for r in tr.get("gemm", [])}
     for r in fr.get("gemm", []):
         t = tg.get((r["m"], r["n"], r["k"]), {})
-        print(f"{r['m']}x{r['n']}x{r['k']} {r.get('what', ''):<20} {fmt(r.get('ilgpu_ms')):>9} {fmt(r.get('native_ms')):>11} "
-              f"{fmt(t.get('fp32_ms')):>10} {fmt(t.get('tf32_ms')):>10} {fmt(r.get('ilgpu_tflops'), '{:.1f}'):>10} "
-              f"{fmt(r.get('native_tflops'), '{:.1f}'):>8}")
+        print(f"{r['m']}x{r['n']}x{r['k']} {r.get('what', ''):<22} {fmt(r.get('ilgpu_ms')):>9} {fmt(r.get('ilgpu64_ms')):>7} "
+              f"{fmt(r.get('ilgpu128_ms')):>8} {fmt(r.get('native_ms')):>9} {fmt(t.get('fp32_ms')):>11} {fmt(t.get('tf32_ms')):>11} | "
+              f"{fmt(r.get('ilgpu_tflops'), '{:.1f}'):>14} {fmt(r.get('native_tflops'), '{:.1f}'):>4} {fmt(t.get('tf32_tflops'), '{:.1f}'):>11}")
     print("-" * 100)
     ts, tts = fr.get("train_step", {}), tr.get("train_step", {})
     print(f"train step MiniLM-L6 + head, B={ts.get('B', '?')} T={ts.get('T', '?')} (ms, median):")

@@ -215,6 +215,21 @@ public static class DeviceCheck
                 Compare(res, $"Gemm ta={ta} tb={tb} batch 3", t, c, cc, gemmTol);
             });
 
+        if (t is IlgpuBackend g128 && !tf32)
+            foreach (var (ta, tb) in new[] { (false, false), (true, true) })
+                Guard(res, $"Gemm 128x128 tiles ta={ta} tb={tb}", () =>
+                {
+                    int M = tiny ? 130 : 1000, N = tiny ? 129 : 777, K = tiny ? 20 : 333;
+                    using var a = new Pair<float>(t, c, Rand(M * K, 6));
+                    using var b = new Pair<float>(t, c, Rand(K * N, 7));
+                    using var cc = new Pair<float>(t, c, new float[M * N]);
+                    g128.GemmTile = 128;
+                    try { t.Gemm(ta, tb, M, N, K, 1f, a.T.All, 0, b.T.All, 0, false, cc.T.All, 0); }
+                    finally { g128.GemmTile = 0; }
+                    c.Gemm(ta, tb, M, N, K, 1f, a.C.All, 0, b.C.All, 0, false, cc.C.All, 0);
+                    Compare(res, $"Gemm 128x128 tiles ta={ta} tb={tb}", t, c, cc, gemmTol);
+                });
+
         Guard(res, "Gemm 1024^3", () =>
         {
             int n = tiny ? 100 : 1024;
@@ -580,6 +595,17 @@ public static class DeviceCheck
             double ms = TimeIt(t, Run, 2, reps);
             row["ilgpu_ms"] = ms;
             row["ilgpu_tflops"] = flop / ms / 1e9;
+            if (gpu is not null && !o.Tiny)
+            {
+                foreach (int tile in new[] { 64, 128 })
+                {
+                    gpu.GemmTile = tile;
+                    double tms = TimeIt(t, Run, 2, reps);
+                    row[$"ilgpu{tile}_ms"] = tms;
+                    row[$"ilgpu{tile}_tflops"] = flop / tms / 1e9;
+                }
+                gpu.GemmTile = 0;
+            }
             if (gpu is { UsesNativeGemm: true } && Report["native_disabled_after_parity"] is null)
             {
                 gpu.NativeGemmEnabled = true;

@@ -34,6 +34,7 @@ public sealed class IlgpuBackend : IBackend
 
     // ---------------------------------------------------------------- launchers (compiled once)
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm128;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, int> _gemmSmall;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int>[] _actFwd;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>[] _actBwd;
@@ -68,6 +69,7 @@ public sealed class IlgpuBackend : IBackend
     internal static IReadOnlyList<(string Name, System.Reflection.MethodInfo Method, bool ExplicitlyGrouped)> EntryPoints { get; } =
     [
         (nameof(GemmKernels.Tiled), Info(typeof(GemmKernels), nameof(GemmKernels.Tiled)), true),
+        (nameof(GemmKernels.Tiled128), Info(typeof(GemmKernels), nameof(GemmKernels.Tiled128)), true),
         (nameof(GemmKernels.Small), Info(typeof(GemmKernels), nameof(GemmKernels.Small)), true),
         ("ActForward<Gelu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(GeluOp)), true),
         ("ActForward<Relu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(ReluOp)), true),
@@ -188,6 +190,7 @@ public sealed class IlgpuBackend : IBackend
         _dummyI = AllocateCore<int>(1);
 
         _gemm = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmKernels.Tiled);
+        _gemm128 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmKernels.Tiled128);
         _gemmSmall = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, int>(GemmKernels.Small);
         _actFwd =
         [
@@ -359,6 +362,15 @@ public sealed class IlgpuBackend : IBackend
         if (outputs <= SmallGemmMaxOutputs)
         {
             _gemmSmall(Flat((int)outputs), a, b, c, bias, p, (int)outputs);
+            return;
+        }
+        long blocks128 = (long)Ceil(N, GemmKernels.BN2) * Ceil(M, GemmKernels.BM2) * batch;
+        bool big = GemmTile == 128 ||
+                   (GemmTile == 0 && M >= GemmKernels.BM2 && N >= GemmKernels.BN2 && blocks128 >= _acc.NumMultiprocessors);
+        if (big)
+        {
+            var grid2 = new Index3D(Ceil(N, GemmKernels.BN2), Ceil(M, GemmKernels.BM2), batch);
+            _gemm128(new KernelConfig(grid2, new Index3D(GemmKernels.Threads, 1, 1)), a, b, c, bias, p);
             return;
         }
         var grid = new Index3D(Ceil(N, GemmKernels.BN), Ceil(M, GemmKernels.BM), batch);
@@ -905,6 +917,16 @@ public sealed class IlgpuBackend : IBackend
     /// tiled one. GPU default 4096 (below one 64×64 tile); the CPU accelerator defaults to "always" (its barriers are
     /// OS-thread rendezvous); tests set 0 to force the tiled kernel.</summary>
     internal long SmallGemmMaxOutputs { get; set; }
+
+    /// <summary>Tiled GEMM block size: 0 = choose (128×128 tiles when both M, N ≥ 128 and they fill every multiprocessor,
+    /// else 64×64), or force 64 / 128. For benchmarks and tests.</summary>
+    public int GemmTile
+    {
+        get => _gemmTile;
+        set => _gemmTile = value is 0 or 64 or 128 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "GemmTile: 0 (auto), 64 or 128");
+    }
+
+    private int _gemmTile;
 
     private ArrayView<T> Arr<T>(View<T> v, [CallerArgumentExpression(nameof(v))] string name = "") where T : unmanaged
     {

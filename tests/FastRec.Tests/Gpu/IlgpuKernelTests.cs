@@ -80,6 +80,23 @@ public sealed class IlgpuKernelTests
         }
     }
 
+    [TestCase(false, false)]
+    [TestCase(true, false)]
+    [TestCase(false, true)]
+    [TestCase(true, true)]
+    public void Gemm128TilesMatchReference(bool transA, bool transB)
+    {
+        _g.GemmTile = 128;
+        try
+        {
+            GemmMatchesReference(transA, transB, 130, 129, 20, transA && transB ? 2 : 1);   // ragged: a second, 2-row / 1-column tile
+        }
+        finally
+        {
+            _g.GemmTile = 0;
+        }
+    }
+
     [Test]
     public void GemmPackedLeadingDimensionsAndPoisonedOutput()
     {
