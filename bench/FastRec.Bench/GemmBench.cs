@@ -10,7 +10,7 @@ using TorchSharp;
 namespace FastRec.Bench;
 
 /// <summary>
-/// <c>gemm [--threads N] [--reps R] [--kernel NAME|all] [--shapes fwd|nn|tn|all] [--m M] [--no-torch] [--min] [--cpu-time] [--json]</c>
+/// <c>gemm [--threads N] [--reps R] [--kernel NAME|all] [--shapes fwd|nn|tn|att|all] [--m M] [--t T] [--no-torch] [--min] [--cpu-time] [--json]</c>
 /// (--min reports the fastest rep instead of the median, --cpu-time times the calling thread's CPU time instead of the
 /// wall clock: both steadier on a shared box while comparing kernel variants at 1 thread).
 /// Shapes: M = B·T tokens, (in, out) ∈ {384, 1536}²: forward y = x·Wᵀ (NT), backward δx = δy·W (NN) and
@@ -25,7 +25,9 @@ internal static class GemmBench
         public string Name => (Batch > 1 ? $"{Form} {Batch}x" : $"{Form} ") + $"({M},{N},{K},{(TransA ? "T" : "N")},{(TransB ? "T" : "N")})";
     }
 
-    private sealed record Row(Shape Shape, string Kernel, double OursMs, double TorchMatmulMs, double TorchInPlaceMs);
+    /// <summary>One shape's result. PairedRatio is the median over reps of (torch time / our time) within the same rep,
+    /// where the two ran back to back: on a shared machine it is steadier than the ratio of the medians.</summary>
+    private sealed record Row(Shape Shape, string Kernel, double OursMs, double TorchMatmulMs, double TorchInPlaceMs, double PairedRatio);
 
     public static int Run(string[] args)
     {
@@ -41,6 +43,7 @@ internal static class GemmBench
                 case "--threads": threads = int.Parse(Next()); break;
                 case "--reps": reps = int.Parse(Next()); break;
                 case "--m": m = int.Parse(Next()); break;
+                case "--t": s_seq = int.Parse(Next()); break;
                 case "--kernel": kernelArg = Next(); break;
                 case "--shapes": shapesArg = Next(); break;
                 case "--no-torch": torchOn = false; break;
@@ -71,7 +74,7 @@ internal static class GemmBench
                               $"Vector512 {(Vector512.IsHardwareAccelerated ? "yes" : "no")}, measured FMA peak {peak:F1} GFLOP/s");
             if (torchError is not null) Console.WriteLine($"torch unavailable: {torchError}");
             Console.WriteLine($"{"shape (M,N,K,tA,tB)",-32} {"kernel",-12} {"floor ms",9} {"ours ms",9} {"GFLOP/s",8} {"%peak",6} " +
-                              $"{"torch mm",9} {"addmm_",9} {"t GFLOP/s",9} {"ratio",6}");
+                              $"{"torch mm",9} {"addmm_",9} {"t GFLOP/s",9} {"ratio",6} {"paired",6}");
         }
 
         var rows = new List<Row>();
@@ -85,7 +88,8 @@ internal static class GemmBench
         if (!json)
         {
             double ours = rows.Sum(r => r.OursMs), theirs = rows.Sum(r => BestTorch(r));
-            Console.WriteLine($"total: ours {ours:F1} ms" + (torchOn ? $", torch {theirs:F1} ms, ratio (torch time / ours) {theirs / ours:F2}" : ""));
+            Console.WriteLine($"total: ours {ours:F1} ms" + (torchOn ? $", torch {theirs:F1} ms, ratio (torch time / ours) {theirs / ours:F2}, " +
+                $"median paired ratio {MedianOf(rows.Select(r => r.PairedRatio).ToArray()):F2}" : ""));
         }
         else WriteJson(rows, threads, reps, peak, torchError);
         return 0;
@@ -103,8 +107,9 @@ internal static class GemmBench
         foreach (int inF in dims)
             foreach (int outF in dims)
                 yield return new Shape("tn", outF, inF, m, true, false, true);       // δW(out,in) += δy(M,out)ᵀ·x(M,in)
-        // Attention, batched over B·NH heads (T = 128, NH = 12, HS = 32, B = M / T).
-        const int T = 128, NH = 12, HS = 32;
+        // Attention, batched over B·NH heads (T = 128 or --t, NH = 12, HS = 32, B = M / T).
+        const int NH = 12, HS = 32;
+        int T = s_seq;
         int bh = Math.Max(1, m / T) * NH;
         yield return new Shape("att", T, T, HS, false, true, false, bh);   // scores = Q·Kᵀ, δprobs = δout·Vᵀ
         yield return new Shape("att", T, HS, T, false, false, false, bh);  // out = probs·V, δQ = δscores·K
@@ -157,7 +162,8 @@ internal static class GemmBench
             if (torchOn) { mm[r] = Time(TorchMatmul); ip[r] = Time(TorchInPlace); }
         }
         taT?.Dispose(); tbT?.Dispose(); ta?.Dispose(); tb?.Dispose(); tc?.Dispose();
-        return new Row(s, kernel.ToString(), Median(ours), torchOn ? Median(mm) : double.NaN, torchOn ? Median(ip) : double.NaN);
+        double paired = torchOn ? MedianOf(Enumerable.Range(0, reps).Select(r => Math.Min(mm[r], ip[r]) / ours[r]).ToArray()) : double.NaN;
+        return new Row(s, kernel.ToString(), Median(ours), torchOn ? Median(mm) : double.NaN, torchOn ? Median(ip) : double.NaN, paired);
     }
 
     private static bool s_cpuTime;
@@ -190,10 +196,12 @@ internal static class GemmBench
     }
 
     private static bool s_useMin;
+    private static int s_seq = 128;
 
-    private static double Median(double[] x)
+    private static double Median(double[] x) => s_useMin ? x.Min() : MedianOf(x);
+
+    private static double MedianOf(double[] x)
     {
-        if (s_useMin) return x.Min();
         var s = (double[])x.Clone();
         Array.Sort(s);
         return s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]);
@@ -212,7 +220,7 @@ internal static class GemmBench
         double g = r.Shape.Flops / (r.OursMs * 1e6);
         double t = r.Shape.Flops / (BestTorch(r) * 1e6);
         Console.WriteLine($"{r.Shape.Name,-32} {r.Kernel,-12} {floorMs,9:F2} {r.OursMs,9:F2} {g,8:F1} {100 * g / peak,5:F0}% " +
-                          $"{r.TorchMatmulMs,9:F2} {r.TorchInPlaceMs,9:F2} {t,9:F1} {g / t,6:F2}");
+                          $"{r.TorchMatmulMs,9:F2} {r.TorchInPlaceMs,9:F2} {t,9:F1} {g / t,6:F2} {r.PairedRatio,6:F2}");
     }
 
     private static void WriteJson(List<Row> rows, int threads, int reps, double peak, string? torchError)
@@ -243,6 +251,7 @@ internal static class GemmBench
                 w.WriteNumber("torchAddmmInPlaceMs", Math.Round(r.TorchInPlaceMs, 3));
                 w.WriteNumber("torchGflops", Math.Round(t, 2));
                 w.WriteNumber("ratio", Math.Round(g / t, 3));
+                w.WriteNumber("pairedRatio", Math.Round(r.PairedRatio, 3));
             }
             w.WriteEndObject();
         }

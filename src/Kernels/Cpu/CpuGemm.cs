@@ -189,6 +189,7 @@ public static unsafe class CpuGemm
     }
 
     /// <summary>The simple path for tiny problems: one dot product per element, K in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Small(in Problem g)
     {
         float* A = g.A, B = g.B, C = g.C;

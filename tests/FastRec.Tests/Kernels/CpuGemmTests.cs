@@ -238,6 +238,26 @@ public class CpuGemmTests
     }
 
     [Test]
+    public void CallsFromSeveralThreadsAtOnceGiveTheSameBits()
+    {
+        // Per-thread scratch and the busy-pool fallback: concurrent callers must not share panels.
+        CpuParallel.Threads = 2;
+        float[] RunOne(int seed, int M, int N, int K)
+        {
+            float[] a = TestUtil.Random(M * K, (ulong)seed), b = TestUtil.Random(K * N, (ulong)seed + 1), c = new float[M * N];
+            CpuGemm.Sgemm(false, true, M, N, K, 1f, a, K, b, K, false, c, N);
+            return c;
+        }
+        float[] x0 = RunOne(20, 150, 130, 120), y0 = RunOne(30, 90, 200, 160);
+        var tasks = new[]
+        {
+            Task.Run(() => { for (int i = 0; i < 10; i++) Assert.That(RunOne(20, 150, 130, 120), Is.EqualTo(x0)); }),
+            Task.Run(() => { for (int i = 0; i < 10; i++) Assert.That(RunOne(30, 90, 200, 160), Is.EqualTo(y0)); }),
+        };
+        Assert.That(() => Task.WaitAll(tasks), Throws.Nothing);
+    }
+
+    [Test]
     public void NoManagedAllocationAfterWarmUp()
     {
         CpuParallel.Threads = 2;
