@@ -15,7 +15,8 @@ namespace FastRec.Bench;
 /// wall clock: both steadier on a shared box while comparing kernel variants at 1 thread).
 /// Shapes: M = B·T tokens, (in, out) ∈ {384, 1536}²: forward y = x·Wᵀ (NT), backward δx = δy·W (NN) and
 /// δW += δyᵀ·x (TN, accumulate). Each shape is timed with the peers alternating rep by rep (so a noisy neighbour hits
-/// both alike) and the median reported, with a measured FMA peak of the same threads as the floor.
+/// both alike) and the median reported, with a measured FMA peak of the same threads as the floor. On a loaded machine
+/// run with OMP_WAIT_POLICY=PASSIVE, so LibTorch's idle OpenMP threads do not spin through our turns (it is printed).
 /// </summary>
 internal static class GemmBench
 {
@@ -68,10 +69,12 @@ internal static class GemmBench
         }
 
         double peak = MeasureFmaPeak(threads);
+        string ompWait = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "unset";
         if (!json)
         {
-            Console.WriteLine($"gemm: {threads} thread(s), {reps} reps (median), {Environment.ProcessorCount} CPUs, " +
-                              $"Vector512 {(Vector512.IsHardwareAccelerated ? "yes" : "no")}, measured FMA peak {peak:F1} GFLOP/s");
+            Console.WriteLine($"gemm: {threads} thread(s), {reps} reps ({(s_useMin ? "min" : "median")}, {(s_cpuTime ? "thread CPU time" : "wall clock")}), " +
+                              $"{Environment.ProcessorCount} CPUs, Vector512 {(Vector512.IsHardwareAccelerated ? "yes" : "no")}, " +
+                              $"measured FMA peak {peak:F1} GFLOP/s, OMP_WAIT_POLICY {ompWait}");
             if (torchError is not null) Console.WriteLine($"torch unavailable: {torchError}");
             Console.WriteLine($"{"shape (M,N,K,tA,tB)",-32} {"kernel",-12} {"floor ms",9} {"ours ms",9} {"GFLOP/s",8} {"%peak",6} " +
                               $"{"torch mm",9} {"addmm_",9} {"t GFLOP/s",9} {"ratio",6} {"paired",6}");
@@ -91,7 +94,7 @@ internal static class GemmBench
             Console.WriteLine($"total: ours {ours:F1} ms" + (torchOn ? $", torch {theirs:F1} ms, ratio (torch time / ours) {theirs / ours:F2}, " +
                 $"median paired ratio {MedianOf(rows.Select(r => r.PairedRatio).ToArray()):F2}" : ""));
         }
-        else WriteJson(rows, threads, reps, peak, torchError);
+        else WriteJson(rows, threads, reps, peak, torchError, ompWait);
         return 0;
     }
 
@@ -223,7 +226,7 @@ internal static class GemmBench
                           $"{r.TorchMatmulMs,9:F2} {r.TorchInPlaceMs,9:F2} {t,9:F1} {g / t,6:F2} {r.PairedRatio,6:F2}");
     }
 
-    private static void WriteJson(List<Row> rows, int threads, int reps, double peak, string? torchError)
+    private static void WriteJson(List<Row> rows, int threads, int reps, double peak, string? torchError, string ompWait)
     {
         using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
         w.WriteStartObject();
@@ -231,6 +234,9 @@ internal static class GemmBench
         w.WriteNumber("threads", threads);
         w.WriteNumber("reps", reps);
         w.WriteNumber("fmaPeakGflops", Math.Round(peak, 2));
+        w.WriteString("statistic", s_useMin ? "min" : "median");
+        w.WriteString("clock", s_cpuTime ? "thread-cpu" : "wall");
+        w.WriteString("ompWaitPolicy", ompWait);
         if (torchError is not null) w.WriteString("torchError", torchError);
         w.WriteStartArray("shapes");
         foreach (Row r in rows)

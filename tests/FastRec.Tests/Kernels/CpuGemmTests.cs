@@ -258,6 +258,21 @@ public class CpuGemmTests
     }
 
     [Test]
+    public void BatchesSharingOneCAccumulateInOrder()
+    {
+        // strideC = 0 with accumulate: C = Σ_p A_p·B_p, summed batch after batch (never two threads on one C).
+        CpuParallel.Threads = 2;
+        const int batch = 16, M = 128, N = 128, K = 128; // big enough to use 2 threads, long enough for them to overlap
+        float[] a = TestUtil.Random(batch * M * K, 40), b = TestUtil.Random(batch * K * N, 41);
+        Assert.That((long)batch * M * N * K, Is.GreaterThanOrEqualTo(2 * CpuGemm.ParallelGrain));
+        float[] c = new float[M * N], expected = new float[M * N];
+        CpuGemm.SgemmBatched(false, false, M, N, K, 1f, a, K, b, N, true, c, N, batch, M * K, K * N, 0);
+        for (int p = 0; p < batch; p++)
+            CpuGemm.Sgemm(false, false, M, N, K, 1f, a.AsSpan(p * M * K), K, b.AsSpan(p * K * N), N, true, expected, N);
+        Assert.That(c, Is.EqualTo(expected));
+    }
+
+    [Test]
     public void NoManagedAllocationAfterWarmUp()
     {
         CpuParallel.Threads = 2;
