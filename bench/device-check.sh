@@ -31,6 +31,8 @@ if [ -z "${FASTREC_DEVICE_CHECK_TEED:-}" ]; then
   exit "${PIPESTATUS[0]}"
 fi
 export PYTHONUNBUFFERED=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+# no ICU needed on the GPU image (FastRec formats with the invariant culture)
+export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
 T0=$SECONDS
 stage() { echo; echo "##### [$((SECONDS - T0)) s] $*"; }
 

@@ -69,6 +69,8 @@ public static class DeviceCheck
         });
         if (target is null) { Finish(o); return 1; }
 
+        CpuParallel.Threads = Math.Clamp(Environment.ProcessorCount, 1, 64);   // the CPU oracle (and CPU latency) on every core
+        Report["cpu_threads"] = CpuParallel.Threads;
         using var cpu = new CpuSimdBackend();
         var gpu = target as IlgpuBackend;
         if (o.Parity)
@@ -673,7 +675,7 @@ public static class DeviceCheck
                 model.InitRandom(1);
                 double ms = TimeIt(cpu, () => model.Forward(batch), 1, o.Tiny ? 1 : 10);
                 res[$"cpu_T{T}_ms"] = ms;
-                Console.WriteLine($"latency batch 1, T={T} [cpu, {Environment.ProcessorCount} cores]: {ms:F3} ms");
+                Console.WriteLine($"latency batch 1, T={T} [cpu, {CpuParallel.Threads} threads]: {ms:F3} ms");
             }
         }
     }

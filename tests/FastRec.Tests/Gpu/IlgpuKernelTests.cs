@@ -182,6 +182,23 @@ public sealed class IlgpuKernelTests
     }
 
     [Test]
+    public void GeluKeepsRelativeAccuracyInTheLeftTail()
+    {
+        // x·Φ(x) from erfc: no 1 + erf cancellation, so tiny negative outputs keep their digits
+        const int n = 64;
+        var x = Rand(n, 23, -9f, -3f);
+        var y = NaNs(n);
+        _g.ActivationForward(Activation.Gelu, y.G.All, x.G.All);
+        _r.ActivationForward(Activation.Gelu, y.R.All, x.R.All);
+        Close(y, 0, 1e-5, "GELU(x < -3)");
+        var dy = Rand(n, 24);
+        var dx = NaNs(n);
+        _g.ActivationBackward(Activation.Gelu, dx.G.All, dy.G.All, x.G.All);
+        _r.ActivationBackward(Activation.Gelu, dx.R.All, dy.R.All, x.R.All);
+        Close(dx, 0, 1e-5, "GELU'(x < -3)");
+    }
+
+    [Test]
     public void TanhSaturatesWithoutNaN()
     {
         var x = Of([-1000f, -50f, -20f, 0f, 1e-8f, 20f, 50f, 1000f]);

@@ -12,7 +12,7 @@ namespace FastRec.Tests.Gpu;
 /// <summary>ILGPU's PTX backend runs without a driver: each kernel entry point of <see cref="IlgpuBackend"/> must compile for
 /// sm_90 (ILGPU writes `.target sm_80`, which the driver JITs for the device) with the PTX ISA ILGPU picks for a CUDA 13 driver (the H100/H200 machines run driver 580 = CUDA 13.0), and the
 /// PTX must declare the entry and an sm_8x/9x target. Catches device-only failures (unsupported intrinsics, managed types,
-/// dynamic allocation) that the CPU accelerator tolerates.</summary>
+/// dynamic allocation) that the CPU accelerator tolerates. Set FASTREC_PTX_DUMP=DIR to keep each kernel's PTX for reading.</summary>
 public sealed class PtxCompilationTests
 {
     private Context _context = null!;
@@ -44,7 +44,7 @@ public sealed class PtxCompilationTests
             ? EntryPointDescription.FromExplicitlyGroupedKernel(method)
             : EntryPointDescription.FromImplicitlyGroupedKernel(method);
         var compiled = (PTXCompiledKernel)_backend.Compile(entry, new KernelSpecialization());
-        string ptx = compiled.PTXAssembly;
+        string ptx = compiled.PTXAssembly; if (Environment.GetEnvironmentVariable("FASTREC_PTX_DUMP") is { } dir) File.WriteAllText(Path.Combine(dir, $"{name.Replace("<", "_").Replace(">", "")}.ptx"), ptx);
         // ILGPU 1.5.3 caps the emitted target at sm_80 (the driver JIT-compiles it for sm_90) with PTX ISA 8.x
         Assert.That(ptx, Does.Match(@"\.target sm_(80|8\d|9\d)\b"), "target architecture");
         Assert.That(ptx, Does.Match(@"\.version 8\.\d"), "PTX ISA");

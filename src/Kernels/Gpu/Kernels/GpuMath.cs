@@ -25,24 +25,34 @@ internal static class GpuMath
     private const float InvSqrt2 = 0.70710678118654752f;
     private const float InvSqrt2Pi = 0.39894228040143268f;
 
-    /// <summary>erf(x), Chebyshev fit of erfc with relative error below 1.2e-7 (Numerical Recipes' erfcc).</summary>
+    /// <summary>erfc(z) for z ≥ 0: Chebyshev fit with relative error below 1.2e-7 (Numerical Recipes' erfcc).</summary>
+    private static float ErfcPos(float z)
+    {
+        float t = 1f / (1f + 0.5f * z);
+        return t * XMath.Exp(-z * z - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
+               t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
+               t * (-0.82215223f + t * 0.17087277f)))))))));
+    }
+
+    /// <summary>erf(x) = ±(1 − erfc(|x|)).</summary>
     public static float Erf(float x)
     {
-        float z = XMath.Abs(x);
-        float t = 1f / (1f + 0.5f * z);
-        float r = t * XMath.Exp(-z * z - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
-                  t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
-                  t * (-0.82215223f + t * 0.17087277f)))))))));
-        float erfAbs = 1f - r;
+        float erfAbs = 1f - ErfcPos(XMath.Abs(x));
         return x >= 0f ? erfAbs : -erfAbs;
     }
 
-    /// <summary>GELU, erf form: 0.5·x·(1 + erf(x/√2)).</summary>
-    public static float Gelu(float x) => 0.5f * x * (1f + Erf(x * InvSqrt2));
+    /// <summary>Φ(x), the standard normal CDF, from erfc so the left tail keeps its relative accuracy (no 1 + erf cancellation).</summary>
+    public static float Phi(float x)
+    {
+        float half = 0.5f * ErfcPos(XMath.Abs(x) * InvSqrt2);
+        return x >= 0f ? 1f - half : half;
+    }
+
+    /// <summary>GELU, erf form: x·Φ(x) = 0.5·x·(1 + erf(x/√2)).</summary>
+    public static float Gelu(float x) => x * Phi(x);
 
     /// <summary>d GELU / dx = Φ(x) + x·φ(x).</summary>
-    public static float GeluGrad(float x) =>
-        0.5f * (1f + Erf(x * InvSqrt2)) + x * InvSqrt2Pi * XMath.Exp(-0.5f * x * x);
+    public static float GeluGrad(float x) => Phi(x) + x * InvSqrt2Pi * XMath.Exp(-0.5f * x * x);
 
     /// <summary>tanh(x): odd series near 0, 1 − 2/(e^{2|x|}+1) elsewhere (saturates to ±1 without overflow NaNs).</summary>
     public static float Tanh(float x)
