@@ -75,10 +75,10 @@ stage "native library (cuBLASLt) with CMake"
 if command -v nvcc >/dev/null && command -v cmake >/dev/null; then
   rm -rf build-native
   ok=0
-  for host in "" g++-13 g++-12 g++-11 clang++ clang-18 clang-17 clang-16 clang-15 clang-14; do
+  for host in "" g++-12 clang++; do
     if [ -n "$host" ]; then command -v "$host" >/dev/null || continue; export CUDAHOSTCXX=$host; echo "retrying with CUDAHOSTCXX=$host"; rm -rf build-native; fi
-    if timeout 120 cmake -S . -B build-native -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-       && timeout 180 cmake --build build-native -j "$(nproc)"; then
+    if timeout 60 cmake -S . -B build-native -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+       && timeout 120 cmake --build build-native -j "$(nproc)"; then
       [ -f build-native/libfastrec_native.so ] && { ok=1; break; }
     fi
   done
@@ -97,7 +97,7 @@ fi
 # ------------------------------------------------------------------ FastRec on CUDA
 stage "FastRec device check (parity vs CpuSimd, then timings)"
 if [ $DOTNET_OK = 1 ]; then
-  timeout 330 dotnet .devrt/FastRec.DeviceCheck/FastRec.DeviceCheck.dll --backend cuda --out "$OUT" --steps 10
+  timeout 270 dotnet .devrt/FastRec.DeviceCheck/FastRec.DeviceCheck.dll --backend cuda --out "$OUT" --steps 10
   echo "FastRec device check exit code: $? (0 = every parity check passed; 124 = timeout)"
 else
   echo "skipped: no .NET runtime"
@@ -105,7 +105,7 @@ fi
 
 # ------------------------------------------------------------------ PyTorch peer
 stage "PyTorch eager peer"
-timeout 170 python3 bench/torch_peer.py run --out "$OUT/torch.json" --batch 32 --seq 128 --steps 10
+timeout 130 python3 bench/torch_peer.py run --out "$OUT/torch.json" --batch 32 --seq 128 --steps 10
 echo "PyTorch peer exit code: $?"
 
 # ------------------------------------------------------------------ table
