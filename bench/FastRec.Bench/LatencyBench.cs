@@ -21,7 +21,9 @@ namespace FastRec.Bench;
 /// <item>fastrec: <see cref="Predictor"/> on the same weights (converted from that model.onnx) with a one-logit head;</item>
 /// <item>student: <see cref="Predictor"/> on a distilled student (every-k-th MiniLM layers, default 3 of 6).</item>
 /// </list>
-/// Requests of the engines alternate, so machine load hits them alike. p50 and p99 over the timed requests after warm-up.
+/// Requests of the engines alternate in a rotating order (no engine always runs right after another, whose spinning threads
+/// would slow it), so machine load hits them alike. p50 and p99 over the timed requests after warm-up; the process CPU time
+/// per request beside them.
 /// Options: --threads N (2), --requests R (200), --warmup W (20), --seq 32,64,128, --batch 1,16, --student-layers L (3),
 /// --no-ort, --ort-no-spin (session.intra_op.allow_spinning = 0), --model-dir DIR (converted MiniLM cache), --json.
 /// </summary>
@@ -80,8 +82,9 @@ public static class LatencyBench
                 for (int r = 0; r < o.Warmup + o.Requests; r++)
                 {
                     bool keep = r >= o.Warmup;
-                    foreach (var (name, request) in engines)
+                    for (int e = 0; e < engines.Count; e++)
                     {
+                        var (name, request) = engines[(e + r) % engines.Count];   // rotate: no engine always follows another
                         double c0 = CpuMs();
                         sw.Restart(); request(); sw.Stop();
                         double c1 = CpuMs();

@@ -60,7 +60,8 @@ public static unsafe class CpuGemm
 
     /// <summary>Strided-batched SGEMM: for p in [0, <paramref name="batch"/>) computes <see cref="Sgemm"/> on
     /// A + p·strideA, B + p·strideB, C + p·strideC. Small matrices (attention: B·NH batches of T×T) are
-    /// parallelised across batches, one whole matrix per thread; large ones one after another, each in parallel.</summary>
+    /// parallelised across batches, one whole matrix per thread; large ones one after another, each in parallel.
+    /// Batches whose C blocks overlap (e.g. strideC = 0 with accumulate, a sum over batches) run in batch order.</summary>
     /// <exception cref="ShapeException">As <see cref="Sgemm"/>, or a batch count or stride is negative or too short.</exception>
     public static void SgemmBatched(bool transA, bool transB, int M, int N, int K, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool accumulate, Span<float> c, int ldc,
@@ -72,12 +73,15 @@ public static unsafe class CpuGemm
             var g = new Problem(transA, transB, M, N, K, alpha, pa, lda, pb, ldb, accumulate, pc, ldc);
             int threads = CpuParallel.Threads;
             long work = (long)M * N * K;
-            bool acrossBatches = batch > 1 && threads > 1 &&
+            // Batches whose C blocks overlap (strideC 0 sums into one C) run in order, as the contract reads.
+            bool disjointC = strideC >= (long)(M - 1) * ldc + N;
+            int maxT = (int)Math.Min(threads, Math.Max(1, work * batch / ParallelGrain));
+            bool acrossBatches = batch > 1 && maxT > 1 && disjointC &&
                 (work < 16 * ParallelGrain || batch >= 4 * threads || batch % threads == 0);
             if (acrossBatches)
             {
                 var job = new BatchJob { G = g, StrideA = strideA, StrideB = strideB, StrideC = strideC };
-                CpuParallel.ForRange(batch, ref job);
+                CpuParallel.ForRange(batch, ref job, maxT);
                 return;
             }
             for (int p = 0; p < batch; p++)
@@ -189,6 +193,7 @@ public static unsafe class CpuGemm
     }
 
     /// <summary>The simple path for tiny problems: one dot product per element, K in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Small(in Problem g)
     {
         float* A = g.A, B = g.B, C = g.C;

@@ -20,6 +20,8 @@ internal unsafe interface IMicroKernel
     static abstract void Run(nint kc, float* a, float* b, float* c, nint ldc, float alpha, bool add);
 }
 
+/// <remarks>The hot methods are marked AggressiveOptimization: they are compiled fully optimised on first use instead of
+/// starting at tier 0 (whose Vector code is several times slower), so the first calls of a process are fast too.</remarks>
 internal static unsafe class MicroKernels
 {
     public static readonly GemmKernel Best = Fma.IsSupported && Avx2.IsSupported ? GemmKernel.V256x6x16 : GemmKernel.Scalar4x4;
@@ -66,6 +68,7 @@ internal static unsafe class MicroKernels
         return Math.Min(RoundUp(kc, 8), KC);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Compute<TK>(in CpuGemm.Problem g, int m0, int m1, int n0, int n1, CpuGemm.Scratch s)
         where TK : IMicroKernel
     {
@@ -110,6 +113,7 @@ internal static unsafe class MicroKernels
     }
 
     /// <summary>A partial tile: runs the full kernel on a copy, so the arithmetic is the same as a full tile's.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Edge<TK>(nint kc, float* ap, float* bp, float* c, nint ldc, float alpha, bool add, int mr, int nr, float* tile)
         where TK : IMicroKernel
     {
@@ -124,6 +128,7 @@ internal static unsafe class MicroKernels
 
     /// <summary>Packs op(A)[ic..ic+mc, pc..pc+kc] into micro-panels of MR rows: panel p holds, for each k, MR floats.
     /// Rows past mc are zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA<TK>(in CpuGemm.Problem g, int ic, int mc, int pc, int kc, float* dst) where TK : IMicroKernel
     {
         int MR = TK.MR;
@@ -152,6 +157,7 @@ internal static unsafe class MicroKernels
 
     /// <summary>Packs op(B)[pc..pc+kc, jc..jc+nc] into micro-panels of NR columns: panel p holds, for each k, NR floats.
     /// Columns past nc are zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB<TK>(in CpuGemm.Problem g, int pc, int kc, int jc, int nc, float* dst) where TK : IMicroKernel
     {
         int NR = TK.NR;
@@ -179,6 +185,7 @@ internal static unsafe class MicroKernels
     }
 
     /// <summary>dst[k*width + r] = src[r*ld + k] for r &lt; rows (zero for rows ≤ r &lt; width), k &lt; kc.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackRowsScalar(float* src, nint ld, int rows, int width, int kc, float* dst)
     {
         for (int r = 0; r < rows; r++)
@@ -192,6 +199,7 @@ internal static unsafe class MicroKernels
     }
 
     /// <summary>dst[k*width + c] = src[k*ld + c] for c &lt; cols (zero for cols ≤ c &lt; width), k &lt; kc.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackColsScalar(float* src, nint ld, int cols, int width, int kc, float* dst)
     {
         for (int k = 0; k < kc; k++)
@@ -205,6 +213,7 @@ internal static unsafe class MicroKernels
     }
 
     /// <summary>Six rows contiguous in k → for each k six floats at dst + k·ldd: 6×8 blocks transposed in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackRows6(float* src, nint ld, int kc, float* dst, nint ldd)
     {
         float* r0 = src, r1 = src + ld, r2 = src + 2 * ld, r3 = src + 3 * ld, r4 = src + 4 * ld, r5 = src + 5 * ld;
@@ -237,6 +246,7 @@ internal static unsafe class MicroKernels
     }
 
     /// <summary>Six contiguous floats per k (a transposed A) → for each k six floats at dst + k·ldd.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackCols6(float* src, nint ld, int kc, float* dst, nint ldd)
     {
         for (int k = 0; k < kc; k++, src += ld, dst += ldd)
@@ -247,6 +257,7 @@ internal static unsafe class MicroKernels
     }
 
     /// <summary>Sixteen contiguous floats per k (a plain B) → for each k sixteen floats at dst + k·ldd.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackCols16(float* src, nint ld, int kc, float* dst, nint ldd)
     {
         for (int k = 0; k < kc; k++, src += ld, dst += ldd)
@@ -258,6 +269,7 @@ internal static unsafe class MicroKernels
 
     /// <summary>Eight rows contiguous in k (a transposed B) → for each k eight floats at dst + k·ldd: 8×8 blocks
     /// transposed in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackRows8(float* src, nint ld, int kc, float* dst, nint ldd)
     {
         int k = 0;
@@ -308,6 +320,7 @@ internal static unsafe class MicroKernels
         public static int MC => 128;
         public static int NC => 1024;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Run(nint kc, float* a, float* b, float* c, nint ldc, float alpha, bool add)
         {
             float* acc = stackalloc float[16];
@@ -333,6 +346,7 @@ internal static unsafe class MicroKernels
         public static int MC => 144;
         public static int NC => 2048;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Run(nint kc, float* a, float* b, float* c, nint ldc, float alpha, bool add)
         {
             if (Sse.IsSupported)
@@ -379,6 +393,7 @@ internal static unsafe class MicroKernels
         public static int MC => 144;
         public static int NC => 2048;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Run(nint kc, float* a, float* b, float* c, nint ldc, float alpha, bool add)
         {
             if (Sse.IsSupported)

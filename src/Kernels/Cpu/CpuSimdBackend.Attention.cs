@@ -17,15 +17,15 @@ public sealed partial class CpuSimdBackend
         Check.Len(scores, n, "(B, NH, T, T)");
         Check.LenOpt(mask, (long)B * T, "(B, T)");
         if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
-        var job = new SoftmaxJob { P = S(probs), S = S(scores), Mask = S(mask), NHT = NH * T, T = T, Scale = scale };
+        var job = new SoftmaxJob { Dst = S(probs), Src = S(scores), Mask = S(mask), NHT = NH * T, T = T, Scale = scale };
         CpuParallel.ForRange(B * NH * T, ref job, Parts(n));
     }
 
     /// <summary>Rows [start, end) of (B·NH·T) of the masked softmax (dScores of the backward when Backward).</summary>
     private ref struct SoftmaxJob : IParallelRangeJob
     {
-        public Span<float> P;
-        public ReadOnlySpan<float> S, Mask, DP;
+        public Span<float> Dst;                // probs (forward) or δscores (backward)
+        public ReadOnlySpan<float> Src, Mask, DP; // scores (forward) or probs (backward); δprobs (backward)
         public int NHT, T;
         public float Scale;
         public bool Backward;
@@ -35,8 +35,8 @@ public sealed partial class CpuSimdBackend
             int T = this.T;
             for (int r = start; r < end; r++)
             {
-                if (Backward) SoftmaxRowBackward(P.Slice(r * T, T), DP.Slice(r * T, T), S.Slice(r * T, T), Scale);
-                else SoftmaxRow(S.Slice(r * T, T), Mask.IsEmpty ? default : Mask.Slice(r / NHT * T, T), Scale, P.Slice(r * T, T));
+                if (Backward) SoftmaxRowBackward(Dst.Slice(r * T, T), DP.Slice(r * T, T), Src.Slice(r * T, T), Scale);
+                else SoftmaxRow(Src.Slice(r * T, T), Mask.IsEmpty ? default : Mask.Slice(r / NHT * T, T), Scale, Dst.Slice(r * T, T));
             }
         }
     }
@@ -49,8 +49,7 @@ public sealed partial class CpuSimdBackend
         Check.Len(dScores, n, "(B, NH, T, T)");
         Check.Len(dProbs, n, "(B, NH, T, T)");
         Check.Len(probs, n, "(B, NH, T, T)");
-        // P = δscores, S = probs, DP = δprobs
-        var job = new SoftmaxJob { P = S(dScores), S = S(probs), DP = S(dProbs), NHT = NH * T, T = T, Scale = scale, Backward = true };
+        var job = new SoftmaxJob { Dst = S(dScores), Src = S(probs), DP = S(dProbs), NHT = NH * T, T = T, Scale = scale, Backward = true };
         CpuParallel.ForRange(B * NH * T, ref job, Parts(n));
     }
 

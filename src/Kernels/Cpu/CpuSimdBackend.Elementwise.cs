@@ -1,5 +1,4 @@
 // CPU backend elementwise ops: activations (GELU erf form, ReLU, tanh, identity) and dropout, forward and backward.
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -8,8 +7,6 @@ namespace FastRec.Kernels.Cpu;
 
 public sealed partial class CpuSimdBackend
 {
-    private const int Chunk = 512; // elements per stack chunk where an op needs a temporary
-
     /// <inheritdoc/>
     public void ActivationForward(Activation act, View<float> output, View<float> input)
     {
@@ -56,7 +53,7 @@ public sealed partial class CpuSimdBackend
                 {
                     case Activation.Gelu: SimdLoop.Map<GeluOp>(x, y); break;
                     case Activation.Relu: SimdLoop.Map<ReluOp>(x, y); break;
-                    case Activation.Tanh: TensorPrimitives.Tanh(x, y); break;
+                    case Activation.Tanh: SimdLoop.Map<TanhOp>(x, y); break;
                     default: x.CopyTo(y); break;
                 }
                 return;
@@ -66,18 +63,7 @@ public sealed partial class CpuSimdBackend
             {
                 case Activation.Gelu: SimdLoop.Map<GeluBackwardOp>(dy, x, y); break;
                 case Activation.Relu: SimdLoop.Map<ReluBackwardOp>(dy, x, y); break;
-                case Activation.Tanh:
-                {
-                    // t = tanh(x) per stack chunk, then δin = δout·(1 − t²); chunking keeps δin aliasing δout safe.
-                    Span<float> t = stackalloc float[Chunk];
-                    for (int i = 0; i < x.Length; i += Chunk)
-                    {
-                        int n = Math.Min(Chunk, x.Length - i);
-                        TensorPrimitives.Tanh(x.Slice(i, n), t[..n]);
-                        SimdLoop.Map<TanhBackwardOp>(dy.Slice(i, n), t[..n], y.Slice(i, n));
-                    }
-                    break;
-                }
+                case Activation.Tanh: SimdLoop.Map<TanhBackwardFromInputOp>(dy, x, y); break;
                 default: dy.CopyTo(y); break;
             }
         }

@@ -244,7 +244,7 @@ public sealed partial class CpuSimdBackend : IBackend
         }
         // pooled(B,C) = hidden[:,0,:] (rows T·C apart) · W(C,C)ᵀ + bias, then tanh
         CpuGemm.Sgemm(false, true, B, C, C, 1f, S(hidden)[..((B - 1) * T * C + C)], T * C, S(weight), C, !bias.IsNone, p, C);
-        TensorPrimitives.Tanh(p, p);
+        SimdLoop.Map<TanhOp>(p, p);
     }
 
     /// <inheritdoc/>

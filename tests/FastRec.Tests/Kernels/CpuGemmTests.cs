@@ -238,6 +238,41 @@ public class CpuGemmTests
     }
 
     [Test]
+    public void CallsFromSeveralThreadsAtOnceGiveTheSameBits()
+    {
+        // Per-thread scratch and the busy-pool fallback: concurrent callers must not share panels.
+        CpuParallel.Threads = 2;
+        float[] RunOne(int seed, int M, int N, int K)
+        {
+            float[] a = TestUtil.Random(M * K, (ulong)seed), b = TestUtil.Random(K * N, (ulong)seed + 1), c = new float[M * N];
+            CpuGemm.Sgemm(false, true, M, N, K, 1f, a, K, b, K, false, c, N);
+            return c;
+        }
+        float[] x0 = RunOne(20, 150, 130, 120), y0 = RunOne(30, 90, 200, 160);
+        var tasks = new[]
+        {
+            Task.Run(() => { for (int i = 0; i < 10; i++) Assert.That(RunOne(20, 150, 130, 120), Is.EqualTo(x0)); }),
+            Task.Run(() => { for (int i = 0; i < 10; i++) Assert.That(RunOne(30, 90, 200, 160), Is.EqualTo(y0)); }),
+        };
+        Assert.That(() => Task.WaitAll(tasks), Throws.Nothing);
+    }
+
+    [Test]
+    public void BatchesSharingOneCAccumulateInOrder()
+    {
+        // strideC = 0 with accumulate: C = Σ_p A_p·B_p, summed batch after batch (never two threads on one C).
+        CpuParallel.Threads = 2;
+        const int batch = 16, M = 128, N = 128, K = 128; // big enough to use 2 threads, long enough for them to overlap
+        float[] a = TestUtil.Random(batch * M * K, 40), b = TestUtil.Random(batch * K * N, 41);
+        Assert.That((long)batch * M * N * K, Is.GreaterThanOrEqualTo(2 * CpuGemm.ParallelGrain));
+        float[] c = new float[M * N], expected = new float[M * N];
+        CpuGemm.SgemmBatched(false, false, M, N, K, 1f, a, K, b, N, true, c, N, batch, M * K, K * N, 0);
+        for (int p = 0; p < batch; p++)
+            CpuGemm.Sgemm(false, false, M, N, K, 1f, a.AsSpan(p * M * K), K, b.AsSpan(p * K * N), N, true, expected, N);
+        Assert.That(c, Is.EqualTo(expected));
+    }
+
+    [Test]
     public void NoManagedAllocationAfterWarmUp()
     {
         CpuParallel.Threads = 2;

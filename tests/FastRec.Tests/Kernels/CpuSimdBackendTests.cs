@@ -38,6 +38,44 @@ public sealed class CpuSimdBackendTests
     }
 
     [Test]
+    public void GeluAndItsGradientAreAccurateEverywhere()
+    {
+        // GELU goes through erfc (x·Φ(x) with Φ from the tail), so it keeps its relative accuracy for x ≪ 0 too:
+        // within 5e-7 relative wherever the result is a normal float; the gradient Φ + x·φ within 5e-7·(|Φ| + |x·φ|)
+        // (it crosses zero near x = −0.75, where only that absolute bound is meaningful).
+        double worstG = 0, worstD = 0; float atG = 0, atD = 0;
+        Span<float> lane = stackalloc float[8];
+        for (int i = -120000; i < 120000; i += 8)
+        {
+            for (int k = 0; k < 8; k++) lane[k] = (i + k) * 1e-4f + 3.1e-6f;
+            Vector256<float> vg = SimdMath.Gelu(Vector256.Create<float>(lane)), vd = SimdMath.GeluGrad(Vector256.Create<float>(lane));
+            for (int k = 0; k < 8; k++)
+            {
+                double x = lane[k];
+                double cdf = 0.5 * RefMath.Erfc(-x / Math.Sqrt(2)), pdf = Math.Exp(-0.5 * x * x) / Math.Sqrt(2 * Math.PI);
+                double gelu = x * cdf, grad = cdf + x * pdf;
+                if (Math.Abs(gelu) > 1e-37)
+                {
+                    double e = Math.Max(Math.Abs(vg.GetElement(k) - gelu), Math.Abs(SimdMath.Gelu(lane[k]) - gelu)) / Math.Abs(gelu);
+                    if (e > worstG) { worstG = e; atG = lane[k]; }
+                }
+                double scale = Math.Abs(cdf) + Math.Abs(x * pdf);
+                if (scale > 1e-37)
+                {
+                    double e = Math.Max(Math.Abs(vd.GetElement(k) - grad), Math.Abs(SimdMath.GeluGrad(lane[k]) - grad)) / scale;
+                    if (e > worstD) { worstD = e; atD = lane[k]; }
+                }
+            }
+        }
+        Assert.That(worstG, Is.LessThanOrEqualTo(5e-7), $"GELU worst {worstG:E2} at x = {atG:R}");
+        Assert.That(worstD, Is.LessThanOrEqualTo(5e-7), $"GELU' worst {worstD:E2} at x = {atD:R}");
+        Assert.That(SimdMath.Gelu(100f), Is.EqualTo(100f));
+        Assert.That(SimdMath.Gelu(-100f), Is.EqualTo(0f).Or.EqualTo(-0f));
+        Assert.That(float.IsNaN(SimdMath.Gelu(float.NaN)), Is.True);
+        Assert.That(float.IsNaN(SimdMath.Gelu(Vector256.Create(float.NaN)).GetElement(0)), Is.True);
+    }
+
+    [Test]
     public void ErfSaturatesAndKeepsNaN()
     {
         Assert.That(SimdMath.Erf(50f), Is.EqualTo(1f));
@@ -74,6 +112,32 @@ public sealed class CpuSimdBackendTests
         Assert.That(float.IsNaN(edge[4]), Is.True);
         Assert.That(float.IsFinite(edge[5]), Is.True);
         Assert.That(edge[6], Is.GreaterThan(0f));
+    }
+
+    [Test]
+    public void TanhIsAccurateTo2e7Relative()
+    {
+        double worst = 0; float at = 0;
+        Span<float> lane = stackalloc float[8];
+        var xs = new List<float>();
+        for (int i = -100000; i <= 100000; i++) xs.Add(i * 1e-4f + 3e-6f);
+        for (float x = 1e-30f; x < 1f; x *= 1.37f) { xs.Add(x); xs.Add(-x); }
+        for (int i = 0; i + 8 <= xs.Count; i += 8)
+        {
+            for (int k = 0; k < 8; k++) lane[k] = xs[i + k];
+            Vector256<float> v = SimdMath.Tanh(Vector256.Create<float>(lane));
+            for (int k = 0; k < 8; k++)
+            {
+                double exact = Math.Tanh(lane[k]);
+                double e = Math.Max(Math.Abs(v.GetElement(k) - exact), Math.Abs(SimdMath.Tanh(lane[k]) - exact)) / Math.Abs(exact);
+                if (e > worst) { worst = e; at = lane[k]; }
+            }
+        }
+        Assert.That(worst, Is.LessThanOrEqualTo(2.5e-7), $"worst at x = {at:R}");
+        Vector256<float> edge = SimdMath.Tanh(Vector256.Create(100f, -100f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, 0f, 20f, -0.5f));
+        Assert.That(new[] { edge[0], edge[1], edge[2], edge[3], edge[5], edge[6] }, Is.EqualTo(new[] { 1f, -1f, 1f, -1f, 0f, 1f }));
+        Assert.That(float.IsNaN(edge[4]), Is.True);
+        Assert.That(float.IsNaN(SimdMath.Tanh(float.NaN)), Is.True);
     }
 
     [Test]
@@ -133,12 +197,13 @@ public sealed class CpuSimdBackendTests
         }
     }
 
-    /// <summary>Steady state allocates nothing: after a warm-up call, 10 calls of every op allocate 0 managed bytes.</summary>
+    /// <summary>Steady state allocates nothing: after a warm-up call, 10 calls of every op allocate 0 managed bytes on the
+    /// calling thread (small shapes run inline; large ones split across CpuParallel's workers).</summary>
     [Test]
-    public void SteadyStateAllocatesNothing()
+    public void SteadyStateAllocatesNothing([Values] bool large)
     {
         using var be = new CpuSimdBackend();
-        const int B = 2, T = 7, C = 12, NH = 3, N = B * T, F = 20;
+        int B = large ? 8 : 2, T = large ? 64 : 7, C = large ? 128 : 12, NH = large ? 4 : 3, N = B * T, F = large ? 512 : 20;
         View<float> R(int n, ulong seed) => TestUtil.Upload(be, TestUtil.Random(n, seed)).All;
         View<float> Z(int n) => be.Allocate<float>(n).All;
         var ids = TestUtil.Upload(be, Enumerable.Range(0, N).Select(i => i % 5).ToArray()).All;

@@ -12,26 +12,21 @@ internal struct MseArgs
 }
 
 /// <summary>
-/// <see cref="IBackend.MseForwardBackward"/> on ILGPU. Launch (the partition depends only on N, so the same N always sums in
-/// the same order):
-/// <code>
-/// int parts = Math.Clamp(Ceil(N, 16 * MseKernels.Threads), 1, 256);
-/// _msePartial(new KernelConfig(parts, MseKernels.Threads), partial(parts), Opt(dPred), Arr(pred), Arr(target), args);
-/// _mseFinish(new KernelConfig(1, MseKernels.Threads), Arr(loss), partial, parts, args);
-/// </code>
-/// Both are explicitly grouped (LoadStreamKernel) with <see cref="Threads"/> threads per group.
+/// <see cref="IBackend.MseForwardBackward"/> on ILGPU: stage 1 over a grid of groups (gradient written, partial sums of
+/// squares per group), stage 2 in one group. Groups are a power of two ≤ <see cref="Threads"/> threads (256 on a GPU, 32 on
+/// the CPU accelerator); the partition depends only on N, so the same N always sums in the same order.
 /// </summary>
 internal static class MseKernels
 {
     public const int Threads = 256;
 
-    /// <summary>Deterministic tree sum over the group's <see cref="Threads"/> threads; every thread gets the total.</summary>
+    /// <summary>Deterministic tree sum over the group's threads (a power of two ≤ <see cref="Threads"/>); every thread gets the total.</summary>
     private static float GroupSum(ArrayView<float> sh, float v)
     {
         int tid = Group.IdxX;
         sh[tid] = v;
         Group.Barrier();
-        for (int s = Threads / 2; s > 0; s >>= 1)
+        for (int s = Group.DimX / 2; s > 0; s >>= 1)
         {
             if (tid < s) sh[tid] += sh[tid + s];
             Group.Barrier();
@@ -47,8 +42,8 @@ internal static class MseKernels
     {
         var sh = SharedMemory.Allocate<float>(Threads);
         float s = 0f;
-        int stride = Grid.DimX * Threads;
-        for (int i = Grid.IdxX * Threads + Group.IdxX; i < p.N; i += stride)
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.IdxX * Group.DimX + Group.IdxX; i < p.N; i += stride)
         {
             float d = pred[i] - target[i];
             s += d * d;
@@ -67,7 +62,7 @@ internal static class MseKernels
     {
         var sh = SharedMemory.Allocate<float>(Threads);
         float s = 0f;
-        for (int i = Group.IdxX; i < parts; i += Threads) s += partial[i];
+        for (int i = Group.IdxX; i < parts; i += Group.DimX) s += partial[i];
         float t = GroupSum(sh, s);
         if (Group.IdxX == 0) loss[0] = p.LossScale * t;
     }
