@@ -1,0 +1,158 @@
+// The BERT encoder (embeddings, post-LN transformer layers, pooler): forward and backward through IBackend.
+using FastRec.Kernels;
+
+namespace FastRec.Engine.Model;
+
+/// <summary>
+/// Hugging Face <c>BertModel</c> over the views of <see cref="ParameterTensors"/> and <see cref="ActivationTensors"/>.
+/// Each part is a forward/backward pair; the backward runs in exact reverse order of the forward.
+/// Dimension letters: B batch, T sequence, C hidden, NH heads, F feed-forward.
+/// Reference: transformers/models/bert/modeling_bert.py (BertEmbeddings, BertSelfAttention, BertSelfOutput,
+/// BertIntermediate, BertOutput, BertPooler).
+/// </summary>
+internal sealed class BertEncoder
+{
+    private readonly IBackend _b;
+    private readonly BertConfig _cfg;
+    private readonly int C, NH, F, L;
+    private readonly float _eps;
+    private readonly Activation _act;
+
+    public BertEncoder(IBackend backend, BertConfig config)
+    {
+        _b = backend;
+        _cfg = config;
+        C = config.HiddenSize; NH = config.NumAttentionHeads; F = config.IntermediateSize; L = config.NumHiddenLayers;
+        _eps = (float)config.LayerNormEps;
+        _act = config.FeedForwardActivation;
+    }
+
+    /// <summary>The output of the last layer (B, T, C).</summary>
+    public static View<float> LastHidden(ActivationTensors a) => a.Layers[^1].H2;
+
+    /// <summary>Input of layer <paramref name="l"/> (B, T, C).</summary>
+    private static View<float> LayerInput(ActivationTensors a, int l) => l == 0 ? a.Emb : a.Layers[l - 1].H2;
+
+    // ------------------------------------------------------------------ forward
+
+    /// <summary>Embeddings and every layer; <paramref name="typeIds"/> None means all zeros.</summary>
+    public void Forward(ParameterTensors p, ActivationTensors a, View<int> typeIds, DropoutPlan drop)
+    {
+        EmbeddingsForward(p, a, typeIds, drop.Embeddings(_cfg.HiddenDropoutProb));
+        for (int l = 0; l < L; l++)
+            LayerForward(p.Layers[l], a, l,
+                drop.AttentionProbs(l, _cfg.AttentionProbsDropoutProb),
+                drop.AttentionOutput(l, _cfg.HiddenDropoutProb),
+                drop.FeedForwardOutput(l, _cfg.HiddenDropoutProb));
+    }
+
+    private void EmbeddingsForward(ParameterTensors p, ActivationTensors a, View<int> typeIds, DropoutSpec drop)
+    {
+        int B = a.B, T = a.T, N = B * T;
+        _b.EmbeddingForward(a.EmbSum, a.Ids, typeIds, p.WordEmb, p.PosEmb, p.TypeEmb, B, T, C);          // (B, T, C)
+        _b.AddLayerNormForward(a.Emb, a.EmbSum, a.EmbMean, a.EmbRstd, a.EmbSum, View<float>.None, p.EmbLnW, p.EmbLnB, N, C, _eps);
+        if (drop.IsOn) _b.DropoutForward(a.Emb, a.Emb, drop);
+    }
+
+    private void LayerForward(LayerTensors p, ActivationTensors acts, int l, DropoutSpec dAttn, DropoutSpec dHid1, DropoutSpec dHid2)
+    {
+        int B = acts.B, T = acts.T, N = B * T;
+        var a = acts.Layers[l];
+        var x = LayerInput(acts, l);                                                                       // (B, T, C)
+        _b.LinearForward(a.Qkv, x, p.Wqkv, p.Bqkv, N, C, 3 * C);                                           // (B, T, 3C)
+        _b.AttentionForward(a.Atty, a.QkvPerm, a.Probs, acts.AttnWorkspace, a.Qkv, acts.Mask, B, T, C, NH, dAttn);
+        _b.LinearForward(a.AttnOut, a.Atty, p.WAttnOut, p.BAttnOut, N, C, C);                              // (B, T, C)
+        if (dHid1.IsOn) _b.DropoutForward(a.AttnOut, a.AttnOut, dHid1);
+        _b.AddLayerNormForward(a.H1, a.Sum1, a.Mean1, a.Rstd1, x, a.AttnOut, p.Ln1W, p.Ln1B, N, C, _eps);  // (B, T, C)
+        _b.LinearForward(a.Inter, a.H1, p.WInter, p.BInter, N, C, F);                                      // (B, T, F)
+        _b.ActivationForward(_act, a.InterAct, a.Inter);
+        _b.LinearForward(a.Out, a.InterAct, p.WOut, p.BOut, N, F, C);                                      // (B, T, C)
+        if (dHid2.IsOn) _b.DropoutForward(a.Out, a.Out, dHid2);
+        _b.AddLayerNormForward(a.H2, a.Sum2, a.Mean2, a.Rstd2, a.H1, a.Out, p.Ln2W, p.Ln2B, N, C, _eps);   // (B, T, C)
+    }
+
+    /// <summary>pooled(B, C) = tanh(h[:, 0]·Wᵀ + b) on the last layer's output.</summary>
+    public void PoolerForward(ParameterTensors p, ActivationTensors a)
+        => _b.PoolerForward(a.Pooled, LastHidden(a), p.PoolW, p.PoolB, a.B, a.T, C);
+
+    // ------------------------------------------------------------------ backward
+
+    /// <summary>
+    /// Pooler backward: δW, δb (None when frozen) and, when <paramref name="toHidden"/>, δh[:, 0] into a.DRes
+    /// (which is zeroed first: the pooler is the only consumer of the last hidden state).
+    /// </summary>
+    public void PoolerBackward(ParameterTensors p, ParameterTensors g, ActivationTensors a, View<float> dPooled, bool toHidden)
+    {
+        if (toHidden) _b.Zero(a.DRes);
+        if (!toHidden && g.PoolW.IsNone && g.PoolB.IsNone) return;
+        _b.PoolerBackward(toHidden ? a.DRes : View<float>.None, g.PoolW, g.PoolB, dPooled, a.Pooled, LastHidden(a), p.PoolW,
+                          a.PoolWorkspace, a.B, a.T, C);
+    }
+
+    /// <summary>
+    /// Backward from δ(last hidden state) in a.DRes down to layer <paramref name="lowest"/>
+    /// (<see cref="ParameterLayout.EmbeddingsLayer"/> = through the embeddings). Nothing below <paramref name="lowest"/>
+    /// is computed: its input gradient is not formed.
+    /// </summary>
+    public void Backward(ParameterTensors p, ParameterTensors g, ActivationTensors a, View<int> typeIds, DropoutPlan drop, int lowest)
+    {
+        for (int l = L - 1; l >= Math.Max(lowest, 0); l--)
+            LayerBackward(p.Layers[l], g.Layers[l], a, l, needInput: lowest < l,
+                drop.AttentionProbs(l, _cfg.AttentionProbsDropoutProb),
+                drop.AttentionOutput(l, _cfg.HiddenDropoutProb),
+                drop.FeedForwardOutput(l, _cfg.HiddenDropoutProb));
+        if (lowest <= ParameterLayout.EmbeddingsLayer)
+            EmbeddingsBackward(p, g, a, typeIds, drop.Embeddings(_cfg.HiddenDropoutProb));
+    }
+
+    /// <summary>Layer l backward. On entry a.DRes = δh2 (B, T, C); on exit, when <paramref name="needInput"/>, a.DRes = δx.</summary>
+    private void LayerBackward(LayerTensors p, LayerTensors g, ActivationTensors acts, int l, bool needInput,
+                               DropoutSpec dAttn, DropoutSpec dHid1, DropoutSpec dHid2)
+    {
+        int B = acts.B, T = acts.T, N = B * T;
+        var a = acts.Layers[l];
+        var x = LayerInput(acts, l);
+        // h2 = LN(h1 + out): δsum2 (B, T, C) flows to both h1 (residual) and out.
+        _b.AddLayerNormBackward(acts.DSum, g.Ln2W, g.Ln2B, acts.DRes, a.Sum2, p.Ln2W, a.Mean2, a.Rstd2, N, C);
+        var dOut = acts.DSum;
+        if (dHid2.IsOn) { _b.DropoutBackward(acts.DTmp, acts.DSum, dHid2); dOut = acts.DTmp; }
+        // out = interAct·Woutᵀ + b
+        _b.LinearBackward(acts.DInterAct, g.WOut, g.BOut, dOut, a.InterAct, p.WOut, N, F, C);            // δinterAct (B, T, F)
+        _b.ActivationBackward(_act, acts.DInter, acts.DInterAct, a.Inter);                                 // δinter (B, T, F)
+        // inter = h1·Winterᵀ + b: δh1 = δsum2 (residual, already in DSum) + δinter·Winter
+        _b.Gemm(false, false, N, C, F, 1f, acts.DInter, F, p.WInter, C, accumulate: true, acts.DSum, C);
+        ParamGrads(g.WInter, g.BInter, acts.DInter, a.H1, p.WInter, N, C, F);
+        // h1 = LN(x + attnOut): δsum1 (B, T, C) flows to both x (residual) and attnOut.
+        _b.AddLayerNormBackward(acts.DRes, g.Ln1W, g.Ln1B, acts.DSum, a.Sum1, p.Ln1W, a.Mean1, a.Rstd1, N, C);
+        var dAttnOut = acts.DRes;
+        if (dHid1.IsOn) { _b.DropoutBackward(acts.DTmp, acts.DRes, dHid1); dAttnOut = acts.DTmp; }
+        bool needQkv = needInput || !g.Wqkv.IsNone || !g.Bqkv.IsNone;
+        // attnOut = atty·Woᵀ + b: δatty into DSum (δh1 is consumed)
+        _b.LinearBackward(needQkv ? acts.DSum : View<float>.None, g.WAttnOut, g.BAttnOut, dAttnOut, a.Atty, p.WAttnOut, N, C, C);
+        if (!needQkv) return;
+        _b.AttentionBackward(acts.DQkv, acts.DSum, a.QkvPerm, a.Probs, acts.AttnWorkspace, acts.Mask, B, T, C, NH, dAttn); // (B, T, 3C)
+        // qkv = x·Wqkvᵀ + b: δx = δsum1 (residual, in DRes) + δqkv·Wqkv
+        if (needInput) _b.Gemm(false, false, N, C, 3 * C, 1f, acts.DQkv, 3 * C, p.Wqkv, C, accumulate: true, acts.DRes, C);
+        ParamGrads(g.Wqkv, g.Bqkv, acts.DQkv, x, p.Wqkv, N, C, 3 * C);
+    }
+
+    /// <summary>a.DRes = δ(embedding output after dropout) → δ tables.</summary>
+    private void EmbeddingsBackward(ParameterTensors p, ParameterTensors g, ActivationTensors a, View<int> typeIds, DropoutSpec drop)
+    {
+        int B = a.B, T = a.T, N = B * T;
+        var dLn = a.DRes;
+        if (drop.IsOn) { _b.DropoutBackward(a.DTmp, a.DRes, drop); dLn = a.DTmp; }
+        _b.AddLayerNormBackward(a.DSum, g.EmbLnW, g.EmbLnB, dLn, a.EmbSum, p.EmbLnW, a.EmbMean, a.EmbRstd, N, C);
+        if (g.WordEmb.IsNone && g.PosEmb.IsNone && g.TypeEmb.IsNone) return;
+        _b.EmbeddingBackward(g.WordEmb, g.PosEmb, g.TypeEmb, a.DSum, a.Ids, typeIds, B, T, C);
+        // nn.Embedding(padding_idx = pad_token_id): the padding row never receives gradient (HF BertEmbeddings).
+        if (!g.WordEmb.IsNone) _b.Zero(g.WordEmb.Slice((long)_cfg.PadTokenId * C, C));
+    }
+
+    /// <summary>δW += δoutᵀ·inp, δb += Σ δout, skipped entirely when both are frozen.</summary>
+    private void ParamGrads(View<float> dW, View<float> dB, View<float> dOut, View<float> input, View<float> w, int N, int IC, int OC)
+    {
+        if (dW.IsNone && dB.IsNone) return;
+        _b.LinearBackward(View<float>.None, dW, dB, dOut, input, w, N, IC, OC);
+    }
+}

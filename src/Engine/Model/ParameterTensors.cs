@@ -1,0 +1,101 @@
+// Named views of one parameter-shaped buffer (parameters or gradients), llm.c's ParameterTensors.
+using FastRec.Kernels;
+
+namespace FastRec.Engine.Model;
+
+/// <summary>The views of one encoder layer's tensors. Dimension letters: C hidden, F feed-forward.</summary>
+internal sealed class LayerTensors
+{
+    public View<float> Wqkv;   // (3*C, C)  query | key | value weights
+    public View<float> Bqkv;   // (3*C)
+    public View<float> WAttnOut; // (C, C)
+    public View<float> BAttnOut; // (C)
+    public View<float> Ln1W;   // (C)
+    public View<float> Ln1B;   // (C)
+    public View<float> WInter; // (F, C)
+    public View<float> BInter; // (F)
+    public View<float> WOut;   // (C, F)
+    public View<float> BOut;   // (C)
+    public View<float> Ln2W;   // (C)
+    public View<float> Ln2B;   // (C)
+}
+
+/// <summary>
+/// Every tensor of <see cref="ParameterLayout"/> as a view of one buffer. Built for the parameters (all views present)
+/// and for the gradients, where a frozen tensor's view is <see cref="View{T}.None"/> so kernels skip computing it.
+/// </summary>
+internal sealed class ParameterTensors
+{
+    public View<float> WordEmb;  // (V, C)
+    public View<float> PosEmb;   // (P, C)  P = max_position_embeddings
+    public View<float> TypeEmb;  // (TV, C)
+    public View<float> EmbLnW;   // (C)
+    public View<float> EmbLnB;   // (C)
+    public LayerTensors[] Layers = [];
+    public View<float> PoolW;    // (C, C), None without pooler
+    public View<float> PoolB;    // (C)
+    public View<float>[] HeadW = []; // (H_j, in_j)
+    public View<float>[] HeadB = []; // (H_j)
+    public View<float> OutW;     // (1, in)
+    public View<float> OutB;     // (1)
+
+    /// <summary>Views of <paramref name="buffer"/>; tensors for which <paramref name="include"/> is false get None.</summary>
+    public static ParameterTensors Create(ParameterLayout layout, DeviceBuffer<float> buffer, int numHeadLayers, Func<ParamInfo, bool> include)
+    {
+        View<float> V(string name)
+        {
+            if (!layout.Contains(name)) return View<float>.None;
+            var p = layout[name];
+            return include(p) ? buffer.Slice(p.Offset, p.Length) : View<float>.None;
+        }
+        // A block of adjacent tensors (q|k|v): present only if all of them are.
+        View<float> Block(string first, string second, string third)
+        {
+            var a = layout[first]; var b = layout[second]; var c = layout[third];
+            if (b.Offset != a.Offset + a.Length || c.Offset != b.Offset + b.Length)
+                throw new InvalidOperationException($"{first}, {second}, {third} are not adjacent in the layout");
+            return include(a) && include(b) && include(c) ? buffer.Slice(a.Offset, a.Length + b.Length + c.Length) : View<float>.None;
+        }
+
+        var t = new ParameterTensors
+        {
+            WordEmb = V("embeddings.word_embeddings.weight"),
+            PosEmb = V("embeddings.position_embeddings.weight"),
+            TypeEmb = V("embeddings.token_type_embeddings.weight"),
+            EmbLnW = V("embeddings.LayerNorm.weight"),
+            EmbLnB = V("embeddings.LayerNorm.bias"),
+            Layers = new LayerTensors[layout.NumLayers],
+            PoolW = V("pooler.dense.weight"),
+            PoolB = V("pooler.dense.bias"),
+            HeadW = new View<float>[numHeadLayers],
+            HeadB = new View<float>[numHeadLayers],
+            OutW = V("head.out.weight"),
+            OutB = V("head.out.bias"),
+        };
+        for (int i = 0; i < layout.NumLayers; i++)
+        {
+            string p = $"encoder.layer.{i}.";
+            t.Layers[i] = new LayerTensors
+            {
+                Wqkv = Block(p + "attention.self.query.weight", p + "attention.self.key.weight", p + "attention.self.value.weight"),
+                Bqkv = Block(p + "attention.self.query.bias", p + "attention.self.key.bias", p + "attention.self.value.bias"),
+                WAttnOut = V(p + "attention.output.dense.weight"),
+                BAttnOut = V(p + "attention.output.dense.bias"),
+                Ln1W = V(p + "attention.output.LayerNorm.weight"),
+                Ln1B = V(p + "attention.output.LayerNorm.bias"),
+                WInter = V(p + "intermediate.dense.weight"),
+                BInter = V(p + "intermediate.dense.bias"),
+                WOut = V(p + "output.dense.weight"),
+                BOut = V(p + "output.dense.bias"),
+                Ln2W = V(p + "output.LayerNorm.weight"),
+                Ln2B = V(p + "output.LayerNorm.bias"),
+            };
+        }
+        for (int j = 0; j < numHeadLayers; j++)
+        {
+            t.HeadW[j] = V($"head.dense.{j}.weight");
+            t.HeadB[j] = V($"head.dense.{j}.bias");
+        }
+        return t;
+    }
+}

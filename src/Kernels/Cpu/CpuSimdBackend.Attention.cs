@@ -1,0 +1,235 @@
+// CPU backend masked softmax and multi-head self-attention (permute, QKᵀ, softmax, dropout, PV), forward and backward.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace FastRec.Kernels.Cpu;
+
+public sealed partial class CpuSimdBackend
+{
+    // ---------------------------------------------------------------- masked softmax
+    /// <inheritdoc/>
+    public void SoftmaxForward(View<float> probs, View<float> scores, View<float> mask, int B, int NH, int T, float scale)
+    {
+        Check.Dims("SoftmaxForward(B, NH, T)", B, NH, T);
+        long n = (long)B * NH * T * T;
+        Check.Len(probs, n, "(B, NH, T, T)");
+        Check.Len(scores, n, "(B, NH, T, T)");
+        Check.LenOpt(mask, (long)B * T, "(B, T)");
+        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
+        Span<float> p = S(probs);
+        ReadOnlySpan<float> s = S(scores), m = S(mask);
+        for (int b = 0; b < B; b++)
+        {
+            ReadOnlySpan<float> mb = mask.IsNone ? default : m.Slice(b * T, T);
+            for (int r = 0; r < NH * T; r++)
+            {
+                int off = (b * NH * T + r) * T;
+                SoftmaxRow(s.Slice(off, T), mb, scale, p.Slice(off, T));
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public void SoftmaxBackward(View<float> dScores, View<float> dProbs, View<float> probs, int B, int NH, int T, float scale)
+    {
+        Check.Dims("SoftmaxBackward(B, NH, T)", B, NH, T);
+        long n = (long)B * NH * T * T;
+        Check.Len(dScores, n, "(B, NH, T, T)");
+        Check.Len(dProbs, n, "(B, NH, T, T)");
+        Check.Len(probs, n, "(B, NH, T, T)");
+        Span<float> ds = S(dScores);
+        ReadOnlySpan<float> dp = S(dProbs), p = S(probs);
+        for (int r = 0; r < B * NH * T; r++)
+            SoftmaxRowBackward(ds.Slice(r * T, T), dp.Slice(r * T, T), p.Slice(r * T, T), scale);
+    }
+
+    /// <summary>p = softmax(scale·s) over the keys kept by mask (mask empty = all kept); masked keys get exactly 0,
+    /// a row with every key masked is all 0. p may be s.</summary>
+    private static void SoftmaxRow(ReadOnlySpan<float> s, ReadOnlySpan<float> mask, float scale, Span<float> p)
+    {
+        ref float sr = ref MemoryMarshal.GetReference(s);
+        ref float pr = ref MemoryMarshal.GetReference(p);
+        ref float mr = ref MemoryMarshal.GetReference(mask);
+        bool masked = !mask.IsEmpty;
+        int n = s.Length, i = 0;
+        float max = float.NegativeInfinity;
+        Vector256<float> vs = Vector256.Create(scale), ninf = Vector256.Create(float.NegativeInfinity);
+        bool vec = Vector256.IsHardwareAccelerated && n >= 8;
+        if (vec)
+        {
+            Vector256<float> vmax = ninf;
+            for (; i <= n - 8; i += 8)
+            {
+                Vector256<float> v = Vector256.LoadUnsafe(ref sr, (nuint)i) * vs;
+                if (masked) v = Vector256.ConditionalSelect(Vector256.Equals(Vector256.LoadUnsafe(ref mr, (nuint)i), Vector256<float>.Zero), ninf, v);
+                vmax = Vector256.Max(vmax, v);
+            }
+            Vector128<float> h = Vector128.Max(vmax.GetLower(), vmax.GetUpper());
+            h = Vector128.Max(h, Vector128.Shuffle(h, Vector128.Create(2, 3, 0, 1)));
+            max = MathF.Max(h.GetElement(0), h.GetElement(1));
+        }
+        for (; i < n; i++)
+            if (!masked || Unsafe.Add(ref mr, i) != 0f) max = MathF.Max(max, Unsafe.Add(ref sr, i) * scale);
+        if (float.IsNegativeInfinity(max))
+        {
+            p.Clear();
+            return;
+        }
+
+        float sum = 0f;
+        i = 0;
+        if (vec)
+        {
+            Vector256<float> vnm = Vector256.Create(-max), acc = Vector256<float>.Zero;
+            for (; i <= n - 8; i += 8)
+            {
+                Vector256<float> e = Vector256.Exp(SimdMath.Fmadd(Vector256.LoadUnsafe(ref sr, (nuint)i), vs, vnm));
+                if (masked) e = Vector256.ConditionalSelect(Vector256.Equals(Vector256.LoadUnsafe(ref mr, (nuint)i), Vector256<float>.Zero), Vector256<float>.Zero, e);
+                e.StoreUnsafe(ref pr, (nuint)i);
+                acc += e;
+            }
+            sum = SimdMath.HorizontalSum(acc);
+        }
+        for (; i < n; i++)
+        {
+            float e = masked && Unsafe.Add(ref mr, i) == 0f ? 0f : MathF.Exp(SimdMath.Fmadd(Unsafe.Add(ref sr, i), scale, -max));
+            Unsafe.Add(ref pr, i) = e;
+            sum += e;
+        }
+
+        float inv = 1f / sum;
+        i = 0;
+        if (vec)
+        {
+            Vector256<float> vi = Vector256.Create(inv);
+            for (; i <= n - 8; i += 8) (Vector256.LoadUnsafe(ref pr, (nuint)i) * vi).StoreUnsafe(ref pr, (nuint)i);
+        }
+        for (; i < n; i++) Unsafe.Add(ref pr, i) *= inv;
+    }
+
+    /// <summary>ds = scale·p ⊙ (dp − Σ dp·p); ds may be dp.</summary>
+    private static void SoftmaxRowBackward(Span<float> ds, ReadOnlySpan<float> dp, ReadOnlySpan<float> p, float scale)
+    {
+        float dot = SimdMath.Dot(dp, p);
+        ref float dsr = ref MemoryMarshal.GetReference(ds);
+        ref float dpr = ref MemoryMarshal.GetReference(dp);
+        ref float pr = ref MemoryMarshal.GetReference(p);
+        int n = p.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> vd = Vector256.Create(dot), vs = Vector256.Create(scale);
+            for (; i <= n - 8; i += 8)
+                (vs * Vector256.LoadUnsafe(ref pr, (nuint)i) * (Vector256.LoadUnsafe(ref dpr, (nuint)i) - vd)).StoreUnsafe(ref dsr, (nuint)i);
+        }
+        for (; i < n; i++) Unsafe.Add(ref dsr, i) = scale * Unsafe.Add(ref pr, i) * (Unsafe.Add(ref dpr, i) - dot);
+    }
+
+    // ---------------------------------------------------------------- attention
+    private static int HeadSize(int C, int NH, string what)
+    {
+        if (C % NH != 0) throw new ShapeException($"{what}: C = {C} is not a multiple of NH = {NH}");
+        return C / NH;
+    }
+
+    /// <inheritdoc/>
+    public void AttentionForward(View<float> output, View<float> qkvPerm, View<float> probs, View<float> workspace,
+        View<float> qkv, View<float> mask, int B, int T, int C, int NH, DropoutSpec dropout)
+    {
+        Check.Dims("AttentionForward(B, T, C, NH)", B, T, C, NH);
+        int HS = HeadSize(C, NH, "AttentionForward");
+        long btc = (long)B * T * C;
+        Check.Len(output, btc, "(B, T, C)");
+        Check.Len(qkvPerm, 3 * btc, "(3, B, NH, T, HS)");
+        Check.Len(probs, (long)B * NH * T * T, "(B, NH, T, T)");
+        Check.MinLen(workspace, Check.AttentionWorkspace(B, T, C, NH), "2·B·NH·T² + 4·B·T·C");
+        Check.Len(qkv, 3 * btc, "(B, T, 3C)");
+        Check.LenOpt(mask, (long)B * T, "(B, T)");
+        CheckDropout(dropout);
+        Span<float> o = S(output), perm = S(qkvPerm), pr = S(probs), ws = S(workspace);
+        ReadOnlySpan<float> x = S(qkv), m = S(mask);
+
+        // qkv(B,T,3C) -> qkvPerm(3,B,NH,T,HS)
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++)
+                for (int w = 0; w < 3; w++)
+                    for (int h = 0; h < NH; h++)
+                        x.Slice((b * T + t) * 3 * C + w * C + h * HS, HS)
+                         .CopyTo(perm.Slice((((w * B + b) * NH + h) * T + t) * HS, HS));
+
+        float scale = 1f / MathF.Sqrt(HS);
+        int tt = T * T, head = T * HS, outSpan = (T - 1) * C + HS;
+        Span<float> dropped = ws[..tt]; // (T, T) scratch, one head at a time
+        for (int b = 0; b < B; b++)
+        {
+            ReadOnlySpan<float> mb = mask.IsNone ? default : m.Slice(b * T, T);
+            for (int h = 0; h < NH; h++)
+            {
+                int bh = b * NH + h;
+                ReadOnlySpan<float> q = perm.Slice(bh * head, head);
+                ReadOnlySpan<float> k = perm.Slice((B * NH + bh) * head, head);
+                ReadOnlySpan<float> v = perm.Slice((2 * B * NH + bh) * head, head);
+                Span<float> p = pr.Slice(bh * tt, tt);
+                // scores(T,T) = Q·Kᵀ, then p = softmax(scale·scores) in place
+                CpuGemm.Sgemm(false, true, T, T, HS, 1f, q, HS, k, HS, false, p, T);
+                for (int i = 0; i < T; i++) SoftmaxRow(p.Slice(i * T, T), mb, scale, p.Slice(i * T, T));
+                ReadOnlySpan<float> pd = p;
+                if (dropout.IsOn)
+                {
+                    Dropout(dropped, p, dropout, (long)bh * tt);
+                    pd = dropped;
+                }
+                // output[b, :, h·HS..] (row stride C) = P'(T,T) · V(T,HS)
+                CpuGemm.Sgemm(false, false, T, HS, T, 1f, pd, T, v, HS, false, o.Slice(b * T * C + h * HS, outSpan), C);
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public void AttentionBackward(View<float> dQkv, View<float> dOutput, View<float> qkvPerm, View<float> probs, View<float> workspace,
+        View<float> mask, int B, int T, int C, int NH, DropoutSpec dropout)
+    {
+        Check.Dims("AttentionBackward(B, T, C, NH)", B, T, C, NH);
+        int HS = HeadSize(C, NH, "AttentionBackward");
+        long btc = (long)B * T * C;
+        Check.Len(dQkv, 3 * btc, "(B, T, 3C)");
+        Check.Len(dOutput, btc, "(B, T, C)");
+        Check.Len(qkvPerm, 3 * btc, "(3, B, NH, T, HS)");
+        Check.Len(probs, (long)B * NH * T * T, "(B, NH, T, T)");
+        Check.MinLen(workspace, Check.AttentionWorkspace(B, T, C, NH), "2·B·NH·T² + 4·B·T·C");
+        Check.LenOpt(mask, (long)B * T, "(B, T)");
+        CheckDropout(dropout);
+        Span<float> dx = S(dQkv), ws = S(workspace);
+        ReadOnlySpan<float> dy = S(dOutput), perm = S(qkvPerm), pr = S(probs);
+
+        float scale = 1f / MathF.Sqrt(HS);
+        int tt = T * T, head = T * HS, C3 = 3 * C, inSpan = (T - 1) * C + HS, outSpan = (T - 1) * C3 + HS;
+        Span<float> dropped = ws[..tt];       // (T, T) P' = dropout(P)
+        Span<float> dP = ws.Slice(tt, tt);    // (T, T) δP' -> δP -> δscores, in place
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++)
+            {
+                int bh = b * NH + h;
+                ReadOnlySpan<float> q = perm.Slice(bh * head, head);
+                ReadOnlySpan<float> k = perm.Slice((B * NH + bh) * head, head);
+                ReadOnlySpan<float> v = perm.Slice((2 * B * NH + bh) * head, head);
+                ReadOnlySpan<float> p = pr.Slice(bh * tt, tt);
+                ReadOnlySpan<float> dO = dy.Slice(b * T * C + h * HS, inSpan); // (T, HS), row stride C
+                Span<float> dBlock = dx.Slice(b * T * C3, (T - 1) * C3 + 3 * C);
+                ReadOnlySpan<float> pd = p;
+                if (dropout.IsOn)
+                {
+                    Dropout(dropped, p, dropout, (long)bh * tt);
+                    pd = dropped;
+                }
+                // δP'(T,T) = δO · Vᵀ ; δV(T,HS) = P'ᵀ · δO
+                CpuGemm.Sgemm(false, true, T, T, HS, 1f, dO, C, v, HS, false, dP, T);
+                CpuGemm.Sgemm(true, false, T, HS, T, 1f, pd, T, dO, C, false, dBlock.Slice(2 * C + h * HS, outSpan), C3);
+                if (dropout.IsOn) Dropout(dP, dP, dropout, (long)bh * tt);
+                for (int i = 0; i < T; i++) SoftmaxRowBackward(dP.Slice(i * T, T), dP.Slice(i * T, T), p.Slice(i * T, T), scale);
+                // δQ = δS · K ; δK = δSᵀ · Q
+                CpuGemm.Sgemm(false, false, T, HS, T, 1f, dP, T, k, HS, false, dBlock.Slice(h * HS, outSpan), C3);
+                CpuGemm.Sgemm(true, false, T, HS, T, 1f, dP, T, q, HS, false, dBlock.Slice(C + h * HS, outSpan), C3);
+            }
+    }
+}

@@ -1,0 +1,178 @@
+// CPU backend residual add + LayerNorm (post-LN BERT), forward and backward, one row at a time in Vector256.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace FastRec.Kernels.Cpu;
+
+public sealed partial class CpuSimdBackend
+{
+    /// <inheritdoc/>
+    public void AddLayerNormForward(View<float> output, View<float> sum, View<float> mean, View<float> rstd,
+        View<float> a, View<float> b, View<float> gamma, View<float> beta, int N, int C, float eps)
+    {
+        Check.Dims("AddLayerNormForward(N, C)", N, C);
+        long nc = (long)N * C;
+        Check.Len(output, nc, "(N, C)");
+        Check.Len(sum, nc, "(N, C)");
+        Check.Len(mean, N, "(N)");
+        Check.Len(rstd, N, "(N)");
+        Check.Len(a, nc, "(N, C)");
+        Check.LenOpt(b, nc, "(N, C)");
+        Check.Len(gamma, C, "(C)");
+        Check.Len(beta, C, "(C)");
+        if (!(eps >= 0f) || float.IsInfinity(eps))
+            throw new ArgumentOutOfRangeException(nameof(eps), eps, $"eps: must be finite and >= 0, got {eps}");
+        Span<float> o = S(output), x = S(sum), mu = S(mean), rs = S(rstd);
+        ReadOnlySpan<float> sa = S(a), sb = S(b), g = S(gamma), be = S(beta);
+        bool hasB = !b.IsNone;
+        float invC = 1f / C;
+        for (int r = 0; r < N; r++)
+        {
+            int off = r * C;
+            Span<float> xr = x.Slice(off, C);
+            float s;
+            if (hasB) s = AddAndSum(sa.Slice(off, C), sb.Slice(off, C), xr);
+            else
+            {
+                sa.Slice(off, C).CopyTo(xr); // sum may alias a: CopyTo handles exact overlap
+                s = SimdMath.Sum(xr);
+            }
+            float m = s * invC;
+            float v = SimdMath.SumSquaredDeviation(xr, m) * invC;
+            float inv = 1f / MathF.Sqrt(v + eps);
+            mu[r] = m;
+            rs[r] = inv;
+            Normalize(xr, m, inv, g, be, o.Slice(off, C));
+        }
+    }
+
+    /// <summary>x = a + b; returns Σ x (fixed order as <see cref="SimdMath.Sum"/>). x may alias a or b.</summary>
+    private static float AddAndSum(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> x)
+    {
+        ref float ar = ref MemoryMarshal.GetReference(a);
+        ref float br = ref MemoryMarshal.GetReference(b);
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        int n = x.Length, i = 0;
+        float tail = 0f;
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            Vector256<float> acc = Vector256<float>.Zero;
+            for (; i <= n - 8; i += 8)
+            {
+                Vector256<float> v = Vector256.LoadUnsafe(ref ar, (nuint)i) + Vector256.LoadUnsafe(ref br, (nuint)i);
+                v.StoreUnsafe(ref xr, (nuint)i);
+                acc += v;
+            }
+            for (; i < n; i++) { float v = Unsafe.Add(ref ar, i) + Unsafe.Add(ref br, i); Unsafe.Add(ref xr, i) = v; tail += v; }
+            return SimdMath.HorizontalSum(acc) + tail;
+        }
+        for (; i < n; i++) { float v = Unsafe.Add(ref ar, i) + Unsafe.Add(ref br, i); Unsafe.Add(ref xr, i) = v; tail += v; }
+        return tail;
+    }
+
+    /// <summary>o = (x − m)·inv·γ + β.</summary>
+    private static void Normalize(ReadOnlySpan<float> x, float m, float inv, ReadOnlySpan<float> g, ReadOnlySpan<float> be, Span<float> o)
+    {
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float gr = ref MemoryMarshal.GetReference(g);
+        ref float br = ref MemoryMarshal.GetReference(be);
+        ref float or = ref MemoryMarshal.GetReference(o);
+        int n = x.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> vm = Vector256.Create(m), vi = Vector256.Create(inv);
+            for (; i <= n - 8; i += 8)
+            {
+                Vector256<float> xh = (Vector256.LoadUnsafe(ref xr, (nuint)i) - vm) * vi;
+                SimdMath.Fmadd(xh, Vector256.LoadUnsafe(ref gr, (nuint)i), Vector256.LoadUnsafe(ref br, (nuint)i)).StoreUnsafe(ref or, (nuint)i);
+            }
+        }
+        for (; i < n; i++)
+            Unsafe.Add(ref or, i) = SimdMath.Fmadd((Unsafe.Add(ref xr, i) - m) * inv, Unsafe.Add(ref gr, i), Unsafe.Add(ref br, i));
+    }
+
+    /// <inheritdoc/>
+    public void AddLayerNormBackward(View<float> dx, View<float> dGamma, View<float> dBeta,
+        View<float> dOutput, View<float> sum, View<float> gamma, View<float> mean, View<float> rstd, int N, int C)
+    {
+        Check.Dims("AddLayerNormBackward(N, C)", N, C);
+        long nc = (long)N * C;
+        Check.Len(dx, nc, "(N, C)");
+        Check.LenOpt(dGamma, C, "(C)");
+        Check.LenOpt(dBeta, C, "(C)");
+        Check.Len(dOutput, nc, "(N, C)");
+        Check.Len(sum, nc, "(N, C)");
+        Check.Len(gamma, C, "(C)");
+        Check.Len(mean, N, "(N)");
+        Check.Len(rstd, N, "(N)");
+        Span<float> d = S(dx), dg = S(dGamma), db = S(dBeta);
+        ReadOnlySpan<float> dy = S(dOutput), x = S(sum), g = S(gamma), mu = S(mean), rs = S(rstd);
+        for (int r = 0; r < N; r++)
+        {
+            int off = r * C;
+            LayerNormRowBackward(d.Slice(off, C), dg, db, dy.Slice(off, C), x.Slice(off, C), g, mu[r], rs[r]);
+        }
+    }
+
+    /// <summary>One row: pass 1 sums δnorm = δy·γ and δnorm·x̂ and accumulates δγ, δβ; pass 2 writes
+    /// δx = (δnorm − mean(δnorm) − x̂·mean(δnorm·x̂))·rstd (δx may alias δy).</summary>
+    private static void LayerNormRowBackward(Span<float> dx, Span<float> dg, Span<float> db, ReadOnlySpan<float> dy,
+        ReadOnlySpan<float> x, ReadOnlySpan<float> g, float m, float inv)
+    {
+        ref float dyr = ref MemoryMarshal.GetReference(dy);
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref float gr = ref MemoryMarshal.GetReference(g);
+        ref float dxr = ref MemoryMarshal.GetReference(dx);
+        bool hasG = !dg.IsEmpty, hasB = !db.IsEmpty;
+        ref float dgr = ref MemoryMarshal.GetReference(dg);
+        ref float dbr = ref MemoryMarshal.GetReference(db);
+        int n = dy.Length, i = 0;
+        float sumD = 0f, sumDx = 0f;
+        Vector256<float> vm = Vector256.Create(m), vi = Vector256.Create(inv);
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            Vector256<float> aD = Vector256<float>.Zero, aDx = aD;
+            for (; i <= n - 8; i += 8)
+            {
+                Vector256<float> vdy = Vector256.LoadUnsafe(ref dyr, (nuint)i);
+                Vector256<float> xh = (Vector256.LoadUnsafe(ref xr, (nuint)i) - vm) * vi;
+                Vector256<float> dn = vdy * Vector256.LoadUnsafe(ref gr, (nuint)i);
+                aD += dn;
+                aDx = SimdMath.Fmadd(dn, xh, aDx);
+                if (hasG) SimdMath.Fmadd(vdy, xh, Vector256.LoadUnsafe(ref dgr, (nuint)i)).StoreUnsafe(ref dgr, (nuint)i);
+                if (hasB) (Vector256.LoadUnsafe(ref dbr, (nuint)i) + vdy).StoreUnsafe(ref dbr, (nuint)i);
+            }
+            sumD = SimdMath.HorizontalSum(aD);
+            sumDx = SimdMath.HorizontalSum(aDx);
+        }
+        for (; i < n; i++)
+        {
+            float vdy = Unsafe.Add(ref dyr, i);
+            float xh = (Unsafe.Add(ref xr, i) - m) * inv;
+            float dn = vdy * Unsafe.Add(ref gr, i);
+            sumD += dn;
+            sumDx = SimdMath.Fmadd(dn, xh, sumDx);
+            if (hasG) Unsafe.Add(ref dgr, i) = SimdMath.Fmadd(vdy, xh, Unsafe.Add(ref dgr, i));
+            if (hasB) Unsafe.Add(ref dbr, i) += vdy;
+        }
+        float meanD = sumD / n, meanDx = sumDx / n;
+        i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> vmD = Vector256.Create(meanD), vmDx = Vector256.Create(meanDx);
+            for (; i <= n - 8; i += 8)
+            {
+                Vector256<float> xh = (Vector256.LoadUnsafe(ref xr, (nuint)i) - vm) * vi;
+                Vector256<float> dn = Vector256.LoadUnsafe(ref dyr, (nuint)i) * Vector256.LoadUnsafe(ref gr, (nuint)i);
+                ((dn - vmD - xh * vmDx) * vi).StoreUnsafe(ref dxr, (nuint)i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float xh = (Unsafe.Add(ref xr, i) - m) * inv;
+            float dn = Unsafe.Add(ref dyr, i) * Unsafe.Add(ref gr, i);
+            Unsafe.Add(ref dxr, i) = (dn - meanD - xh * meanDx) * inv;
+        }
+    }
+}

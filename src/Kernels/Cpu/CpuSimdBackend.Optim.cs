@@ -1,0 +1,167 @@
+// CPU backend loss and optimiser: fused sigmoid + weighted BCE, global gradient norm, multi-tensor AdamW with clipping.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace FastRec.Kernels.Cpu;
+
+public sealed partial class CpuSimdBackend
+{
+    /// <inheritdoc/>
+    public void BceForwardBackward(View<float> loss, View<float> dLogits, View<float> logits, View<float> targets, View<float> weights,
+        int N, float temperature = 1f, float scale = 1f, bool accumulate = false)
+    {
+        Check.Dims("BceForwardBackward(N)", N);
+        Check.Len(loss, 1, "(1)");
+        Check.LenOpt(dLogits, N, "(N)");
+        Check.Len(logits, N, "(N)");
+        Check.Len(targets, N, "(N)");
+        Check.LenOpt(weights, N, "(N)");
+        if (!(temperature > 0f) || !float.IsFinite(temperature))
+            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, $"temperature: must be positive and finite, got {temperature}");
+        ReadOnlySpan<float> z0 = S(logits), y = S(targets), w = S(weights);
+        Span<float> g = S(dLogits);
+        bool hasW = !weights.IsNone;
+        double sumW = N;
+        if (hasW)
+        {
+            sumW = 0;
+            for (int i = 0; i < N; i++) sumW += w[i];
+        }
+        double invT = 1.0 / temperature;
+        double lossSum = 0;
+        float gScale = (float)(scale / (temperature * sumW));
+        for (int i = 0; i < N; i++)
+        {
+            double z = z0[i] * invT;
+            double yi = y[i];
+            double wi = hasW ? w[i] : 1.0;
+            double e = Math.Exp(-Math.Abs(z));                    // in (0, 1], no overflow for any |z|
+            lossSum += wi * (Math.Max(z, 0) - z * yi + Math.Log(1 + e)); // log1p(e): absolute error ~1e-16 in double
+            double sig = z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+            if (!g.IsEmpty)
+            {
+                float gi = (float)(wi * (sig - yi)) * gScale;
+                g[i] = accumulate ? g[i] + gi : gi;
+            }
+        }
+        S(loss)[0] = (float)(scale * lossSum / sumW);
+    }
+
+    /// <inheritdoc/>
+    public void GlobalNorm(View<float> norm, View<float> grads)
+    {
+        Check.Len(norm, 1, "(1)");
+        if (grads.IsNone) throw new ShapeException("grads: required tensor is missing");
+        S(norm)[0] = (float)Math.Sqrt(SimdMath.SumSquaresDouble(S(grads)));
+    }
+
+    /// <inheritdoc/>
+    public void AdamW(View<float> param, View<float> grad, View<float> m, View<float> v, View<AdamSegment> segments,
+        View<float> norm, float maxNorm, float lr, float beta1, float beta2, float eps, int step)
+    {
+        if (param.IsNone || param.Length == 0) throw new ShapeException("param: required tensor is missing or empty");
+        int n = param.Length;
+        Check.Len(grad, n, "param.Length");
+        Check.Len(m, n, "param.Length");
+        Check.Len(v, n, "param.Length");
+        if (segments.IsNone) throw new ShapeException("segments: required tensor is missing");
+        if (maxNorm > 0f) Check.Len(norm, 1, "(1)");
+        else Check.LenOpt(norm, 1, "(1)");
+        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), step, $"step: counts from 1, got {step}");
+        if (!(beta1 >= 0f && beta1 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1, $"beta1: must be in [0, 1), got {beta1}");
+        if (!(beta2 >= 0f && beta2 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, $"beta2: must be in [0, 1), got {beta2}");
+        ReadOnlySpan<AdamSegment> segs = S(segments);
+        CheckSegments(segs, n);
+
+        float clip = 1f;
+        if (maxNorm > 0f) clip = MathF.Min(1f, maxNorm / (S(norm)[0] + 1e-6f));
+        float bc1 = (float)(1.0 - Math.Pow(beta1, step));
+        float bc2 = (float)(1.0 - Math.Pow(beta2, step));
+        Span<float> p = S(param), mm = S(m), vv = S(v);
+        ReadOnlySpan<float> g = S(grad);
+        for (int s = 0; s < segs.Length; s++)
+        {
+            AdamSegment sg = segs[s];
+            if (sg.LrScale == 0f || sg.Length == 0) continue;
+            float lrs = lr * sg.LrScale;
+            AdamWUpdate(p.Slice(sg.Offset, sg.Length), g.Slice(sg.Offset, sg.Length), mm.Slice(sg.Offset, sg.Length), vv.Slice(sg.Offset, sg.Length),
+                clip, lrs, lrs * sg.WeightDecay, beta1, beta2, eps, bc1, bc2);
+        }
+    }
+
+    /// <summary>Each segment inside param and no two overlapping (sorted input: one pass; otherwise every pair).</summary>
+    private static void CheckSegments(ReadOnlySpan<AdamSegment> segs, int n)
+    {
+        bool sorted = true;
+        for (int s = 0; s < segs.Length; s++)
+        {
+            AdamSegment sg = segs[s];
+            if (sg.Offset < 0 || sg.Length < 0 || (long)sg.Offset + sg.Length > n)
+                throw new ArgumentOutOfRangeException("segments",
+                    $"segments[{s}]: range [{sg.Offset}, {(long)sg.Offset + sg.Length}) is outside param of {n} elements");
+            if (s > 0 && segs[s - 1].Offset > sg.Offset) sorted = false;
+        }
+        if (sorted)
+        {
+            long end = long.MinValue; int last = -1;
+            for (int s = 0; s < segs.Length; s++)
+            {
+                if (segs[s].Length == 0) continue;
+                if (segs[s].Offset < end)
+                    throw new ArgumentException($"segments[{last}] and segments[{s}] overlap at element {segs[s].Offset}", "segments");
+                end = (long)segs[s].Offset + segs[s].Length; last = s;
+            }
+            return;
+        }
+        for (int s = 0; s < segs.Length; s++)
+            for (int t = s + 1; t < segs.Length; t++)
+            {
+                AdamSegment a = segs[s], b = segs[t];
+                if (a.Length > 0 && b.Length > 0 && a.Offset < b.Offset + b.Length && b.Offset < a.Offset + a.Length)
+                    throw new ArgumentException($"segments[{s}] and segments[{t}] overlap at element {Math.Max(a.Offset, b.Offset)}", "segments");
+            }
+    }
+
+    /// <summary>One segment: p −= lr·wd·p; m, v update; p −= lr·(m/bc1)/(sqrt(v/bc2) + eps), with g = grad·clip.</summary>
+    private static void AdamWUpdate(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v,
+        float clip, float lr, float lrWd, float b1, float b2, float eps, float bc1, float bc2)
+    {
+        ref float pr = ref MemoryMarshal.GetReference(p);
+        ref float gr = ref MemoryMarshal.GetReference(g);
+        ref float mr = ref MemoryMarshal.GetReference(m);
+        ref float vr = ref MemoryMarshal.GetReference(v);
+        int n = p.Length, i = 0;
+        float c1 = 1f - b1, c2 = 1f - b2, ibc1 = 1f / bc1, ibc2 = 1f / bc2;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> vClip = Vector256.Create(clip), vLr = Vector256.Create(lr), vLrWd = Vector256.Create(lrWd),
+                vb1 = Vector256.Create(b1), vb2 = Vector256.Create(b2), vc1 = Vector256.Create(c1), vc2 = Vector256.Create(c2),
+                vEps = Vector256.Create(eps), vIbc1 = Vector256.Create(ibc1), vIbc2 = Vector256.Create(ibc2);
+            for (; i <= n - 8; i += 8)
+            {
+                Vector256<float> gi = Vector256.LoadUnsafe(ref gr, (nuint)i) * vClip;
+                Vector256<float> pi = Vector256.LoadUnsafe(ref pr, (nuint)i);
+                pi -= vLrWd * pi;
+                Vector256<float> mi = SimdMath.Fmadd(vb1, Vector256.LoadUnsafe(ref mr, (nuint)i), vc1 * gi);
+                Vector256<float> vi = SimdMath.Fmadd(vb2, Vector256.LoadUnsafe(ref vr, (nuint)i), vc2 * gi * gi);
+                pi -= vLr * (mi * vIbc1) / (Vector256.Sqrt(vi * vIbc2) + vEps);
+                mi.StoreUnsafe(ref mr, (nuint)i);
+                vi.StoreUnsafe(ref vr, (nuint)i);
+                pi.StoreUnsafe(ref pr, (nuint)i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float gi = Unsafe.Add(ref gr, i) * clip;
+            float pi = Unsafe.Add(ref pr, i);
+            pi -= lrWd * pi;
+            float mi = SimdMath.Fmadd(b1, Unsafe.Add(ref mr, i), c1 * gi);
+            float vi = SimdMath.Fmadd(b2, Unsafe.Add(ref vr, i), c2 * gi * gi);
+            pi -= lr * (mi * ibc1) / (MathF.Sqrt(vi * ibc2) + eps);
+            Unsafe.Add(ref mr, i) = mi;
+            Unsafe.Add(ref vr, i) = vi;
+            Unsafe.Add(ref pr, i) = pi;
+        }
+    }
+}

@@ -1,0 +1,227 @@
+// The production CPU backend: memory, GEMM, linear, strided copies and the pooler (other ops in the partial files beside it).
+using System.Runtime.CompilerServices;
+using System.Numerics.Tensors;
+
+namespace FastRec.Kernels.Cpu;
+
+/// <summary>
+/// Production CPU implementation of <see cref="IBackend"/>: Vector256/FMA kernels written as operator structs driven by one
+/// loop (<see cref="SimdLoop"/>), GEMMs through <see cref="CpuGemm.Sgemm"/>. Memory is <see cref="CpuBuffer{T}"/>.
+/// <para>Steady-state calls allocate nothing on the managed heap. Results are deterministic: reductions use a fixed order
+/// that does not depend on buffer addresses or thread scheduling (<see cref="GlobalNorm"/> accumulates in double).</para>
+/// </summary>
+public sealed partial class CpuSimdBackend : IBackend
+{
+    /// <inheritdoc/>
+    public string Name => "cpu";
+
+    /// <inheritdoc/>
+    public void Dispose() { }
+
+    // ---------------------------------------------------------------- view access
+    /// <summary>The span of a view on this backend (empty for None); refuses buffers of another backend.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private Span<T> S<T>(View<T> v, [CallerArgumentExpression(nameof(v))] string name = "") where T : unmanaged
+    {
+        if (v.Buffer is null) return Span<T>.Empty;
+        if (v.Buffer is CpuBuffer<T> cpu && ReferenceEquals(cpu.Owner, this)) return cpu.Array.AsSpan((int)v.Offset, v.Length);
+        throw Foreign(v.Buffer, name);
+    }
+
+    private static ArgumentException Foreign<T>(DeviceBuffer<T> buffer, string name) where T : unmanaged
+        => new($"{name}: the buffer belongs to backend '{buffer.Owner.Name}' ({buffer.GetType().Name}), not to this 'cpu' backend", name);
+
+    // ---------------------------------------------------------------- memory
+    /// <inheritdoc/>
+    public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
+    {
+        if (length < 0 || length > Array.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"length: a buffer holds 0..{Array.MaxLength} elements, asked for {length}");
+        return new CpuBuffer<T>(this, length);
+    }
+
+    /// <inheritdoc/>
+    public void Upload<T>(View<T> dst, ReadOnlySpan<T> src) where T : unmanaged
+    {
+        Check.Len(dst, src.Length, "src.Length");
+        src.CopyTo(S(dst));
+    }
+
+    /// <inheritdoc/>
+    public void Download<T>(View<T> src, Span<T> dst) where T : unmanaged
+    {
+        Check.Len(src, dst.Length, "dst.Length");
+        S(src).CopyTo(dst);
+    }
+
+    /// <inheritdoc/>
+    public void Zero(View<float> dst)
+    {
+        if (dst.IsNone) throw new ShapeException("dst: required tensor is missing");
+        S(dst).Clear();
+    }
+
+    /// <inheritdoc/>
+    public void Copy(View<float> dst, View<float> src)
+    {
+        Check.Len(src, dst.Length, "dst.Length");
+        S(src).CopyTo(S(dst));
+    }
+
+    /// <inheritdoc/>
+    public void Synchronize() { }
+
+    // ---------------------------------------------------------------- GEMM
+    /// <inheritdoc/>
+    public void Gemm(bool transA, bool transB, int M, int N, int K, float alpha,
+        View<float> a, int lda, View<float> b, int ldb, bool accumulate, View<float> c, int ldc,
+        int batch = 1, long strideA = 0, long strideB = 0, long strideC = 0)
+    {
+        Check.Dims("Gemm(M, N, K, batch)", M, N, K, batch);
+        if (strideA < 0 || strideB < 0 || strideC < 0)
+            throw new ShapeException($"Gemm: strides must be non-negative, got strideA {strideA}, strideB {strideB}, strideC {strideC}");
+        // op(A) is M×K: stored rows × cols = transA ? K×M : M×K (likewise B: K×N or N×K).
+        int rowsA = transA ? K : M, colsA = transA ? M : K;
+        int rowsB = transB ? N : K, colsB = transB ? K : N;
+        lda = LeadingDim(lda, colsA, "lda", transA ? "M (transA)" : "K");
+        ldb = LeadingDim(ldb, colsB, "ldb", transB ? "K (transB)" : "N");
+        ldc = LeadingDim(ldc, N, "ldc", "N");
+        long spanA = (long)(rowsA - 1) * lda + colsA, spanB = (long)(rowsB - 1) * ldb + colsB, spanC = (long)(M - 1) * ldc + N;
+        Check.MinLen(a, (batch - 1) * strideA + spanA, "(batch-1)·strideA + (rows-1)·lda + cols");
+        Check.MinLen(b, (batch - 1) * strideB + spanB, "(batch-1)·strideB + (rows-1)·ldb + cols");
+        Check.MinLen(c, (batch - 1) * strideC + spanC, "(batch-1)·strideC + (M-1)·ldc + N");
+        if (batch > 1 && strideC < spanC)
+            throw new ShapeException($"strideC: {strideC} makes the {batch} output matrices C [{M},{N}] (ldc {ldc}) overlap; need >= {spanC}");
+        Span<float> sa = S(a), sb = S(b), sc = S(c);
+        for (int p = 0; p < batch; p++)
+            CpuGemm.Sgemm(transA, transB, M, N, K, alpha,
+                sa.Slice((int)(p * strideA), (int)spanA), lda,
+                sb.Slice((int)(p * strideB), (int)spanB), ldb,
+                accumulate, sc.Slice((int)(p * strideC), (int)spanC), ldc);
+    }
+
+    private static int LeadingDim(int ld, int rowLength, string name, string what)
+    {
+        if (ld < 0) throw new ShapeException($"{name}: leading dimension must be >= 0 (0 = packed), got {ld}");
+        if (ld == 0) return rowLength;
+        if (ld < rowLength)
+            throw new ShapeException($"{name}: leading dimension {ld} is shorter than the stored row length {what} = {rowLength}");
+        return ld;
+    }
+
+    // ---------------------------------------------------------------- linear
+    /// <inheritdoc/>
+    public void LinearForward(View<float> output, View<float> input, View<float> weight, View<float> bias, int N, int IC, int OC)
+    {
+        Check.Dims("LinearForward(N, IC, OC)", N, IC, OC);
+        Check.Len(output, (long)N * OC, "(N, OC)");
+        Check.Len(input, (long)N * IC, "(N, IC)");
+        Check.Len(weight, (long)OC * IC, "(OC, IC)");
+        Check.LenOpt(bias, OC, "(OC)");
+        Span<float> o = S(output);
+        if (!bias.IsNone)
+        {
+            Span<float> bs = S(bias);
+            for (int r = 0; r < N; r++) bs.CopyTo(o.Slice(r * OC, OC));
+        }
+        // out(N,OC) = inp(N,IC) · W(OC,IC)ᵀ (+ the broadcast bias)
+        CpuGemm.Sgemm(false, true, N, OC, IC, 1f, S(input), IC, S(weight), IC, !bias.IsNone, o, OC);
+    }
+
+    /// <inheritdoc/>
+    public void LinearBackward(View<float> dInput, View<float> dWeight, View<float> dBias,
+        View<float> dOutput, View<float> input, View<float> weight, int N, int IC, int OC)
+    {
+        Check.Dims("LinearBackward(N, IC, OC)", N, IC, OC);
+        Check.LenOpt(dInput, (long)N * IC, "(N, IC)");
+        Check.LenOpt(dWeight, (long)OC * IC, "(OC, IC)");
+        Check.LenOpt(dBias, OC, "(OC)");
+        Check.Len(dOutput, (long)N * OC, "(N, OC)");
+        Check.Len(input, (long)N * IC, "(N, IC)");
+        Check.Len(weight, (long)OC * IC, "(OC, IC)");
+        ReadOnlySpan<float> dout = S(dOutput);
+        // δinput(N,IC) = δout(N,OC) · W(OC,IC)
+        if (!dInput.IsNone) CpuGemm.Sgemm(false, false, N, IC, OC, 1f, dout, OC, S(weight), IC, false, S(dInput), IC);
+        // δW(OC,IC) += δoutᵀ · inp
+        if (!dWeight.IsNone) CpuGemm.Sgemm(true, false, OC, IC, N, 1f, dout, OC, S(input), IC, true, S(dWeight), IC);
+        // δbias(OC) += Σ_rows δout
+        if (!dBias.IsNone) AddColumnSums(S(dBias), dout, N, OC, OC);
+    }
+
+    /// <summary>acc[j] += Σ_r m[r·ld + j] for r &lt; rows, rows added one after another (fixed order).</summary>
+    private static void AddColumnSums(Span<float> acc, ReadOnlySpan<float> m, int rows, int cols, int ld)
+    {
+        for (int r = 0; r < rows; r++)
+            TensorPrimitives.Add(acc, m.Slice(r * ld, cols), acc);
+    }
+
+    // ---------------------------------------------------------------- strided row copy
+    /// <inheritdoc/>
+    public void Copy2D(View<float> dst, int ldDst, int dstCol, View<float> src, int ldSrc, int srcCol, int rows, int cols, bool accumulate)
+    {
+        Check.Dims("Copy2D(rows, cols)", rows, cols);
+        if (dstCol < 0 || dstCol + cols > ldDst)
+            throw new ShapeException($"dstCol: columns [{dstCol}, {dstCol + cols}) do not fit a destination row of ldDst = {ldDst}");
+        if (srcCol < 0 || srcCol + cols > ldSrc)
+            throw new ShapeException($"srcCol: columns [{srcCol}, {srcCol + cols}) do not fit a source row of ldSrc = {ldSrc}");
+        Check.MinLen(dst, (long)(rows - 1) * ldDst + dstCol + cols, "(rows-1)·ldDst + dstCol + cols");
+        Check.MinLen(src, (long)(rows - 1) * ldSrc + srcCol + cols, "(rows-1)·ldSrc + srcCol + cols");
+        if (ReferenceEquals(dst.Buffer, src.Buffer)
+            && dst.Offset + dstCol < src.Offset + (long)(rows - 1) * ldSrc + srcCol + cols
+            && src.Offset + srcCol < dst.Offset + (long)(rows - 1) * ldDst + dstCol + cols)
+            throw new ArgumentException("dst: the destination rows overlap the source rows (copy through a separate buffer)", nameof(dst));
+        Span<float> d = S(dst);
+        ReadOnlySpan<float> s = S(src);
+        for (int r = 0; r < rows; r++)
+        {
+            ReadOnlySpan<float> sr = s.Slice(r * ldSrc + srcCol, cols);
+            Span<float> dr = d.Slice(r * ldDst + dstCol, cols);
+            if (accumulate) TensorPrimitives.Add(dr, sr, dr);
+            else sr.CopyTo(dr);
+        }
+    }
+
+    // ---------------------------------------------------------------- pooler
+    /// <inheritdoc/>
+    public void PoolerForward(View<float> pooled, View<float> hidden, View<float> weight, View<float> bias, int B, int T, int C)
+    {
+        Check.Dims("PoolerForward(B, T, C)", B, T, C);
+        Check.Len(pooled, (long)B * C, "(B, C)");
+        Check.Len(hidden, (long)B * T * C, "(B, T, C)");
+        Check.Len(weight, (long)C * C, "(C, C)");
+        Check.LenOpt(bias, C, "(C)");
+        Span<float> p = S(pooled);
+        if (!bias.IsNone)
+        {
+            Span<float> bs = S(bias);
+            for (int r = 0; r < B; r++) bs.CopyTo(p.Slice(r * C, C));
+        }
+        // pooled(B,C) = hidden[:,0,:] (rows T·C apart) · W(C,C)ᵀ + bias, then tanh
+        CpuGemm.Sgemm(false, true, B, C, C, 1f, S(hidden)[..((B - 1) * T * C + C)], T * C, S(weight), C, !bias.IsNone, p, C);
+        TensorPrimitives.Tanh(p, p);
+    }
+
+    /// <inheritdoc/>
+    public void PoolerBackward(View<float> dHidden, View<float> dWeight, View<float> dBias, View<float> dPooled,
+        View<float> pooled, View<float> hidden, View<float> weight, View<float> workspace, int B, int T, int C)
+    {
+        Check.Dims("PoolerBackward(B, T, C)", B, T, C);
+        Check.LenOpt(dHidden, (long)B * T * C, "(B, T, C)");
+        Check.LenOpt(dWeight, (long)C * C, "(C, C)");
+        Check.LenOpt(dBias, C, "(C)");
+        Check.Len(dPooled, (long)B * C, "(B, C)");
+        Check.Len(pooled, (long)B * C, "(B, C)");
+        Check.Len(hidden, (long)B * T * C, "(B, T, C)");
+        Check.Len(weight, (long)C * C, "(C, C)");
+        Check.MinLen(workspace, (long)B * C, "B·C");
+        // g(B,C) = δpooled ⊙ (1 − pooled²)
+        Span<float> g = S(workspace)[..(B * C)];
+        SimdLoop.Map<TanhBackwardOp>(S(dPooled), S(pooled), g);
+        int span = (B - 1) * T * C + C;
+        // δhidden[:,0,:] += g · W
+        if (!dHidden.IsNone) CpuGemm.Sgemm(false, false, B, C, C, 1f, g, C, S(weight), C, true, S(dHidden)[..span], T * C);
+        // δW(C,C) += gᵀ · hidden[:,0,:]
+        if (!dWeight.IsNone) CpuGemm.Sgemm(true, false, C, C, B, 1f, g, C, S(hidden)[..span], T * C, true, S(dWeight), C);
+        if (!dBias.IsNone) AddColumnSums(S(dBias), g, B, C, C);
+    }
+}
