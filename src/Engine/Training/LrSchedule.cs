@@ -34,10 +34,10 @@ public readonly record struct LrSchedule
         return (float)((double)Peak * (TotalSteps - step + 1) / (TotalSteps - WarmupSteps));
     }
 
-    /// <summary>Warmup steps for a fraction of the run: round(fraction · S), clamped to [0, S].</summary>
+    /// <summary>Warmup steps for a fraction of the run: round(fraction · S) (halves away from zero), clamped to [0, S].</summary>
     public static int WarmupFor(double fraction, int totalSteps)
     {
         if (!(fraction >= 0 && fraction <= 1)) throw new ArgumentOutOfRangeException(nameof(fraction), fraction, $"warmup fraction must be in [0, 1], got {fraction}");
-        return (int)Math.Clamp(Math.Round(fraction * totalSteps), 0, totalSteps);
+        return (int)Math.Clamp(Math.Round(fraction * totalSteps, MidpointRounding.AwayFromZero), 0, totalSteps);
     }
 }

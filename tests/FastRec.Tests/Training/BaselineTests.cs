@@ -34,8 +34,8 @@ public class BaselineTests
         double prior = 3.0 / 8;
         Assert.That(pop.Prior, Is.EqualTo(prior).Within(1e-7));
         var p = pop.Predict(d.Train);
-        Assert.That(p[0], Is.EqualTo((float)((3 + 2 * prior) / (5 + 2))).Within(1e-7f), "item a: 3 of 5 positive");
-        Assert.That(p[1], Is.EqualTo((float)((0 + 2 * prior) / (3 + 2))).Within(1e-7f), "item b: 0 of 3");
+        Assert.That(p[0], Is.EqualTo((float)((3 + 2 * prior) / (4 + 2))).Within(1e-7f), "item a: 3 of 4 positive");
+        Assert.That(p[1], Is.EqualTo((float)((0 + 2 * prior) / (4 + 2))).Within(1e-7f), "item b: 0 of 4");
         Assert.That(pop.Predict(d.Validation)[0], Is.EqualTo((float)prior).Within(1e-7f), "item c never trained: the prior");
     }
 
