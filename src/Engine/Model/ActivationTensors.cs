@@ -22,17 +22,24 @@ internal sealed class LayerActivations
     public View<float> Mean2;    // (B, T)
     public View<float> Rstd2;    // (B, T)
     public View<float> H2;       // (B, T, C)     LayerNorm(h1 + out): the layer's output
+
+    /// <summary>A copy of these views (the forward-only layout shares them between layers).</summary>
+    public LayerActivations MemberwiseCloneLayer() => (LayerActivations)MemberwiseClone();
 }
 
 /// <summary>
 /// Every activation of one forward/backward at batch shape (B, T), as slices of one float buffer and one int buffer
-/// (llm.c's ActivationTensors). Forward activations are kept per layer for the backward; the backward's activation
-/// gradients (names starting with d) are one layer's worth of scratch reused by every layer.
+/// (llm.c's ActivationTensors). Training layout: forward activations are kept per layer for the backward; the backward's
+/// activation gradients (names starting with D) are one layer's worth of scratch reused by every layer. Forward-only
+/// (<see cref="Inference"/>) layout: all layers share one layer's slices, their outputs alternate between two buffers,
+/// and there is no backward scratch, so scoring needs about 1/L of the training memory.
 /// Dimension letters: B batch, T sequence, C hidden, NH heads, F feed-forward, D dense features, H_j head widths.
 /// </summary>
 internal sealed class ActivationTensors
 {
     public readonly int B, T;
+    /// <summary>Forward-only layout: one layer's activations shared by all layers, no backward scratch.</summary>
+    public readonly bool Inference;
 
     // ---- inputs (uploaded from the host batch)
     public View<int> Ids;          // (B, T)
@@ -77,20 +84,21 @@ internal sealed class ActivationTensors
     /// <summary>Ints this shape needs.</summary>
     public long IntCount { get; private set; }
 
-    private ActivationTensors(int b, int t) { B = b; T = t; }
+    private ActivationTensors(int b, int t, bool inference) { B = b; T = t; Inference = inference; }
 
-    /// <summary>Floats and ints needed for shape (B, T).</summary>
-    public static (long Floats, long Ints) Size(BertConfig bert, AdapterConfig adapter, int B, int T)
+    /// <summary>Floats and ints needed for shape (B, T) (training or forward-only layout).</summary>
+    public static (long Floats, long Ints) Size(BertConfig bert, AdapterConfig adapter, int B, int T, bool inference)
     {
-        var a = new ActivationTensors(B, T);
+        var a = new ActivationTensors(B, T, inference);
         a.Carve(bert, adapter, null, null);
         return (a.FloatCount, a.IntCount);
     }
 
     /// <summary>Slices <paramref name="floats"/> and <paramref name="ints"/> (at least <see cref="Size"/> long) for shape (B, T).</summary>
-    public static ActivationTensors Create(BertConfig bert, AdapterConfig adapter, int B, int T, DeviceBuffer<float> floats, DeviceBuffer<int> ints)
+    public static ActivationTensors Create(BertConfig bert, AdapterConfig adapter, int B, int T, bool inference,
+                                           DeviceBuffer<float> floats, DeviceBuffer<int> ints)
     {
-        var a = new ActivationTensors(B, T);
+        var a = new ActivationTensors(B, T, inference);
         a.Carve(bert, adapter, floats, ints);
         return a;
     }
@@ -127,27 +135,37 @@ internal sealed class ActivationTensors
         Emb = Fl((long)BT * C);
 
         Layers = new LayerActivations[bert.NumHiddenLayers];
-        for (int l = 0; l < Layers.Length; l++)
+        LayerActivations NewLayer() => new()
         {
-            Layers[l] = new LayerActivations
+            Qkv = Fl(3L * BT * C),
+            QkvPerm = Fl(3L * BT * C),
+            Probs = Fl((long)B * NH * T * T),
+            Atty = Fl((long)BT * C),
+            AttnOut = Fl((long)BT * C),
+            Sum1 = Fl((long)BT * C),
+            Mean1 = Fl(BT),
+            Rstd1 = Fl(BT),
+            H1 = Fl((long)BT * C),
+            Inter = Fl((long)BT * F),
+            InterAct = Fl((long)BT * F),
+            Out = Fl((long)BT * C),
+            Sum2 = Fl((long)BT * C),
+            Mean2 = Fl(BT),
+            Rstd2 = Fl(BT),
+            H2 = Fl((long)BT * C),
+        };
+        if (!Inference)
+            for (int l = 0; l < Layers.Length; l++) Layers[l] = NewLayer();
+        else
+        {   // forward only: every layer shares one set of slices except the output, which alternates between two
+            var shared = NewLayer();
+            var other = Fl((long)BT * C);   // (B, T, C)
+            for (int l = 0; l < Layers.Length; l++)
             {
-                Qkv = Fl(3L * BT * C),
-                QkvPerm = Fl(3L * BT * C),
-                Probs = Fl((long)B * NH * T * T),
-                Atty = Fl((long)BT * C),
-                AttnOut = Fl((long)BT * C),
-                Sum1 = Fl((long)BT * C),
-                Mean1 = Fl(BT),
-                Rstd1 = Fl(BT),
-                H1 = Fl((long)BT * C),
-                Inter = Fl((long)BT * F),
-                InterAct = Fl((long)BT * F),
-                Out = Fl((long)BT * C),
-                Sum2 = Fl((long)BT * C),
-                Mean2 = Fl(BT),
-                Rstd2 = Fl(BT),
-                H2 = Fl((long)BT * C),
-            };
+                var la = shared.MemberwiseCloneLayer();
+                if (l % 2 == 1) la.H2 = other;
+                Layers[l] = la;
+            }
         }
         AttnWorkspace = Fl(Check.AttentionWorkspace(B, T, C, NH));
 
@@ -167,16 +185,19 @@ internal sealed class ActivationTensors
         Logits = Fl(B);
         Loss = Fl(1);
 
-        DLogits = Fl(B);
-        DHeadA = Fl((long)B * maxW);
-        DHeadB = Fl((long)B * maxW);
-        DPooled = Fl((long)B * C);
-        DRes = Fl((long)BT * C);
-        DSum = Fl((long)BT * C);
-        DTmp = Fl((long)BT * C);
-        DQkv = Fl(3L * BT * C);
-        DInterAct = Fl((long)BT * F);
-        DInter = Fl((long)BT * F);
+        if (!Inference)
+        {
+            DLogits = Fl(B);
+            DHeadA = Fl((long)B * maxW);
+            DHeadB = Fl((long)B * maxW);
+            DPooled = Fl((long)B * C);
+            DRes = Fl((long)BT * C);
+            DSum = Fl((long)BT * C);
+            DTmp = Fl((long)BT * C);
+            DQkv = Fl(3L * BT * C);
+            DInterAct = Fl((long)BT * F);
+            DInter = Fl((long)BT * F);
+        }
 
         FloatCount = fo;
         IntCount = io;

@@ -7,7 +7,7 @@ namespace FastRec.Engine.Model;
 /// BERT encoder + MLP adapter producing one logit per example, trained with weighted BCE.
 /// <para>Memory (llm.c style): <see cref="Params"/>, <see cref="Grads"/>, <see cref="M"/>, <see cref="V"/> are four
 /// buffers of <see cref="ParameterLayout.TotalSize"/> floats with the same layout; activations live in one buffer sized
-/// for the largest (B, T) seen and reused. Host data enters only through <see cref="IBackend.Upload{T}"/>; a training
+/// for the largest (B, T) seen and reused (forward-only calls use a layout of about 1/L the size). Host data enters only through <see cref="IBackend.Upload{T}"/>; a training
 /// step downloads only the loss (and the logits when asked) and, in <see cref="Step(AdamWOptions, int)"/>, the grad norm.</para>
 /// <para>Gradients: <see cref="ForwardBackward"/> accumulates (+=) into <see cref="Grads"/>; frozen tensors' gradients
 /// are never computed nor written, and nothing below the lowest trainable layer is back-propagated.</para>
@@ -32,7 +32,7 @@ public sealed class RecModel : IDisposable
 
     private DeviceBuffer<float>? _actFloats;
     private DeviceBuffer<int>? _actInts;
-    private ActivationTensors? _acts;
+    private ActivationTensors? _trainActs, _evalActs;   // carvings of the buffers above (training / forward-only layout)
     private bool _disposed;
 
     /// <summary>The backend every operation runs on.</summary>
@@ -189,7 +189,7 @@ public sealed class RecModel : IDisposable
     /// <summary>Logits (B). With <paramref name="training"/> dropout is on, keyed by (<paramref name="dropoutSeed"/>, <paramref name="step"/>).</summary>
     public float[] Forward(RecBatch batch, bool training = false, ulong dropoutSeed = 0, int step = 0)
     {
-        var a = Prepare(batch, requireLabels: false);
+        var a = Prepare(batch, requireLabels: false, inference: true);
         var drop = training ? new DropoutPlan(dropoutSeed, step, Layout.NumLayers) : DropoutPlan.Eval;
         RunForward(a, batch, drop);
         var logits = new float[a.B];
@@ -204,7 +204,7 @@ public sealed class RecModel : IDisposable
     /// </summary>
     public float ForwardLoss(RecBatch batch, bool training = false, ulong dropoutSeed = 0, int step = 0)
     {
-        var a = Prepare(batch, requireLabels: true);
+        var a = Prepare(batch, requireLabels: true, inference: true);
         var drop = training ? new DropoutPlan(dropoutSeed, step, Layout.NumLayers) : DropoutPlan.Eval;
         RunForward(a, batch, drop);
         _b.BceForwardBackward(a.Loss, View<float>.None, a.Logits, a.Labels, batch.Weights is null ? View<float>.None : a.Weights, a.B);
@@ -215,7 +215,7 @@ public sealed class RecModel : IDisposable
     /// <summary>The encoder's last hidden state and pooler output (evaluation mode, no dropout).</summary>
     public EncoderOutput Encode(RecBatch batch)
     {
-        var a = Prepare(batch, requireLabels: false);
+        var a = Prepare(batch, requireLabels: false, inference: true);
         _encoder.Forward(_p, a, TypeIds(a, batch), DropoutPlan.Eval, From(batch));
         var hidden = new float[a.B * a.T * Bert.HiddenSize];
         _b.Download(BertEncoder.LastHidden(a), hidden);
@@ -239,7 +239,7 @@ public sealed class RecModel : IDisposable
     {
         if (layer < 0 || layer > Layout.NumLayers)
             throw new ArgumentOutOfRangeException(nameof(layer), layer, $"layer must be in [0, num_hidden_layers = {Layout.NumLayers}], got {layer}");
-        var a = Prepare(batch, requireLabels: false);
+        var a = Prepare(batch, requireLabels: false, inference: true);
         int from = From(batch);
         if (from > layer) throw new ArgumentOutOfRangeException(nameof(layer), layer, $"the batch starts at layer {from}, above the requested layer {layer}");
         long n = (long)a.B * a.T * Bert.HiddenSize;
@@ -264,7 +264,7 @@ public sealed class RecModel : IDisposable
             throw new InvalidOperationException(
                 $"the batch starts at encoder layer {batch.StartLayer} (cached activations) but layer {LayerName(_lowest)} is trainable: " +
                 $"a cached batch must start at or below the lowest trainable layer");
-        var a = Prepare(batch, requireLabels: true);
+        var a = Prepare(batch, requireLabels: true, inference: false);
         var drop = new DropoutPlan(dropoutSeed, step, Layout.NumLayers);
         var typeIds = TypeIds(a, batch);
         RunForward(a, batch, drop);
@@ -318,12 +318,12 @@ public sealed class RecModel : IDisposable
     }
 
     /// <summary>Validates the batch, sizes the activations for (B, T) and uploads the inputs.</summary>
-    private ActivationTensors Prepare(RecBatch batch, bool requireLabels)
+    private ActivationTensors Prepare(RecBatch batch, bool requireLabels, bool inference)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(batch);
         batch.Validate(Bert, Adapter, requireLabels);
-        var a = Activations(batch.B, batch.T);
+        var a = Activations(batch.B, batch.T, inference);
         _b.Upload(a.Ids, batch.InputIds);
         if (batch.TokenTypeIds is not null) _b.Upload(a.TypeIds, batch.TokenTypeIds);
         _b.Upload(a.Mask, batch.AttentionMask);
@@ -336,24 +336,30 @@ public sealed class RecModel : IDisposable
 
     private static View<int> TypeIds(ActivationTensors a, RecBatch batch) => batch.TokenTypeIds is null ? View<int>.None : a.TypeIds;
 
-    /// <summary>The activation slices for (B, T); the buffers are re-allocated only when a larger shape arrives.</summary>
-    private ActivationTensors Activations(int B, int T)
+    /// <summary>The activation slices for (B, T) in the training or forward-only layout; the buffers are re-allocated
+    /// only when a larger shape arrives, and the two layouts share them.</summary>
+    private ActivationTensors Activations(int B, int T, bool inference)
     {
-        if (_acts is { } cur && cur.B == B && cur.T == T) return cur;
-        var (floats, ints) = ActivationTensors.Size(Bert, Adapter, B, T);
+        var cached = inference ? _evalActs : _trainActs;
+        if (cached is { } cur && cur.B == B && cur.T == T) return cur;
+        var (floats, ints) = ActivationTensors.Size(Bert, Adapter, B, T, inference);
         if (_actFloats is null || _actFloats.Length < floats)
         {
             _actFloats?.Dispose();
             _actFloats = null;
+            _trainActs = _evalActs = null;
             _actFloats = _b.Allocate<float>(floats);
         }
         if (_actInts is null || _actInts.Length < ints)
         {
             _actInts?.Dispose();
             _actInts = null;
+            _trainActs = _evalActs = null;
             _actInts = _b.Allocate<int>(ints);
         }
-        return _acts = ActivationTensors.Create(Bert, Adapter, B, T, _actFloats, _actInts);
+        var a = ActivationTensors.Create(Bert, Adapter, B, T, inference, _actFloats, _actInts);
+        if (inference) _evalActs = a; else _trainActs = a;
+        return a;
     }
 
     // ------------------------------------------------------------------ optimiser

@@ -120,27 +120,17 @@ internal static unsafe class MicroKernels
             if (!g.TransA)
             {
                 // A[i, k] at i*lda + k: each row is contiguous in k.
-                for (int r = 0; r < mr; r++)
-                {
-                    float* src = g.A + (nint)(ic + ir + r) * lda + pc;
-                    float* d = dst + r;
-                    for (int k = 0; k < kc; k++) d[(nint)k * MR] = src[k];
-                }
+                float* src = g.A + (nint)(ic + ir) * lda + pc;
+                if (MR == 6 && mr == 6 && Avx.IsSupported) PackRows6(src, lda, kc, dst);
+                else PackRowsScalar(src, lda, mr, MR, kc, dst);
             }
             else
             {
                 // A stored [K, M]: for each k the MR rows are contiguous.
                 float* src = g.A + (nint)pc * lda + ic + ir;
-                for (int k = 0; k < kc; k++)
-                {
-                    float* d = dst + (nint)k * MR;
-                    float* s = src + (nint)k * lda;
-                    for (int r = 0; r < mr; r++) d[r] = s[r];
-                }
+                if (MR == 6 && mr == 6 && Sse2.IsSupported) PackCols6(src, lda, kc, dst);
+                else PackColsScalar(src, lda, mr, MR, kc, dst);
             }
-            if (mr < MR)
-                for (int k = 0; k < kc; k++)
-                    for (int r = mr; r < MR; r++) dst[(nint)k * MR + r] = 0f;
         }
     }
 
@@ -157,27 +147,136 @@ internal static unsafe class MicroKernels
             {
                 // B[k, j] at k*ldb + j: for each k the NR columns are contiguous.
                 float* src = g.B + (nint)pc * ldb + jc + jr;
-                for (int k = 0; k < kc; k++)
-                {
-                    float* d = dst + (nint)k * NR;
-                    float* s = src + (nint)k * ldb;
-                    for (int j = 0; j < nr; j++) d[j] = s[j];
-                }
+                if (NR == 16 && nr == 16 && Avx.IsSupported) PackCols16(src, ldb, kc, dst);
+                else PackColsScalar(src, ldb, nr, NR, kc, dst);
             }
             else
             {
                 // B stored [N, K]: each column j of op(B) is a contiguous row.
-                for (int j = 0; j < nr; j++)
-                {
-                    float* s = g.B + (nint)(jc + jr + j) * ldb + pc;
-                    float* d = dst + j;
-                    for (int k = 0; k < kc; k++) d[(nint)k * NR] = s[k];
-                }
+                float* src = g.B + (nint)(jc + jr) * ldb + pc;
+                if (NR == 16 && nr == 16 && Avx.IsSupported) PackRows16(src, ldb, kc, dst);
+                else PackRowsScalar(src, ldb, nr, NR, kc, dst);
             }
-            if (nr < NR)
-                for (int k = 0; k < kc; k++)
-                    for (int j = nr; j < NR; j++) dst[(nint)k * NR + j] = 0f;
         }
+    }
+
+    /// <summary>dst[k*width + r] = src[r*ld + k] for r &lt; rows (zero for rows ≤ r &lt; width), k &lt; kc.</summary>
+    private static void PackRowsScalar(float* src, nint ld, int rows, int width, int kc, float* dst)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* s = src + r * ld;
+            float* d = dst + r;
+            for (int k = 0; k < kc; k++) d[(nint)k * width] = s[k];
+        }
+        for (int r = rows; r < width; r++)
+            for (int k = 0; k < kc; k++) dst[(nint)k * width + r] = 0f;
+    }
+
+    /// <summary>dst[k*width + c] = src[k*ld + c] for c &lt; cols (zero for cols ≤ c &lt; width), k &lt; kc.</summary>
+    private static void PackColsScalar(float* src, nint ld, int cols, int width, int kc, float* dst)
+    {
+        for (int k = 0; k < kc; k++)
+        {
+            float* s = src + k * ld;
+            float* d = dst + (nint)k * width;
+            int c = 0;
+            for (; c < cols; c++) d[c] = s[c];
+            for (; c < width; c++) d[c] = 0f;
+        }
+    }
+
+    /// <summary>Six rows contiguous in k → for each k six floats: 6×8 blocks transposed in registers.</summary>
+    private static void PackRows6(float* src, nint ld, int kc, float* dst)
+    {
+        float* r0 = src, r1 = src + ld, r2 = src + 2 * ld, r3 = src + 3 * ld, r4 = src + 4 * ld, r5 = src + 5 * ld;
+        int k = 0;
+        for (; k + 8 <= kc; k += 8, dst += 48)
+        {
+            Vector256<float> x0 = Avx.LoadVector256(r0 + k), x1 = Avx.LoadVector256(r1 + k);
+            Vector256<float> x2 = Avx.LoadVector256(r2 + k), x3 = Avx.LoadVector256(r3 + k);
+            Vector256<float> x4 = Avx.LoadVector256(r4 + k), x5 = Avx.LoadVector256(r5 + k);
+            Vector256<float> t0 = Avx.UnpackLow(x0, x1), t1 = Avx.UnpackHigh(x0, x1); // r0 r1 pairs: k0 k1 | k4 k5, k2 k3 | k6 k7
+            Vector256<float> t2 = Avx.UnpackLow(x2, x3), t3 = Avx.UnpackHigh(x2, x3);
+            Vector256<double> t4 = Avx.UnpackLow(x4, x5).AsDouble(), t5 = Avx.UnpackHigh(x4, x5).AsDouble();
+            Vector256<float> s0 = Avx.Shuffle(t0, t2, 0x44), s1 = Avx.Shuffle(t0, t2, 0xEE); // rows 0-3: k0 | k4, k1 | k5
+            Vector256<float> s2 = Avx.Shuffle(t1, t3, 0x44), s3 = Avx.Shuffle(t1, t3, 0xEE); // k2 | k6, k3 | k7
+            Vector128<double> t4l = t4.GetLower(), t4h = t4.GetUpper(), t5l = t5.GetLower(), t5h = t5.GetUpper();
+            Sse.Store(dst + 0, s0.GetLower()); Sse2.StoreScalar((double*)(dst + 4), t4l);
+            Sse.Store(dst + 6, s1.GetLower()); Sse2.StoreHigh((double*)(dst + 10), t4l);
+            Sse.Store(dst + 12, s2.GetLower()); Sse2.StoreScalar((double*)(dst + 16), t5l);
+            Sse.Store(dst + 18, s3.GetLower()); Sse2.StoreHigh((double*)(dst + 22), t5l);
+            Sse.Store(dst + 24, s0.GetUpper()); Sse2.StoreScalar((double*)(dst + 28), t4h);
+            Sse.Store(dst + 30, s1.GetUpper()); Sse2.StoreHigh((double*)(dst + 34), t4h);
+            Sse.Store(dst + 36, s2.GetUpper()); Sse2.StoreScalar((double*)(dst + 40), t5h);
+            Sse.Store(dst + 42, s3.GetUpper()); Sse2.StoreHigh((double*)(dst + 46), t5h);
+        }
+        for (; k < kc; k++, dst += 6)
+        {
+            dst[0] = r0[k]; dst[1] = r1[k]; dst[2] = r2[k]; dst[3] = r3[k]; dst[4] = r4[k]; dst[5] = r5[k];
+        }
+    }
+
+    /// <summary>Six contiguous floats per k (a transposed A) → for each k six floats.</summary>
+    private static void PackCols6(float* src, nint ld, int kc, float* dst)
+    {
+        for (int k = 0; k < kc; k++, src += ld, dst += 6)
+        {
+            Sse.Store(dst, Sse.LoadVector128(src));
+            Sse2.StoreScalar((double*)(dst + 4), Sse2.LoadScalarVector128((double*)(src + 4)));
+        }
+    }
+
+    /// <summary>Sixteen contiguous floats per k (a plain B) → for each k sixteen floats.</summary>
+    private static void PackCols16(float* src, nint ld, int kc, float* dst)
+    {
+        for (int k = 0; k < kc; k++, src += ld, dst += 16)
+        {
+            Avx.Store(dst, Avx.LoadVector256(src));
+            Avx.Store(dst + 8, Avx.LoadVector256(src + 8));
+        }
+    }
+
+    /// <summary>Sixteen rows contiguous in k (a transposed B) → for each k sixteen floats: 8×8 blocks transposed in registers.</summary>
+    private static void PackRows16(float* src, nint ld, int kc, float* dst)
+    {
+        int k = 0;
+        for (; k + 8 <= kc; k += 8)
+        {
+            Transpose8x8(src + k, ld, dst + (nint)k * 16, 16);
+            Transpose8x8(src + 8 * ld + k, ld, dst + (nint)k * 16 + 8, 16);
+        }
+        for (; k < kc; k++)
+        {
+            float* d = dst + (nint)k * 16;
+            for (int j = 0; j < 16; j++) d[j] = src[j * ld + k];
+        }
+    }
+
+    /// <summary>d[k*ldd + r] = s[r*lds + k] for an 8×8 block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* s, nint lds, float* d, nint ldd)
+    {
+        Vector256<float> x0 = Avx.LoadVector256(s), x1 = Avx.LoadVector256(s + lds);
+        Vector256<float> x2 = Avx.LoadVector256(s + 2 * lds), x3 = Avx.LoadVector256(s + 3 * lds);
+        Vector256<float> x4 = Avx.LoadVector256(s + 4 * lds), x5 = Avx.LoadVector256(s + 5 * lds);
+        Vector256<float> x6 = Avx.LoadVector256(s + 6 * lds), x7 = Avx.LoadVector256(s + 7 * lds);
+        Vector256<float> t0 = Avx.UnpackLow(x0, x1), t1 = Avx.UnpackHigh(x0, x1);
+        Vector256<float> t2 = Avx.UnpackLow(x2, x3), t3 = Avx.UnpackHigh(x2, x3);
+        Vector256<float> t4 = Avx.UnpackLow(x4, x5), t5 = Avx.UnpackHigh(x4, x5);
+        Vector256<float> t6 = Avx.UnpackLow(x6, x7), t7 = Avx.UnpackHigh(x6, x7);
+        Vector256<float> s0 = Avx.Shuffle(t0, t2, 0x44), s1 = Avx.Shuffle(t0, t2, 0xEE);
+        Vector256<float> s2 = Avx.Shuffle(t1, t3, 0x44), s3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> s4 = Avx.Shuffle(t4, t6, 0x44), s5 = Avx.Shuffle(t4, t6, 0xEE);
+        Vector256<float> s6 = Avx.Shuffle(t5, t7, 0x44), s7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(d, Avx.Permute2x128(s0, s4, 0x20));
+        Avx.Store(d + ldd, Avx.Permute2x128(s1, s5, 0x20));
+        Avx.Store(d + 2 * ldd, Avx.Permute2x128(s2, s6, 0x20));
+        Avx.Store(d + 3 * ldd, Avx.Permute2x128(s3, s7, 0x20));
+        Avx.Store(d + 4 * ldd, Avx.Permute2x128(s0, s4, 0x31));
+        Avx.Store(d + 5 * ldd, Avx.Permute2x128(s1, s5, 0x31));
+        Avx.Store(d + 6 * ldd, Avx.Permute2x128(s2, s6, 0x31));
+        Avx.Store(d + 7 * ldd, Avx.Permute2x128(s3, s7, 0x31));
     }
 
     private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
@@ -220,6 +319,12 @@ internal static unsafe class MicroKernels
 
         public static void Run(nint kc, float* a, float* b, float* c, nint ldc, float alpha, bool add)
         {
+            if (Sse.IsSupported)
+            {
+                // C's tile is needed only at the end: fetch its lines while the FMAs run.
+                float* p = c;
+                for (int r = 0; r < 6; r++, p += ldc) { Sse.Prefetch0(p); Sse.Prefetch0(p + 15); }
+            }
             Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
             Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
             for (nint k = 0; k < kc; k++)

@@ -46,6 +46,7 @@ public sealed partial class CpuSimdBackend
 
     /// <summary>p = softmax(scale·s) over the keys kept by mask (mask empty = all kept); masked keys get exactly 0,
     /// a row with every key masked is all 0. p may be s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SoftmaxRow(ReadOnlySpan<float> s, ReadOnlySpan<float> mask, float scale, Span<float> p)
     {
         ref float sr = ref MemoryMarshal.GetReference(s);
@@ -84,7 +85,7 @@ public sealed partial class CpuSimdBackend
             Vector256<float> vnm = Vector256.Create(-max), acc = Vector256<float>.Zero;
             for (; i <= n - 8; i += 8)
             {
-                Vector256<float> e = Vector256.Exp(SimdMath.Fmadd(Vector256.LoadUnsafe(ref sr, (nuint)i), vs, vnm));
+                Vector256<float> e = SimdMath.Exp(SimdMath.Fmadd(Vector256.LoadUnsafe(ref sr, (nuint)i), vs, vnm));
                 if (masked) e = Vector256.ConditionalSelect(Vector256.Equals(Vector256.LoadUnsafe(ref mr, (nuint)i), Vector256<float>.Zero), Vector256<float>.Zero, e);
                 e.StoreUnsafe(ref pr, (nuint)i);
                 acc += e;
@@ -93,7 +94,7 @@ public sealed partial class CpuSimdBackend
         }
         for (; i < n; i++)
         {
-            float e = masked && Unsafe.Add(ref mr, i) == 0f ? 0f : MathF.Exp(SimdMath.Fmadd(Unsafe.Add(ref sr, i), scale, -max));
+            float e = masked && Unsafe.Add(ref mr, i) == 0f ? 0f : SimdMath.Exp(SimdMath.Fmadd(Unsafe.Add(ref sr, i), scale, -max));
             Unsafe.Add(ref pr, i) = e;
             sum += e;
         }
@@ -109,6 +110,7 @@ public sealed partial class CpuSimdBackend
     }
 
     /// <summary>ds = scale·p ⊙ (dp − Σ dp·p); ds may be dp.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SoftmaxRowBackward(Span<float> ds, ReadOnlySpan<float> dp, ReadOnlySpan<float> p, float scale)
     {
         float dot = SimdMath.Dot(dp, p);

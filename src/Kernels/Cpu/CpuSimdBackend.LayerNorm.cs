@@ -48,6 +48,7 @@ public sealed partial class CpuSimdBackend
     }
 
     /// <summary>x = a + b; returns Σ x (fixed order as <see cref="SimdMath.Sum"/>). x may alias a or b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float AddAndSum(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> x)
     {
         ref float ar = ref MemoryMarshal.GetReference(a);
@@ -72,6 +73,7 @@ public sealed partial class CpuSimdBackend
     }
 
     /// <summary>o = (x − m)·inv·γ + β.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Normalize(ReadOnlySpan<float> x, float m, float inv, ReadOnlySpan<float> g, ReadOnlySpan<float> be, Span<float> o)
     {
         ref float xr = ref MemoryMarshal.GetReference(x);
@@ -117,6 +119,7 @@ public sealed partial class CpuSimdBackend
 
     /// <summary>One row: pass 1 sums δnorm = δy·γ and δnorm·x̂ and accumulates δγ, δβ; pass 2 writes
     /// δx = (δnorm − mean(δnorm) − x̂·mean(δnorm·x̂))·rstd (δx may alias δy).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void LayerNormRowBackward(Span<float> dx, Span<float> dg, Span<float> db, ReadOnlySpan<float> dy,
         ReadOnlySpan<float> x, ReadOnlySpan<float> g, float m, float inv)
     {

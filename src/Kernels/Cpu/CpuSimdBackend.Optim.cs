@@ -124,6 +124,7 @@ public sealed partial class CpuSimdBackend
     }
 
     /// <summary>One segment: p −= lr·wd·p; m, v update; p −= lr·(m/bc1)/(sqrt(v/bc2) + eps), with g = grad·clip.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AdamWUpdate(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v,
         float clip, float lr, float lrWd, float b1, float b2, float eps, float bc1, float bc2)
     {

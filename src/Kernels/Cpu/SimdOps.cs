@@ -64,6 +64,7 @@ internal readonly struct TanhBackwardOp : IBinaryOp
 internal static class SimdLoop
 {
     /// <summary>dst[i] = TOp(x[i]).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Map<TOp>(ReadOnlySpan<float> x, Span<float> dst) where TOp : IUnaryOp
     {
         int n = x.Length;
@@ -95,6 +96,7 @@ internal static class SimdLoop
     }
 
     /// <summary>dst[i] = TOp(x[i], y[i]).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Map<TOp>(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst) where TOp : IBinaryOp
     {
         int n = x.Length;

@@ -48,6 +48,59 @@ public sealed class CpuSimdBackendTests
         Assert.That(new[] { v[0], v[1], v[2], v[3], v[4], v[6], v[7] }, Is.EqualTo(new[] { 1f, -1f, 1f, -1f, 0f, 1f, -1f }));
     }
 
+    [Test]
+    public void ExpIsAccurateTo1e7Relative()
+    {
+        // Fitted for 8.2e-8 (≈1 ulp) on [-87, 88]; flushes to exactly 0 below -87.33.
+        double worst = 0; float at = 0;
+        Span<float> lane = stackalloc float[8];
+        for (int i = -87000; i <= 87990; i += 8)
+        {
+            for (int k = 0; k < 8; k++) lane[k] = (i + k) * 1e-3f + 1.7e-4f;
+            Vector256<float> v = SimdMath.Exp(Vector256.Create<float>(lane));
+            for (int k = 0; k < 8; k++)
+            {
+                double exact = Math.Exp(lane[k]);
+                double e = Math.Max(Math.Abs(v.GetElement(k) - exact), Math.Abs(SimdMath.Exp(lane[k]) - exact)) / exact;
+                if (e > worst) { worst = e; at = lane[k]; }
+            }
+        }
+        Assert.That(worst, Is.LessThanOrEqualTo(1.2e-7), $"worst at x = {at:R}");
+        Vector256<float> edge = SimdMath.Exp(Vector256.Create(-100f, float.NegativeInfinity, 0f, 1f, float.NaN, 200f, -87f, 88f));
+        Assert.That(edge[0], Is.EqualTo(0f));
+        Assert.That(edge[1], Is.EqualTo(0f));
+        Assert.That(edge[2], Is.EqualTo(1f));
+        Assert.That(edge[3], Is.EqualTo(MathF.E).Within(1).Ulps);
+        Assert.That(float.IsNaN(edge[4]), Is.True);
+        Assert.That(float.IsFinite(edge[5]), Is.True);
+        Assert.That(edge[6], Is.GreaterThan(0f));
+    }
+
+    [Test]
+    public void VectorKeepMaskEqualsRngKeep()
+    {
+        // Every decision of the Vector256 SplitMix64 stream must equal Rng.Keep, including probabilities at the 2^-24 grid
+        // and counters that wrap around 2^64.
+        float[] ps = [1e-7f, 0.1f, 0.5f, 0.75f, 0.999999f, 1f / 16777216f * 3f];
+        (ulong seed, ulong offset, long first)[] keys = [(0, 0, 0), (42, 5, 1000), (ulong.MaxValue, ulong.MaxValue - 10, 3), (7, 1UL << 40, 999_999)];
+        foreach (float p in ps)
+            foreach (var (seed, offset, first) in keys)
+            {
+                var d = new DropoutSpec(p, seed, offset);
+                var stream = new SimdRng.KeepStream(d, first);
+                for (int i = 0; i < 2048; i += 8)
+                {
+                    Vector256<float> m = stream.Next8();
+                    for (int k = 0; k < 8; k++)
+                    {
+                        bool keep = BitConverter.SingleToUInt32Bits(m.GetElement(k)) == uint.MaxValue;
+                        Assert.That(keep, Is.EqualTo(Rng.Keep(d, first + i + k)), $"p {p}, seed {seed}, offset {offset}, element {first + i + k}");
+                        Assert.That(BitConverter.SingleToUInt32Bits(m.GetElement(k)), Is.AnyOf(0u, uint.MaxValue));
+                    }
+                }
+            }
+    }
+
     /// <summary>Results must not depend on where a tensor lives (TensorPrimitives' aggregations align to the address;
     /// ours use a fixed order): the same data at offsets 0..7 of a buffer gives bit-identical outputs.</summary>
     [Test]

@@ -1,6 +1,7 @@
 // Shared fixtures of the model tests: a tiny BERT config, a padded batch, randomised parameters, backends.
 using FastRec.Engine.Model;
 using FastRec.Kernels;
+using FastRec.Kernels.Cpu;
 using FastRec.Kernels.Reference;
 
 namespace FastRec.Tests.Model;
@@ -65,20 +66,13 @@ internal static class ModelTestUtil
         yield return new TestFixtureData("cpu");
     }
 
-    /// <summary>Creates a backend by name; the CPU SIMD backend is found by reflection so this file compiles before it exists
-    /// (the test is Ignored, not passed, when it is missing).</summary>
-    public static IBackend CreateBackend(string name)
+    /// <summary>Creates a backend by name.</summary>
+    public static IBackend CreateBackend(string name) => name switch
     {
-        switch (name)
-        {
-            case "reference": return new ReferenceBackend();
-            case "cpu":
-                var type = typeof(IBackend).Assembly.GetType("FastRec.Kernels.Cpu.CpuSimdBackend");
-                if (type is null) Assert.Ignore("CpuSimdBackend is not in this build yet");
-                return (IBackend)Activator.CreateInstance(type!)!;
-            default: throw new ArgumentException($"no backend called '{name}'", nameof(name));
-        }
-    }
+        "reference" => new ReferenceBackend(),
+        "cpu" => new CpuSimdBackend(),
+        _ => throw new ArgumentException($"no backend called '{name}'", nameof(name)),
+    };
 
     /// <summary>All gradients (TotalSize) as host floats.</summary>
     public static float[] AllGrads(RecModel m)

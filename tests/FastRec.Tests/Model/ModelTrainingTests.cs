@@ -11,7 +11,7 @@ public class ModelTrainingTests(string backendName)
     private IBackend? _b;
     private IBackend _backend => _b!;
 
-    [SetUp] public void SetUp() => _b = CreateBackend(backendName);   // Ignored (not passed) when the backend is missing
+    [SetUp] public void SetUp() => _b = CreateBackend(backendName);
     [TearDown] public void TearDown() { _b?.Dispose(); _b = null; }
 
     private RecModel NewModel(ulong seed = 3, AdapterConfig? head = null)
@@ -191,6 +191,20 @@ public class ModelTrainingTests(string backendName)
         using var fresh = NewModel();
         Assert.That(fresh.Forward(small), Is.EqualTo(smallLogits), "small batch on a fresh model");
         Assert.That(m.Forward(big, training: true, 5, 1), Is.Not.EqualTo(first), "training forward applies dropout");
+    }
+
+    [Test]
+    public void ForwardOnlyLayoutGivesTheSameLogitsAsTheTrainingLayout()
+    {
+        using var m = new RecModel(_backend, TinyBert(dropout: 0), TinyHead(dropout: 0));   // no dropout: train == eval
+        RandomParams(m, 8);
+        var batch = Batch();
+        var eval = m.Forward(batch);
+        var train = new float[batch.B];
+        float loss = m.ForwardBackward(batch, 1, 1, train);
+        Assert.That(train, Is.EqualTo(eval));
+        Assert.That(m.ForwardLoss(batch), Is.EqualTo(loss));
+        Assert.That(m.Forward(batch), Is.EqualTo(eval), "eval after train on the shared buffer");
     }
 
     [Test]
