@@ -101,8 +101,8 @@ public sealed record TrainerOptions
         return (float)Math.Pow(LayerLrDecay, depth);
     }
 
-    /// <summary>The fields a resumed run must share with the interrupted one: (name, value) pairs.</summary>
-    internal IEnumerable<(string Name, string Value)> Fingerprint()
+    /// <summary>The fields a resumed run must share with the interrupted one: (name, value) pairs (also written to fastrec.json).</summary>
+    public IEnumerable<(string Name, string Value)> Fingerprint()
     {
         var c = System.Globalization.CultureInfo.InvariantCulture;
         yield return (nameof(Epochs), Epochs.ToString(c));
