@@ -74,5 +74,9 @@ internal static class CliRun
         };
     }
 
-    public static void Info(string text) => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(text)}[/]");
+    public static void Info(string text)
+    {
+        if (Console.IsOutputRedirected) Console.WriteLine(text);
+        else AnsiConsole.MarkupLine($"[grey]{Markup.Escape(text)}[/]");
+    }
 }

@@ -33,11 +33,12 @@ internal sealed class DataOptions
     public readonly Option<double?> ValFraction = new("--val-fraction") { Description = "Fraction that validates (default 0.1)" };
     public readonly Option<int?> Negatives = new("--negatives") { Description = "Sampled negatives per positive (default 0)" };
     public readonly Option<ulong?> DataSeed = new("--data-seed") { Description = "Seed of the random split and negative sampling (default 42)" };
+    public readonly Option<bool> History = new("--history-features") { Description = "Add leak-free user/item positive rates and counts (from strictly earlier rows) as dense features" };
 
     public void AddTo(Command cmd)
     {
         foreach (var o in new Option[] { Interactions, Items, Preset, UserCol, ItemCol, LabelCol, RatingCol, PositiveThreshold, Implicit, TimestampCol,
-                     WeightCol, DenseCols, ItemIdCol, TextCols, MissingText, ContextSize, Split, TrainFraction, ValFraction, Negatives, DataSeed })
+                     WeightCol, DenseCols, ItemIdCol, TextCols, MissingText, ContextSize, Split, TrainFraction, ValFraction, Negatives, DataSeed, History })
             cmd.Options.Add(o);
     }
 
@@ -94,13 +95,15 @@ internal sealed class DataOptions
         if (r.GetValue(DataSeed) is { } ds) ex = ex with { Seed = ds };
         return new DataSchema
         {
-            Kind = kind, Interactions = inter, Items = items, Examples = ex,
+            Kind = kind, Interactions = inter, Items = items, Examples = ex, HistoryFeatures = r.GetValue(History) || (basis?.HistoryFeatures ?? false),
             PositiveThreshold = kind == "movietweetings" ? r.GetValue(PositiveThreshold) ?? basis?.PositiveThreshold ?? MovieTweetings.DefaultPositiveThreshold : basis?.PositiveThreshold ?? MovieTweetings.DefaultPositiveThreshold,
         };
     }
 
     /// <summary>The interaction table named on the command line (or the vendored MovieTweetings).</summary>
-    public InteractionTable Table(ParseResult r, DataSchema schema)
+    public InteractionTable Table(ParseResult r, DataSchema schema) => schema.Prepare(RawTable(r, schema));
+
+    private InteractionTable RawTable(ParseResult r, DataSchema schema)
     {
         string? interPath = r.GetValue(Interactions), itemsPath = r.GetValue(Items);
         if (schema.Kind == "movietweetings")

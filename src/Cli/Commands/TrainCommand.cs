@@ -30,42 +30,42 @@ internal static class TrainCommand
             var wall = Stopwatch.StartNew();
             string output = r.GetValue(outDir)!;
             using var b = backend.Create(r);
-            Recommender rec;
+            Recommender? rec = null;
             TrainingState? state = null;
             var text = t.Text(r, new TextOptions());
-            if (r.GetValue(resume) && Checkpoint.Exists(output))
+            try
             {
-                var loaded = Checkpoint.Load(output, b);
-                rec = loaded.Recommender;
-                state = loaded.State ?? throw new InvalidOperationException($"{output}: the checkpoint has no training state to resume");
-                CliRun.Info($"resuming {output} at step {state.Step} of {state.TotalSteps}");
+                if (r.GetValue(resume) && Checkpoint.Exists(output))
+                {
+                    var loaded = Checkpoint.Load(output, b);
+                    rec = loaded.Recommender;
+                    state = loaded.State ?? throw new InvalidOperationException($"{output}: the checkpoint has no training state to resume");
+                    CliRun.Info($"resuming {output} at step {state.Step} of {state.TotalSteps}");
+                }
+                else if (r.GetValue(initFrom) is { } init)
+                {
+                    BertConfig? expectBert = r.GetValue(model) is { } m ? BertCheckpoint.Open(CliRun.ResolveModel(m)).Config : null;
+                    rec = Checkpoint.Load(init, b, expectBert).Recommender;
+                    if (t.HeadGiven(r))
+                        Checkpoint.CompareAdapter(t.Adapter(r, rec.Model.Adapter, rec.Model.Adapter.DenseFeatures), rec.Model.Adapter, Path.Combine(init, Checkpoint.InfoFile));
+                    if (r.GetValue(t.MaxLength) is { } ml && ml != rec.Text.MaxLength)
+                        throw new ArgumentException($"--max-length {ml} differs from the checkpoint's {rec.Text.MaxLength}; --init-from keeps the checkpoint's text settings");
+                    CliRun.Info($"continuing from {init}");
+                }
             }
-            else if (r.GetValue(initFrom) is { } init)
-            {
-                BertConfig? expectBert = r.GetValue(model) is { } m ? BertCheckpoint.Open(CliRun.ResolveModel(m)).Config : null;
-                var peek = Checkpoint.Load(init, b, expectBert);
-                rec = peek.Recommender;
-                if (t.HeadGiven(r))
-                    Checkpoint.CompareAdapter(t.Adapter(r, rec.Model.Adapter, rec.Model.Adapter.DenseFeatures), rec.Model.Adapter, Path.Combine(init, Checkpoint.InfoFile));
-                if (r.GetValue(t.MaxLength) is { } ml && ml != rec.Text.MaxLength)
-                    throw new ArgumentException($"--max-length {ml} differs from the checkpoint's {rec.Text.MaxLength}; --init-from keeps the checkpoint's text settings");
-                CliRun.Info($"continuing from {init}");
-            }
-            else
+            catch { rec?.Dispose(); throw; }
+            var schema = data.Schema(r, rec?.Schema);
+            var table = data.Table(r, schema);
+            var dataset = RecDataset.Build(table, schema.Examples);
+            CliRun.Info($"{table.Source}: {table.Count:N0} interactions -> train {dataset.Train.Count:N0}, validation {dataset.Validation.Count:N0}, test {dataset.Test.Count:N0}");
+            if (rec is null)
             {
                 string dir = CliRun.ResolveModel(r.GetValue(model) ?? throw new ArgumentException("--model is required (a HF model directory or 'minilm'), unless --init-from or --resume"));
-                rec = null!;
-                var schema0 = data.Schema(r);
-                int dense = schema0.Kind == "files" ? schema0.Interactions!.DenseColumns.Count : 0;
-                var head = t.Adapter(r, new AdapterConfig { HiddenSizes = [64], Dropout = 0.1f }, dense);
+                var head = t.Adapter(r, new AdapterConfig { HiddenSizes = [64], Dropout = 0.1f }, table.DenseNames.Length);
                 rec = Recommender.FromPretrained(dir, b, head, text, r.GetValue(t.Seed) ?? 42);
             }
             using var _ = rec;
-            var schema = data.Schema(r, state is not null || r.GetValue(initFrom) is not null ? rec.Schema : null);
-            var table = data.Table(r, schema);
-            var dataset = RecDataset.Build(table, schema.Examples);
             rec.Schema = schema;
-            CliRun.Info($"{table.Source}: {table.Count:N0} interactions -> train {dataset.Train.Count:N0}, validation {dataset.Validation.Count:N0}, test {dataset.Test.Count:N0}");
 
             var trainer = t.Trainer(r, new TrainerOptions { Epochs = 2, BatchSize = 32, LearningRate = 5e-5f }, output);
             var exp = t.Experiment(r, new ExperimentOptions(), trainer);

@@ -20,7 +20,7 @@ internal static class ExperimentReportWriter
         sb.AppendLine($"Generated {DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", Inv)} UTC on {Environment.ProcessorCount} cores; wall time {wallSeconds:0} s.").AppendLine();
         sb.AppendLine("## Setup").AppendLine();
         foreach (var s in setup) sb.AppendLine($"- {s}");
-        sb.AppendLine($"- examples: {r.Sizes.Train:N0} train (the most recent), {r.Sizes.Validation:N0} validation, {r.Sizes.Test:N0} test (evenly spaced samples of the temporal splits); the baselines are fitted on the same training examples");
+        sb.AppendLine($"- examples: {r.Sizes.Train:N0} train (the most recent), {r.Sizes.Validation:N0} validation, {r.Sizes.Test:N0} test (the earliest of the validation and test splits); the baselines are fitted on the same training examples");
         var st = r.Training.State;
         sb.AppendLine($"- training: {st.Step} of {st.TotalSteps} steps{(st.EarlyStopped ? " (early stopped)" : "")}, best validation AUC {st.BestAuc:0.0000} at step {st.BestStep}" +
                       (r.Training.CachedLayer >= 0 ? $", frozen layers below layer {r.Training.CachedLayer} cached" : ""));
@@ -29,13 +29,13 @@ internal static class ExperimentReportWriter
         sb.AppendLine("## Test metrics").AppendLine();
         var models = new List<ScoredModel> { r.Model };
         models.AddRange(r.Baselines);
-        int k = r.Model.Metrics.Ranking.Length > 0 ? r.Model.Metrics.Ranking[^1].K : 0;
+        int k = r.Model.Metrics.Ranking.Length > 0 ? r.Model.Metrics.Ranking[0].K : 0;
         sb.AppendLine($"| model | AUC | GAUC | log loss | accuracy@0.5 | F1@best | RMSE | ECE |{(k > 0 ? $" Recall@{k} | NDCG@{k} |" : "")}");
         sb.AppendLine($"|---|---|---|---|---|---|---|---|{(k > 0 ? "---|---|" : "")}");
         foreach (var m in models)
         {
             var x = m.Metrics;
-            var rank = k > 0 ? x.Ranking[^1] : null;
+            var rank = k > 0 ? x.Ranking[0] : null;
             sb.AppendLine($"| {m.Name} | {x.Auc:0.0000} | {x.Gauc.Value:0.0000} | {x.LogLoss:0.0000} | {x.AtHalf.Accuracy:0.0000} | {x.AtBestF1.F1:0.0000} | {x.Rmse:0.0000} | {x.Ece:0.0000} |" +
                           (rank is null ? "" : $" {rank.Recall:0.0000} | {rank.Ndcg:0.0000} |"));
         }

@@ -29,7 +29,8 @@ internal static class TrainProgressView
     private static string Line(TrainProgress p) => p.Phase switch
     {
         TrainPhase.Training => $"step {p.Done}/{p.Total}  loss {p.Loss:0.0000}  lr {p.LearningRate:0.###e+0}  {p.ExamplesPerSecond:0.0} ex/s  ETA {Eta(p.Eta)}",
-        TrainPhase.Caching => $"{p.Message ?? "caching frozen layers"} {p.Done}/{p.Total}  {p.ExamplesPerSecond:0.0} ex/s  ETA {Eta(p.Eta)}",
+        TrainPhase.Caching when p.Message is not null => $"{p.Message} {p.Done}/{p.Total}",
+        TrainPhase.Caching => $"caching frozen layers {p.Done}/{p.Total}  {p.ExamplesPerSecond:0.0} ex/s  ETA {Eta(p.Eta)}",
         TrainPhase.Evaluated => Eval(p.Evaluation!),
         _ => p.Message ?? p.Phase.ToString(),
     };

@@ -152,3 +152,114 @@ public sealed class BiasBaseline : IBaseline
         return p;
     }
 }
+
+/// <summary>
+/// Logistic regression on the examples' dense features (standardised with the training mean and deviation), fitted by
+/// Newton's method on the weighted BCE + (λ/2)‖w‖² (the intercept unpenalised). With <see cref="Data.HistoryFeatures"/>
+/// this is the "history only" reference: what the text model adds beyond user and item rates.
+/// </summary>
+public sealed class DenseLogisticBaseline : IBaseline
+{
+    private readonly double[] _w;   // (F + 1): F weights, then the intercept
+    private readonly double[] _mean, _std;
+
+    /// <inheritdoc/>
+    public string Name { get; }
+
+    private DenseLogisticBaseline(string name, double[] w, double[] mean, double[] std) { Name = name; _w = w; _mean = mean; _std = std; }
+
+    /// <summary>Fits on <paramref name="train"/>'s dense features (at least one).</summary>
+    public static DenseLogisticBaseline Fit(ExampleSet train, double lambda = 1, int iterations = 25, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        int F = train.DenseCount, N = train.Count, P = F + 1;
+        if (F == 0) throw new ArgumentException("the examples have no dense features");
+        if (N == 0) throw new ArgumentException("the training set is empty");
+        var mean = new double[F]; var std = new double[F];
+        for (int k = 0; k < N; k++) for (int f = 0; f < F; f++) mean[f] += train.Dense[k * F + f];
+        for (int f = 0; f < F; f++) mean[f] /= N;
+        for (int k = 0; k < N; k++) for (int f = 0; f < F; f++) { double d = train.Dense[k * F + f] - mean[f]; std[f] += d * d; }
+        for (int f = 0; f < F; f++) { std[f] = Math.Sqrt(std[f] / N); if (std[f] < 1e-12) std[f] = 1; }
+        var w = new double[P];
+        var x = new double[P];
+        for (int it = 0; it < iterations; it++)
+        {
+            var g = new double[P];
+            var h = new double[P * P];
+            for (int k = 0; k < N; k++)
+            {
+                Row(train.DenseRow(k), mean, std, x);
+                double z = 0;
+                for (int j = 0; j < P; j++) z += w[j] * x[j];
+                double p = 1 / (1 + Math.Exp(-z)), sw = train.Weights[k], r = sw * (p - train.Labels[k]), c = sw * p * (1 - p);
+                for (int a = 0; a < P; a++)
+                {
+                    g[a] += r * x[a];
+                    for (int b = 0; b < P; b++) h[a * P + b] += c * x[a] * x[b];
+                }
+            }
+            for (int j = 0; j < F; j++) { g[j] += lambda * w[j]; h[j * P + j] += lambda; }
+            h[F * P + F] += 1e-9;
+            var step = Solve(h, g, P);
+            double change = 0;
+            for (int j = 0; j < P; j++) { w[j] -= step[j]; change = Math.Max(change, Math.Abs(step[j])); }
+            if (change < 1e-9) break;
+        }
+        return new DenseLogisticBaseline(name ?? $"logistic on {string.Join(", ", train.DenseNames)}", w, mean, std);
+    }
+
+    private static void Row(ReadOnlySpan<float> dense, double[] mean, double[] std, double[] x)
+    {
+        for (int f = 0; f < mean.Length; f++) x[f] = (dense[f] - mean[f]) / std[f];
+        x[mean.Length] = 1;
+    }
+
+    /// <summary>Solves H·s = g (H symmetric positive definite, small) by Gaussian elimination with partial pivoting.</summary>
+    private static double[] Solve(double[] h, double[] g, int n)
+    {
+        var a = (double[])h.Clone(); var b = (double[])g.Clone();
+        for (int c = 0; c < n; c++)
+        {
+            int piv = c;
+            for (int r = c + 1; r < n; r++) if (Math.Abs(a[r * n + c]) > Math.Abs(a[piv * n + c])) piv = r;
+            if (piv != c)
+            {
+                for (int k = 0; k < n; k++) (a[c * n + k], a[piv * n + k]) = (a[piv * n + k], a[c * n + k]);
+                (b[c], b[piv]) = (b[piv], b[c]);
+            }
+            double d = a[c * n + c];
+            if (Math.Abs(d) < 1e-300) continue;
+            for (int r = c + 1; r < n; r++)
+            {
+                double m = a[r * n + c] / d;
+                if (m == 0) continue;
+                for (int k = c; k < n; k++) a[r * n + k] -= m * a[c * n + k];
+                b[r] -= m * b[c];
+            }
+        }
+        var s = new double[n];
+        for (int r = n - 1; r >= 0; r--)
+        {
+            double v = b[r];
+            for (int k = r + 1; k < n; k++) v -= a[r * n + k] * s[k];
+            s[r] = Math.Abs(a[r * n + r]) < 1e-300 ? 0 : v / a[r * n + r];
+        }
+        return s;
+    }
+
+    /// <inheritdoc/>
+    public float[] Predict(ExampleSet set)
+    {
+        if (set.DenseCount != _mean.Length) throw new ArgumentException($"the '{set.Name}' examples have {set.DenseCount} dense features, the model {_mean.Length}");
+        var p = new float[set.Count];
+        var x = new double[_w.Length];
+        for (int k = 0; k < p.Length; k++)
+        {
+            Row(set.DenseRow(k), _mean, _std, x);
+            double z = 0;
+            for (int j = 0; j < x.Length; j++) z += _w[j] * x[j];
+            p[k] = (float)(1 / (1 + Math.Exp(-z)));
+        }
+        return p;
+    }
+}

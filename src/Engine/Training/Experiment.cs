@@ -11,9 +11,9 @@ public sealed record ExperimentOptions
 {
     /// <summary>Train on the last (most recent) this many training examples; null = all.</summary>
     public int? MaxTrain { get; init; }
-    /// <summary>Validate on this many validation examples, evenly spaced in time; null = all.</summary>
+    /// <summary>Validate on the first (earliest) this many validation examples; null = all.</summary>
     public int? MaxValidation { get; init; }
-    /// <summary>Test on this many test examples, evenly spaced in time; null = all.</summary>
+    /// <summary>Test on the first (earliest) this many test examples, right after the validation period; null = all.</summary>
     public int? MaxTest { get; init; }
     /// <summary>The trainer's options.</summary>
     public TrainerOptions Trainer { get; init; } = new();
@@ -62,6 +62,10 @@ public static class Experiment
     public static ExampleSet Last(ExampleSet set, int? max)
         => max is { } m && m < set.Count ? set.Subset(Enumerable.Range(set.Count - m, m).ToArray()) : set;
 
+    /// <summary>The first <paramref name="max"/> examples of <paramref name="set"/> (all when null or larger).</summary>
+    public static ExampleSet First(ExampleSet set, int? max)
+        => max is { } m && m < set.Count ? set.Subset(Enumerable.Range(0, m).ToArray()) : set;
+
     /// <summary><paramref name="max"/> examples evenly spaced over <paramref name="set"/> (all when null or larger).</summary>
     public static ExampleSet Spaced(ExampleSet set, int? max)
     {
@@ -81,8 +85,8 @@ public static class Experiment
     {
         ArgumentNullException.ThrowIfNull(rec); ArgumentNullException.ThrowIfNull(data); ArgumentNullException.ThrowIfNull(options);
         var train = Last(data.Train, options.MaxTrain);
-        var val = Spaced(data.Validation, options.MaxValidation);
-        var test = Spaced(data.Test, options.MaxTest);
+        var val = First(data.Validation, options.MaxValidation);
+        var test = First(data.Test, options.MaxTest);
         RequireBothClasses(val); RequireBothClasses(test);
 
         var trainer = new Trainer(rec, options.Trainer);
@@ -108,7 +112,9 @@ public static class Experiment
         sw.Restart();
         var baselines = new List<ScoredModel>();
         var valAuc = new Dictionary<string, double>();
-        IBaseline[] fitted = [PopularityBaseline.Fit(train, options.PopularitySmoothing), BiasBaseline.Fit(train, options.BiasLambda)];
+        var fitted = new List<IBaseline> { PopularityBaseline.Fit(train, options.PopularitySmoothing), BiasBaseline.Fit(train, options.BiasLambda) };
+        if (train.DenseCount > 0)
+            fitted.Add(DenseLogisticBaseline.Fit(train, name: train.DenseNames.SequenceEqual(HistoryFeatures.Names) ? "history-feature logistic" : null));
         foreach (var b in fitted)
         {
             var p = b.Predict(test);

@@ -19,6 +19,12 @@ public sealed record DataSchema
     public double PositiveThreshold { get; init; } = MovieTweetings.DefaultPositiveThreshold;
     /// <summary>How examples were built (context size K, split, negatives, seed).</summary>
     public ExampleOptions Examples { get; init; } = new();
+    /// <summary>Append the leak-free <see cref="Data.HistoryFeatures"/> (user and item positive rates and counts) to the
+    /// dense features.</summary>
+    public bool HistoryFeatures { get; init; }
+
+    /// <summary>Applies the schema's derived features to a freshly loaded table.</summary>
+    public InteractionTable Prepare(InteractionTable table) => HistoryFeatures ? Data.HistoryFeatures.Append(table) : table;
 }
 
 /// <summary>
