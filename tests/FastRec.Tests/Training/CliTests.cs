@@ -60,9 +60,10 @@ public class CliTests
     [TestCase("--max-length", "2", "max length")]
     public void BadOptionValuesAreClearErrors(string option, string value, string named)
     {
-        var (code, _, err) = Run("train", "--interactions", _fx.Interactions, "--items", _fx.Items, "--model", _fx.ModelDir,
-            "--out", _fx.Ckpt("bad"), "--backend", option == "--backend" ? value : "reference", "--epochs", "1", "--max-length", option == "--max-length" ? value : "24",
-            .. option is "--backend" or "--max-length" ? Array.Empty<string>() : [option, value]);
+        var args = new List<string> { "train", "--interactions", _fx.Interactions, "--items", _fx.Items, "--model", _fx.ModelDir, "--out", _fx.Ckpt("bad"),
+            "--epochs", "1", "--backend", option == "--backend" ? value : "reference", "--max-length", option == "--max-length" ? value : "24" };
+        if (option is not ("--backend" or "--max-length")) args.AddRange([option, value]);
+        var (code, _, err) = Run([.. args]);
         Assert.That(code, Is.EqualTo(2), err);
         Assert.That(err, Does.StartWith("error:").And.Contain(named));
     }

@@ -45,7 +45,7 @@ public class HistoryFeaturesTests
         string inter = dir.Write("i.csv", "user,item,label,timestamp,x", "u,a,1,1,7.5", "u,a,0,2,-1");
         var raw = InteractionTable.Load(inter, ItemCatalog.Load(items), new InteractionFileOptions { DenseColumns = ["x"] });
         var t = HistoryFeatures.Append(raw);
-        Assert.That(t.DenseNames, Is.EqualTo(new[] { "x", .. HistoryFeatures.Names }));
+        Assert.That(t.DenseNames, Is.EqualTo((string[])["x", .. HistoryFeatures.Names]));
         Assert.That(t.Dense[0], Is.EqualTo(7.5f));
         Assert.That(t.Dense[5], Is.EqualTo(-1f));
         Assert.That(t.Count, Is.EqualTo(raw.Count));

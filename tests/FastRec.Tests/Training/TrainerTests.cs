@@ -104,6 +104,28 @@ public class TrainerTests(string backendName)
         Assert.That(r.State.Finished, Is.True);
     }
 
+    private sealed class Collect : IProgress<TrainProgress>
+    {
+        public readonly List<TrainProgress> Reports = [];
+        public void Report(TrainProgress value) => Reports.Add(value);
+    }
+
+    [Test]
+    public void ProgressReportsEveryStepEvaluationAndTheCache()
+    {
+        using var backend = TrainFixture.Backend(backendName);
+        using var rec = _fx.NewRecommender(backend);
+        var progress = new Collect();
+        var r = new Trainer(rec, Base with { Freeze = Freeze.TopK, TopK = 1 }).Fit(_data.Train, _data.Validation, progress);
+        var steps = progress.Reports.Where(p => p.Phase == TrainPhase.Training).ToList();
+        Assert.That(steps.Select(p => p.Done), Is.EqualTo(Enumerable.Range(1, r.State.TotalSteps).Select(i => (long)i)));
+        Assert.That(steps, Has.All.Matches<TrainProgress>(p => p.Total == r.State.TotalSteps && p.ExamplesPerSecond > 0 && p.Eta is not null && double.IsFinite(p.Loss)));
+        Assert.That(steps[^1].Eta, Is.EqualTo(TimeSpan.Zero));
+        Assert.That(progress.Reports.Count(p => p.Phase == TrainPhase.Evaluated), Is.EqualTo(r.State.Evaluations.Count));
+        var cache = progress.Reports.Where(p => p.Phase == TrainPhase.Caching).ToList();
+        Assert.That(cache[^1].Done, Is.EqualTo(_data.Train.Count + _data.Validation.Count), "every train and validation example cached once");
+    }
+
     [Test]
     public void GradientAccumulationMatchesOneLargeBatch()
     {
