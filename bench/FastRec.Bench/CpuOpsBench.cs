@@ -12,7 +12,8 @@ namespace FastRec.Bench;
 /// Shapes of one MiniLM-L12-H384 layer at batch B (8) and sequence T (128): C 384, NH 12, F 1536, and an AdamW step over
 /// P parameters (22M). Each op runs ours and LibTorch's equivalent alternately rep by rep (a noisy neighbour hits both
 /// alike) and reports the medians, the ratio torch/ours (&gt; 1: ours is faster) and the memory-traffic floor at the
-/// measured copy bandwidth. Ops LibTorch has no single call for print ours only.
+/// measured copy bandwidth (tensors of a few MB stay in cache and can beat it). Ops LibTorch has no single call for
+/// print ours only.
 /// </summary>
 internal static class CpuOpsBench
 {
@@ -39,6 +40,7 @@ internal static class CpuOpsBench
         }
         const int C = 384, NH = 12, F = 1536;
         int N = B * T, HS = C / NH;
+        CpuParallel.Threads = threads;
         string? torchError = null;
         try { torch.set_num_threads(threads); }
         catch (Exception e) { torchError = $"{e.GetType().Name}: {(e.InnerException ?? e).Message.Split('\n')[0]}"; }
@@ -136,9 +138,10 @@ internal static class CpuOpsBench
             var p = R(P, 12); var g = R(P, 13, -1e-3f, 1e-3f); var m = Z(P); var v = Z(P); var norm = Z(1);
             var segs = be.Allocate<AdamSegment>(1); be.Upload(segs.All, [new AdamSegment(0, P, 1f, 0.01f)]);
             be.GlobalNorm(norm, g);
-            using var tp = Tt(p, P)?.requires_grad_(true);
+            // Parameter(t) takes over t's native handle: keep using the parameter, not t.
+            using var tp = torchOn ? new TorchSharp.Modules.Parameter(Tt(p, P)!) : null;
             if (tp is not null) tp.grad = Tt(g, P);
-            var opt = tp is null ? null : torch.optim.AdamW([new TorchSharp.Modules.Parameter(tp)], lr: 1e-4, weight_decay: 0.01);
+            var opt = tp is null ? null : torch.optim.AdamW([tp], lr: 1e-4, weight_decay: 0.01);
             Row("global norm (P)", 4.0 * P, () => be.GlobalNorm(norm, g), Torch(() => { using var r = torch.linalg.vector_norm(tp!.grad!); }));
             Row("adamw step (P)", 28.0 * P, () => be.AdamW(p, g, m, v, segs.All, norm, 1f, 1e-4f, 0.9f, 0.999f, 1e-8f, 3), Torch(() => opt!.step()));
         }

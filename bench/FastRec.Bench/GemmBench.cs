@@ -10,22 +10,25 @@ using TorchSharp;
 namespace FastRec.Bench;
 
 /// <summary>
-/// <c>gemm [--threads N] [--reps R] [--kernel NAME|all] [--shapes fwd|nn|tn|all] [--m M] [--no-torch] [--min] [--cpu-time] [--json]</c>
+/// <c>gemm [--threads N] [--reps R] [--kernel NAME|all] [--shapes fwd|nn|tn|att|all] [--m M] [--t T] [--no-torch] [--min] [--cpu-time] [--json]</c>
 /// (--min reports the fastest rep instead of the median, --cpu-time times the calling thread's CPU time instead of the
 /// wall clock: both steadier on a shared box while comparing kernel variants at 1 thread).
 /// Shapes: M = B·T tokens, (in, out) ∈ {384, 1536}²: forward y = x·Wᵀ (NT), backward δx = δy·W (NN) and
 /// δW += δyᵀ·x (TN, accumulate). Each shape is timed with the peers alternating rep by rep (so a noisy neighbour hits
-/// both alike) and the median reported, with a measured FMA peak of the same threads as the floor.
+/// both alike) and the median reported, with a measured FMA peak of the same threads as the floor. On a loaded machine
+/// run with OMP_WAIT_POLICY=PASSIVE, so LibTorch's idle OpenMP threads do not spin through our turns (it is printed).
 /// </summary>
 internal static class GemmBench
 {
-    private sealed record Shape(string Form, int M, int N, int K, bool TransA, bool TransB, bool Accumulate)
+    private sealed record Shape(string Form, int M, int N, int K, bool TransA, bool TransB, bool Accumulate, int Batch = 1)
     {
-        public double Flops => 2.0 * M * N * K;
-        public string Name => $"{Form} ({M},{N},{K},{(TransA ? "T" : "N")},{(TransB ? "T" : "N")})";
+        public double Flops => 2.0 * M * N * K * Batch;
+        public string Name => (Batch > 1 ? $"{Form} {Batch}x" : $"{Form} ") + $"({M},{N},{K},{(TransA ? "T" : "N")},{(TransB ? "T" : "N")})";
     }
 
-    private sealed record Row(Shape Shape, string Kernel, double OursMs, double TorchMatmulMs, double TorchInPlaceMs);
+    /// <summary>One shape's result. PairedRatio is the median over reps of (torch time / our time) within the same rep,
+    /// where the two ran back to back: on a shared machine it is steadier than the ratio of the medians.</summary>
+    private sealed record Row(Shape Shape, string Kernel, double OursMs, double TorchMatmulMs, double TorchInPlaceMs, double PairedRatio);
 
     public static int Run(string[] args)
     {
@@ -41,6 +44,7 @@ internal static class GemmBench
                 case "--threads": threads = int.Parse(Next()); break;
                 case "--reps": reps = int.Parse(Next()); break;
                 case "--m": m = int.Parse(Next()); break;
+                case "--t": s_seq = int.Parse(Next()); break;
                 case "--kernel": kernelArg = Next(); break;
                 case "--shapes": shapesArg = Next(); break;
                 case "--no-torch": torchOn = false; break;
@@ -65,13 +69,15 @@ internal static class GemmBench
         }
 
         double peak = MeasureFmaPeak(threads);
+        string ompWait = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "unset";
         if (!json)
         {
-            Console.WriteLine($"gemm: {threads} thread(s), {reps} reps (median), {Environment.ProcessorCount} CPUs, " +
-                              $"Vector512 {(Vector512.IsHardwareAccelerated ? "yes" : "no")}, measured FMA peak {peak:F1} GFLOP/s");
+            Console.WriteLine($"gemm: {threads} thread(s), {reps} reps ({(s_useMin ? "min" : "median")}, {(s_cpuTime ? "thread CPU time" : "wall clock")}), " +
+                              $"{Environment.ProcessorCount} CPUs, Vector512 {(Vector512.IsHardwareAccelerated ? "yes" : "no")}, " +
+                              $"measured FMA peak {peak:F1} GFLOP/s, OMP_WAIT_POLICY {ompWait}");
             if (torchError is not null) Console.WriteLine($"torch unavailable: {torchError}");
             Console.WriteLine($"{"shape (M,N,K,tA,tB)",-32} {"kernel",-12} {"floor ms",9} {"ours ms",9} {"GFLOP/s",8} {"%peak",6} " +
-                              $"{"torch mm",9} {"addmm_",9} {"t GFLOP/s",9} {"ratio",6}");
+                              $"{"torch mm",9} {"addmm_",9} {"t GFLOP/s",9} {"ratio",6} {"paired",6}");
         }
 
         var rows = new List<Row>();
@@ -85,9 +91,10 @@ internal static class GemmBench
         if (!json)
         {
             double ours = rows.Sum(r => r.OursMs), theirs = rows.Sum(r => BestTorch(r));
-            Console.WriteLine($"total: ours {ours:F1} ms" + (torchOn ? $", torch {theirs:F1} ms, ratio (torch time / ours) {theirs / ours:F2}" : ""));
+            Console.WriteLine($"total: ours {ours:F1} ms" + (torchOn ? $", torch {theirs:F1} ms, ratio (torch time / ours) {theirs / ours:F2}, " +
+                $"median paired ratio {MedianOf(rows.Select(r => r.PairedRatio).ToArray()):F2}" : ""));
         }
-        else WriteJson(rows, threads, reps, peak, torchError);
+        else WriteJson(rows, threads, reps, peak, torchError, ompWait);
         return 0;
     }
 
@@ -103,6 +110,13 @@ internal static class GemmBench
         foreach (int inF in dims)
             foreach (int outF in dims)
                 yield return new Shape("tn", outF, inF, m, true, false, true);       // δW(out,in) += δy(M,out)ᵀ·x(M,in)
+        // Attention, batched over B·NH heads (T = 128 or --t, NH = 12, HS = 32, B = M / T).
+        const int NH = 12, HS = 32;
+        int T = s_seq;
+        int bh = Math.Max(1, m / T) * NH;
+        yield return new Shape("att", T, T, HS, false, true, false, bh);   // scores = Q·Kᵀ, δprobs = δout·Vᵀ
+        yield return new Shape("att", T, HS, T, false, false, false, bh);  // out = probs·V, δQ = δscores·K
+        yield return new Shape("att", T, HS, T, true, false, false, bh);   // δV = probsᵀ·δout, δK = δscoresᵀ·Q
     }
 
     private static double BestTorch(Row r) => Math.Min(r.TorchMatmulMs, r.TorchInPlaceMs);
@@ -112,22 +126,34 @@ internal static class GemmBench
         CpuGemm.Kernel = kernel;
         int aRows = s.TransA ? s.K : s.M, aCols = s.TransA ? s.M : s.K;
         int bRows = s.TransB ? s.N : s.K, bCols = s.TransB ? s.K : s.N;
-        float[] a = Data(aRows * aCols, 1), b = Data(bRows * bCols, 2), c = Data(s.M * s.N, 3);
-        void Ours() => CpuGemm.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, aCols, b, bCols, s.Accumulate, c, s.N);
+        int batch = s.Batch;
+        long sa = (long)aRows * aCols, sb = (long)bRows * bCols, sc = (long)s.M * s.N;
+        float[] a = Data((int)(sa * batch), 1), b = Data((int)(sb * batch), 2), c = Data((int)(sc * batch), 3);
+        void Ours()
+        {
+            if (batch == 1) CpuGemm.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, aCols, b, bCols, s.Accumulate, c, s.N);
+            else CpuGemm.SgemmBatched(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, aCols, b, bCols, s.Accumulate, c, s.N, batch, sa, sb, sc);
+        }
 
         torch.Tensor? ta = null, tb = null, tc = null;
         if (torchOn)
         {
-            ta = torch.tensor(a, [aRows, aCols]); tb = torch.tensor(b, [bRows, bCols]); tc = torch.tensor(c, [s.M, s.N]);
+            long[] Dims(int r, int cl) => batch == 1 ? [r, cl] : [batch, r, cl];
+            ta = torch.tensor(a, Dims(aRows, aCols)); tb = torch.tensor(b, Dims(bRows, bCols)); tc = torch.tensor(c, Dims(s.M, s.N));
         }
         // op(A), op(B): the transposes are views (LibTorch passes them to its BLAS as transpose flags).
-        torch.Tensor? taT = torchOn && s.TransA ? ta!.t() : null, tbT = torchOn && s.TransB ? tb!.t() : null;
+        torch.Tensor? taT = torchOn && s.TransA ? ta!.transpose(-2, -1) : null, tbT = torchOn && s.TransB ? tb!.transpose(-2, -1) : null;
         void TorchMatmul()
         {
             using var p = torch.matmul(taT ?? ta!, tbT ?? tb!);
             if (s.Accumulate) tc!.add_(p);
         }
-        void TorchInPlace() => tc!.addmm_(taT ?? ta!, tbT ?? tb!, beta: s.Accumulate ? 1 : 0, alpha: 1);
+        void TorchInPlace()
+        {
+            float beta = s.Accumulate ? 1 : 0;
+            if (batch == 1) tc!.addmm_(taT ?? ta!, tbT ?? tb!, beta: beta, alpha: 1);
+            else { using var p = (taT ?? ta!).baddbmm(tbT ?? tb!, tc!, beta: beta, alpha: 1); } // TorchSharp: batch1.baddbmm(batch2, input); no in-place form
+        }
 
         // Warm-up: JIT, scratch, worker threads, LibTorch's pools.
         Ours(); Ours();
@@ -139,7 +165,8 @@ internal static class GemmBench
             if (torchOn) { mm[r] = Time(TorchMatmul); ip[r] = Time(TorchInPlace); }
         }
         taT?.Dispose(); tbT?.Dispose(); ta?.Dispose(); tb?.Dispose(); tc?.Dispose();
-        return new Row(s, kernel.ToString(), Median(ours), torchOn ? Median(mm) : double.NaN, torchOn ? Median(ip) : double.NaN);
+        double paired = torchOn ? MedianOf(Enumerable.Range(0, reps).Select(r => Math.Min(mm[r], ip[r]) / ours[r]).ToArray()) : double.NaN;
+        return new Row(s, kernel.ToString(), Median(ours), torchOn ? Median(mm) : double.NaN, torchOn ? Median(ip) : double.NaN, paired);
     }
 
     private static bool s_cpuTime;
@@ -172,10 +199,12 @@ internal static class GemmBench
     }
 
     private static bool s_useMin;
+    private static int s_seq = 128;
 
-    private static double Median(double[] x)
+    private static double Median(double[] x) => s_useMin ? x.Min() : MedianOf(x);
+
+    private static double MedianOf(double[] x)
     {
-        if (s_useMin) return x.Min();
         var s = (double[])x.Clone();
         Array.Sort(s);
         return s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]);
@@ -194,10 +223,10 @@ internal static class GemmBench
         double g = r.Shape.Flops / (r.OursMs * 1e6);
         double t = r.Shape.Flops / (BestTorch(r) * 1e6);
         Console.WriteLine($"{r.Shape.Name,-32} {r.Kernel,-12} {floorMs,9:F2} {r.OursMs,9:F2} {g,8:F1} {100 * g / peak,5:F0}% " +
-                          $"{r.TorchMatmulMs,9:F2} {r.TorchInPlaceMs,9:F2} {t,9:F1} {g / t,6:F2}");
+                          $"{r.TorchMatmulMs,9:F2} {r.TorchInPlaceMs,9:F2} {t,9:F1} {g / t,6:F2} {r.PairedRatio,6:F2}");
     }
 
-    private static void WriteJson(List<Row> rows, int threads, int reps, double peak, string? torchError)
+    private static void WriteJson(List<Row> rows, int threads, int reps, double peak, string? torchError, string ompWait)
     {
         using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
         w.WriteStartObject();
@@ -205,6 +234,9 @@ internal static class GemmBench
         w.WriteNumber("threads", threads);
         w.WriteNumber("reps", reps);
         w.WriteNumber("fmaPeakGflops", Math.Round(peak, 2));
+        w.WriteString("statistic", s_useMin ? "min" : "median");
+        w.WriteString("clock", s_cpuTime ? "thread-cpu" : "wall");
+        w.WriteString("ompWaitPolicy", ompWait);
         if (torchError is not null) w.WriteString("torchError", torchError);
         w.WriteStartArray("shapes");
         foreach (Row r in rows)
@@ -225,6 +257,7 @@ internal static class GemmBench
                 w.WriteNumber("torchAddmmInPlaceMs", Math.Round(r.TorchInPlaceMs, 3));
                 w.WriteNumber("torchGflops", Math.Round(t, 2));
                 w.WriteNumber("ratio", Math.Round(g / t, 3));
+                w.WriteNumber("pairedRatio", Math.Round(r.PairedRatio, 3));
             }
             w.WriteEndObject();
         }

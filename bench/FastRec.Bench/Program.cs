@@ -1,12 +1,15 @@
-// Entry point of the peer harness: `gemm`, `train-step`, `latency`, `micro` (BenchmarkDotNet).
+// Entry point of the peer harness: `gemm`, `cpu-ops`, `train-step`, `device` (GPU check), `latency`, `micro` (BenchmarkDotNet).
 namespace FastRec.Bench;
 
 public static class Program
 {
     public static int Main(string[] args)
     {
-        if (args.Length == 0) { Console.Error.WriteLine("usage: FastRec.Bench <gemm|train-step|latency|micro> [--json] [--threads N]"); return 2; }
+        if (args.Length == 0) { Console.Error.WriteLine("usage: FastRec.Bench <gemm|cpu-ops|train-step|device|latency|micro> [--json] [--threads N]"); return 2; }
         if (args[0] == "gemm") return GemmBench.Run(args);
+        if (args[0] == "cpu-ops") return CpuOpsBench.Run(args);
+        if (args[0] == "train-step") return TrainStepBench.Run(args);
+        if (args[0] == "device") return DeviceCheck.Run(args);
         Console.Error.WriteLine($"unknown benchmark '{args[0]}'");
         return 2;
     }

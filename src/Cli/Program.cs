@@ -15,6 +15,8 @@ namespace FastRec.Cli
             var root = new RootCommand("FastRec: fine-tune, distill and serve BERT recommenders in .NET");
             root.Subcommands.Add(BenchCommand.Build());
             root.Subcommands.Add(DemoCommand.Build());
+            root.Subcommands.Add(ConvertCommand.Build());
+            root.Subcommands.Add(EncodeCommand.Build());
             root.Subcommands.Add(TrainCommand.Build());
             root.Subcommands.Add(EvalCommand.Build());
             root.Subcommands.Add(PredictCommand.Build());

@@ -81,26 +81,28 @@ public sealed class BertTextTokenizer
 
     /// <summary>
     /// Encodes a batch into flat row-major buffers of (B, T): ids padded with [PAD], token types, attention mask 1/0.
+    /// <paramref name="pairs"/>: null for single texts, else one second segment per row (a null entry = a single text).
     /// <paramref name="seqLen"/> = T: when null, the longest row of the batch. Returns T and the number of truncated rows.
     /// </summary>
-    public (int SeqLen, int Truncated) EncodeBatch(IReadOnlyList<string> texts, IReadOnlyList<string>? pairs,
+    public (int SeqLen, int Truncated) EncodeBatch(IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs,
                                                    out int[] inputIds, out int[] tokenTypeIds, out float[] attentionMask, int? seqLen = null)
     {
         int B = texts.Count;
         if (pairs is not null && pairs.Count != B) throw new ArgumentException($"{B} texts but {pairs.Count} pairs");
         if (B == 0) throw new ArgumentException("empty batch");
         var tokA = new IReadOnlyList<int>[B];
-        var tokB = pairs is null ? null : new IReadOnlyList<int>[B];
+        var tokB = new IReadOnlyList<int>?[B];
         var lens = new (int A, int B)[B];
         int T = 0, truncated = 0;
         for (int i = 0; i < B; i++)
         {
             tokA[i] = Tokenize(texts[i]);
-            if (tokB is not null) tokB[i] = Tokenize(pairs![i]);
-            int na = tokA[i].Count, nb = tokB?[i].Count ?? 0;
-            if (Truncate(ref na, ref nb, tokB is not null)) truncated++;
+            tokB[i] = pairs?[i] is { } p ? Tokenize(p) : null;
+            bool isPair = tokB[i] is not null;
+            int na = tokA[i].Count, nb = tokB[i]?.Count ?? 0;
+            if (Truncate(ref na, ref nb, isPair)) truncated++;
             lens[i] = (na, nb);
-            T = Math.Max(T, Length(na, nb, tokB is not null));
+            T = Math.Max(T, Length(na, nb, isPair));
         }
         if (seqLen is { } fixedT)
         {
@@ -113,20 +115,44 @@ public sealed class BertTextTokenizer
         for (int i = 0; i < B; i++)
         {
             var row = inputIds.AsSpan(i * T, T);
-            int n = Fill(tokA[i], lens[i].A, tokB?[i], lens[i].B, row, tokenTypeIds.AsSpan(i * T, T));
+            int n = Fill(tokA[i], lens[i].A, tokB[i], lens[i].B, row, tokenTypeIds.AsSpan(i * T, T));
             row[n..].Fill(PadId);
             attentionMask.AsSpan(i * T, n).Fill(1f);
         }
         return (T, truncated);
     }
 
+    /// <summary>
+    /// Encodes one row straight into caller-owned buffers of one padded row (T = <paramref name="inputIds"/>.Length), e.g. a
+    /// slice of a reused batch: truncates longest-first to min(<see cref="MaxLength"/>, T), pads with [PAD], writes the mask.
+    /// Returns the number of real tokens.
+    /// </summary>
+    public int EncodeRow(string text, string? pair, Span<int> inputIds, Span<int> tokenTypeIds, Span<float> attentionMask, out bool truncated)
+    {
+        int T = inputIds.Length;
+        if (tokenTypeIds.Length != T || attentionMask.Length != T)
+            throw new ArgumentException($"row buffers differ in length: ids {T}, types {tokenTypeIds.Length}, mask {attentionMask.Length}");
+        var a = Tokenize(text);
+        var b = pair is null ? null : Tokenize(pair);
+        int na = a.Count, nb = b?.Count ?? 0;
+        truncated = Truncate(ref na, ref nb, b is not null, Math.Min(MaxLength, T));
+        int n = Fill(a, na, b, nb, inputIds, tokenTypeIds);
+        inputIds[n..].Fill(PadId);
+        tokenTypeIds[n..].Clear();
+        attentionMask[..n].Fill(1f);
+        attentionMask[n..].Clear();
+        return n;
+    }
+
     private static int Length(int na, int nb, bool isPair) => isPair ? na + nb + 3 : na + 2;
 
     /// <summary>Hugging Face "longest_first": drop one token at a time from the longer side (the second on ties).</summary>
-    private bool Truncate(ref int na, ref int nb, bool isPair)
+    private bool Truncate(ref int na, ref int nb, bool isPair) => Truncate(ref na, ref nb, isPair, MaxLength);
+
+    private static bool Truncate(ref int na, ref int nb, bool isPair, int maxLength)
     {
-        int budget = MaxLength - (isPair ? 3 : 2);
-        if (budget < 0) throw new ArgumentOutOfRangeException(nameof(MaxLength), MaxLength, "max length too small for a pair ([CLS] a [SEP] b [SEP] needs 3 special tokens)");
+        int budget = maxLength - (isPair ? 3 : 2);
+        if (budget < 0) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, $"max length {maxLength} too small ([CLS] a [SEP]{(isPair ? " b [SEP]" : "")} needs {(isPair ? 3 : 2)} special tokens)");
         if (na + nb <= budget) return false;
         if (!isPair) { na = budget; return true; }
         int excess = na + nb - budget;

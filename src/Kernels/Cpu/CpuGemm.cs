@@ -8,18 +8,22 @@ namespace FastRec.Kernels.Cpu;
 /// SGEMM for the CPU backend, semantics exactly as <see cref="IBackend.Gemm"/> on spans (row-major, transposes,
 /// leading dimensions, accumulate). GotoBLAS/BLIS structure: for each (NC columns, KC depth) the B panel is packed
 /// into micro-panels of NR columns, for each MC rows the A block into micro-panels of MR rows, and a register-blocked
-/// FMA micro-kernel computes each MR×NR tile of C. Packing absorbs the transposes and zero-pads the edges.
+/// FMA micro-kernel computes each MR×NR tile of C. Packing absorbs the transposes and zero-pads the edges; partial
+/// tiles run the same kernel on a copy, so every element of C sees the same arithmetic. The default kernel is
+/// 6×16 Vector256 FMA (12 ymm accumulators), KC = 256 (K split into equal blocks), MC = 144, NC = 2048; C's tile is
+/// prefetched while the FMAs run. C must not overlap A or B.
 /// <para>Threads: C is split into contiguous row (or column) ranges, one per thread of <see cref="CpuParallel"/>;
 /// every element of C is computed by one thread with the same K order and blocking whatever the split, so the
 /// result is bitwise independent of the thread count. Scratch panels are per-thread, 64-byte aligned native memory,
-/// allocated once and reused: no managed allocation per call.</para>
+/// allocated once and reused: no managed allocation per call. Calls from several threads at once are safe (a call that
+/// finds the pool busy runs on its own thread).</para>
 /// </summary>
 public static unsafe class CpuGemm
 {
     /// <summary>Problems with M·N·K at most this take the simple loop (packing would cost more than it saves).</summary>
     internal const long SmallWork = 16 * 16 * 16;
     /// <summary>Multiply-adds per thread below which adding a thread does not pay for waking it.</summary>
-    internal const long ParallelGrain = 1L << 18;
+    internal const long ParallelGrain = 1L << 20;
 
     /// <summary>The micro-kernel used by the packed path: <see cref="GemmKernel.Auto"/> (the default) picks the best one
     /// this CPU supports; the others are knobs for the benchmark and tests (results differ only in rounding order).</summary>
@@ -56,7 +60,8 @@ public static unsafe class CpuGemm
 
     /// <summary>Strided-batched SGEMM: for p in [0, <paramref name="batch"/>) computes <see cref="Sgemm"/> on
     /// A + p·strideA, B + p·strideB, C + p·strideC. Small matrices (attention: B·NH batches of T×T) are
-    /// parallelised across batches, one whole matrix per thread; large ones one after another, each in parallel.</summary>
+    /// parallelised across batches, one whole matrix per thread; large ones one after another, each in parallel.
+    /// Batches whose C blocks overlap (e.g. strideC = 0 with accumulate, a sum over batches) run in batch order.</summary>
     /// <exception cref="ShapeException">As <see cref="Sgemm"/>, or a batch count or stride is negative or too short.</exception>
     public static void SgemmBatched(bool transA, bool transB, int M, int N, int K, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool accumulate, Span<float> c, int ldc,
@@ -68,12 +73,15 @@ public static unsafe class CpuGemm
             var g = new Problem(transA, transB, M, N, K, alpha, pa, lda, pb, ldb, accumulate, pc, ldc);
             int threads = CpuParallel.Threads;
             long work = (long)M * N * K;
-            bool acrossBatches = batch > 1 && threads > 1 &&
+            // Batches whose C blocks overlap (strideC 0 sums into one C) run in order, as the contract reads.
+            bool disjointC = strideC >= (long)(M - 1) * ldc + N;
+            int maxT = (int)Math.Min(threads, Math.Max(1, work * batch / ParallelGrain));
+            bool acrossBatches = batch > 1 && maxT > 1 && disjointC &&
                 (work < 16 * ParallelGrain || batch >= 4 * threads || batch % threads == 0);
             if (acrossBatches)
             {
                 var job = new BatchJob { G = g, StrideA = strideA, StrideB = strideB, StrideC = strideC };
-                CpuParallel.ForRange(batch, ref job);
+                CpuParallel.ForRange(batch, ref job, maxT);
                 return;
             }
             for (int p = 0; p < batch; p++)
@@ -141,8 +149,9 @@ public static unsafe class CpuGemm
             MicroKernels.Compute(kernel, in g, 0, g.M, 0, g.N, Scratch.ForCurrentThread());
             return;
         }
-        // Split rows when there are enough row tiles to balance, else columns.
-        bool splitM = mUnits >= 4 * maxT || mUnits >= nUnits;
+        // Each thread packs its own rows of A and all of B when the rows are split (all of A and its columns of B
+        // when the columns are): split the longer side, so the panel every thread repacks is the smaller one.
+        bool splitM = mUnits >= maxT && (g.M >= g.N || nUnits < maxT);
         var job = new TileJob { G = g, Kernel = kernel, SplitM = splitM, Unit = splitM ? mr : nr };
         CpuParallel.ForRange(splitM ? mUnits : nUnits, ref job, maxT);
     }
@@ -184,6 +193,7 @@ public static unsafe class CpuGemm
     }
 
     /// <summary>The simple path for tiny problems: one dot product per element, K in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Small(in Problem g)
     {
         float* A = g.A, B = g.B, C = g.C;
@@ -238,4 +248,6 @@ public enum GemmKernel
     Scalar4x4,
     /// <summary>Vector256 + FMA, 6×16: 12 accumulators.</summary>
     V256x6x16,
+    /// <summary>Vector512 + FMA, 6×32: 12 accumulators (on Zen 4 as fast as <see cref="V256x6x16"/>, not faster).</summary>
+    V512x6x32,
 }

@@ -17,15 +17,26 @@ public sealed partial class CpuSimdBackend
         Check.Len(scores, n, "(B, NH, T, T)");
         Check.LenOpt(mask, (long)B * T, "(B, T)");
         if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
-        Span<float> p = S(probs);
-        ReadOnlySpan<float> s = S(scores), m = S(mask);
-        for (int b = 0; b < B; b++)
+        var job = new SoftmaxJob { Dst = S(probs), Src = S(scores), Mask = S(mask), NHT = NH * T, T = T, Scale = scale };
+        CpuParallel.ForRange(B * NH * T, ref job, Parts(n));
+    }
+
+    /// <summary>Rows [start, end) of (B·NH·T) of the masked softmax (dScores of the backward when Backward).</summary>
+    private ref struct SoftmaxJob : IParallelRangeJob
+    {
+        public Span<float> Dst;                // probs (forward) or δscores (backward)
+        public ReadOnlySpan<float> Src, Mask, DP; // scores (forward) or probs (backward); δprobs (backward)
+        public int NHT, T;
+        public float Scale;
+        public bool Backward;
+
+        public readonly void Execute(int start, int end, int part)
         {
-            ReadOnlySpan<float> mb = mask.IsNone ? default : m.Slice(b * T, T);
-            for (int r = 0; r < NH * T; r++)
+            int T = this.T;
+            for (int r = start; r < end; r++)
             {
-                int off = (b * NH * T + r) * T;
-                SoftmaxRow(s.Slice(off, T), mb, scale, p.Slice(off, T));
+                if (Backward) SoftmaxRowBackward(Dst.Slice(r * T, T), DP.Slice(r * T, T), Src.Slice(r * T, T), Scale);
+                else SoftmaxRow(Src.Slice(r * T, T), Mask.IsEmpty ? default : Mask.Slice(r / NHT * T, T), Scale, Dst.Slice(r * T, T));
             }
         }
     }
@@ -38,10 +49,8 @@ public sealed partial class CpuSimdBackend
         Check.Len(dScores, n, "(B, NH, T, T)");
         Check.Len(dProbs, n, "(B, NH, T, T)");
         Check.Len(probs, n, "(B, NH, T, T)");
-        Span<float> ds = S(dScores);
-        ReadOnlySpan<float> dp = S(dProbs), p = S(probs);
-        for (int r = 0; r < B * NH * T; r++)
-            SoftmaxRowBackward(ds.Slice(r * T, T), dp.Slice(r * T, T), p.Slice(r * T, T), scale);
+        var job = new SoftmaxJob { Dst = S(dScores), Src = S(probs), DP = S(dProbs), NHT = NH * T, T = T, Scale = scale, Backward = true };
+        CpuParallel.ForRange(B * NH * T, ref job, Parts(n));
     }
 
     /// <summary>p = softmax(scale·s) over the keys kept by mask (mask empty = all kept); masked keys get exactly 0,
@@ -148,42 +157,89 @@ public sealed partial class CpuSimdBackend
         Check.Len(qkv, 3 * btc, "(B, T, 3C)");
         Check.LenOpt(mask, (long)B * T, "(B, T)");
         CheckDropout(dropout);
-        Span<float> o = S(output), perm = S(qkvPerm), pr = S(probs), ws = S(workspace);
-        ReadOnlySpan<float> x = S(qkv), m = S(mask);
-
-        // qkv(B,T,3C) -> qkvPerm(3,B,NH,T,HS)
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++)
-                for (int w = 0; w < 3; w++)
-                    for (int h = 0; h < NH; h++)
-                        x.Slice((b * T + t) * 3 * C + w * C + h * HS, HS)
-                         .CopyTo(perm.Slice((((w * B + b) * NH + h) * T + t) * HS, HS));
-
-        float scale = 1f / MathF.Sqrt(HS);
-        int tt = T * T, head = T * HS, outSpan = (T - 1) * C + HS;
-        Span<float> dropped = ws[..tt]; // (T, T) scratch, one head at a time
-        for (int b = 0; b < B; b++)
+        var job = new AttentionJob
         {
-            ReadOnlySpan<float> mb = mask.IsNone ? default : m.Slice(b * T, T);
-            for (int h = 0; h < NH; h++)
+            Out = S(output), Perm = S(qkvPerm), Probs = S(probs), Ws = S(workspace), Qkv = S(qkv), Mask = S(mask),
+            B = B, T = T, C = C, NH = NH, Dropout = dropout,
+        };
+        // One (b, h) head per index; each head's GEMMs run on its thread (nested pool calls run inline).
+        CpuParallel.ForRange(B * NH, ref job, Parts(2L * B * NH * T * T * (C / NH)));
+    }
+
+    /// <summary>Heads [start, end) of (B·NH) of the attention forward (or backward when Backward).
+    /// Scratch per head: workspace[bh·T² ..] (dropped probabilities) and workspace[(B·NH + bh)·T² ..] (δprobs).</summary>
+    private ref struct AttentionJob : IParallelRangeJob
+    {
+        public Span<float> Out, Perm, Probs, Ws, DQkv;
+        public ReadOnlySpan<float> Qkv, Mask, DOut;
+        public int B, T, C, NH;
+        public DropoutSpec Dropout;
+        public bool Backward;
+
+        public readonly void Execute(int start, int end, int part)
+        {
+            for (int bh = start; bh < end; bh++)
             {
-                int bh = b * NH + h;
-                ReadOnlySpan<float> q = perm.Slice(bh * head, head);
-                ReadOnlySpan<float> k = perm.Slice((B * NH + bh) * head, head);
-                ReadOnlySpan<float> v = perm.Slice((2 * B * NH + bh) * head, head);
-                Span<float> p = pr.Slice(bh * tt, tt);
-                // scores(T,T) = Q·Kᵀ, then p = softmax(scale·scores) in place
-                CpuGemm.Sgemm(false, true, T, T, HS, 1f, q, HS, k, HS, false, p, T);
-                for (int i = 0; i < T; i++) SoftmaxRow(p.Slice(i * T, T), mb, scale, p.Slice(i * T, T));
-                ReadOnlySpan<float> pd = p;
-                if (dropout.IsOn)
-                {
-                    Dropout(dropped, p, dropout, (long)bh * tt);
-                    pd = dropped;
-                }
-                // output[b, :, h·HS..] (row stride C) = P'(T,T) · V(T,HS)
-                CpuGemm.Sgemm(false, false, T, HS, T, 1f, pd, T, v, HS, false, o.Slice(b * T * C + h * HS, outSpan), C);
+                if (Backward) HeadBackward(bh);
+                else HeadForward(bh);
             }
+        }
+
+        private readonly void HeadForward(int bh)
+        {
+            int T = this.T, C = this.C, HS = C / NH, b = bh / NH, h = bh % NH, tt = T * T, head = T * HS;
+            int plane = B * NH * head;
+            Span<float> q = Perm.Slice(bh * head, head), k = Perm.Slice(plane + bh * head, head), v = Perm.Slice(2 * plane + bh * head, head);
+            // qkv(B,T,3C) -> qkvPerm(3,B,NH,T,HS) for this head
+            for (int t = 0; t < T; t++)
+            {
+                int src = (b * T + t) * 3 * C + h * HS;
+                Qkv.Slice(src, HS).CopyTo(q.Slice(t * HS, HS));
+                Qkv.Slice(src + C, HS).CopyTo(k.Slice(t * HS, HS));
+                Qkv.Slice(src + 2 * C, HS).CopyTo(v.Slice(t * HS, HS));
+            }
+            float scale = 1f / MathF.Sqrt(HS);
+            ReadOnlySpan<float> mb = Mask.IsEmpty ? default : Mask.Slice(b * T, T);
+            Span<float> p = Probs.Slice(bh * tt, tt);
+            // scores(T,T) = Q·Kᵀ, then p = softmax(scale·scores) in place
+            CpuGemm.Sgemm(false, true, T, T, HS, 1f, q, HS, k, HS, false, p, T);
+            for (int i = 0; i < T; i++) SoftmaxRow(p.Slice(i * T, T), mb, scale, p.Slice(i * T, T));
+            ReadOnlySpan<float> pd = p;
+            if (Dropout.IsOn)
+            {
+                Span<float> dropped = Ws.Slice(bh * tt, tt);
+                CpuSimdBackend.Dropout(dropped, p, Dropout, (long)bh * tt);
+                pd = dropped;
+            }
+            // output[b, :, h·HS..] (row stride C) = P'(T,T) · V(T,HS)
+            CpuGemm.Sgemm(false, false, T, HS, T, 1f, pd, T, v, HS, false, Out.Slice(b * T * C + h * HS, (T - 1) * C + HS), C);
+        }
+
+        private readonly void HeadBackward(int bh)
+        {
+            int T = this.T, C = this.C, HS = C / NH, b = bh / NH, h = bh % NH, tt = T * T, head = T * HS, C3 = 3 * C;
+            int plane = B * NH * head, outSpan = (T - 1) * C3 + HS;
+            ReadOnlySpan<float> q = Perm.Slice(bh * head, head), k = Perm.Slice(plane + bh * head, head), v = Perm.Slice(2 * plane + bh * head, head);
+            ReadOnlySpan<float> p = Probs.Slice(bh * tt, tt);
+            ReadOnlySpan<float> dO = DOut.Slice(b * T * C + h * HS, (T - 1) * C + HS); // (T, HS), row stride C
+            Span<float> dBlock = DQkv.Slice(b * T * C3, T * C3);
+            Span<float> dP = Ws.Slice((B * NH + bh) * tt, tt); // δP' -> δP -> δscores, in place
+            float scale = 1f / MathF.Sqrt(HS);
+            ReadOnlySpan<float> pd = p;
+            if (Dropout.IsOn)
+            {
+                Span<float> dropped = Ws.Slice(bh * tt, tt);
+                CpuSimdBackend.Dropout(dropped, p, Dropout, (long)bh * tt);
+                pd = dropped;
+            }
+            // δP'(T,T) = δO · Vᵀ ; δV(T,HS) = P'ᵀ · δO
+            CpuGemm.Sgemm(false, true, T, T, HS, 1f, dO, C, v, HS, false, dP, T);
+            CpuGemm.Sgemm(true, false, T, HS, T, 1f, pd, T, dO, C, false, dBlock.Slice(2 * C + h * HS, outSpan), C3);
+            if (Dropout.IsOn) CpuSimdBackend.Dropout(dP, dP, Dropout, (long)bh * tt);
+            for (int i = 0; i < T; i++) SoftmaxRowBackward(dP.Slice(i * T, T), dP.Slice(i * T, T), p.Slice(i * T, T), scale);
+            // δQ = δS · K ; δK = δSᵀ · Q
+            CpuGemm.Sgemm(false, false, T, HS, T, 1f, dP, T, k, HS, false, dBlock.Slice(h * HS, outSpan), C3);
+            CpuGemm.Sgemm(true, false, T, HS, T, 1f, dP, T, q, HS, false, dBlock.Slice(C + h * HS, outSpan), C3);
         }
     }
 
@@ -201,37 +257,12 @@ public sealed partial class CpuSimdBackend
         Check.MinLen(workspace, Check.AttentionWorkspace(B, T, C, NH), "2·B·NH·T² + 4·B·T·C");
         Check.LenOpt(mask, (long)B * T, "(B, T)");
         CheckDropout(dropout);
-        Span<float> dx = S(dQkv), ws = S(workspace);
-        ReadOnlySpan<float> dy = S(dOutput), perm = S(qkvPerm), pr = S(probs);
-
-        float scale = 1f / MathF.Sqrt(HS);
-        int tt = T * T, head = T * HS, C3 = 3 * C, inSpan = (T - 1) * C + HS, outSpan = (T - 1) * C3 + HS;
-        Span<float> dropped = ws[..tt];       // (T, T) P' = dropout(P)
-        Span<float> dP = ws.Slice(tt, tt);    // (T, T) δP' -> δP -> δscores, in place
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < NH; h++)
-            {
-                int bh = b * NH + h;
-                ReadOnlySpan<float> q = perm.Slice(bh * head, head);
-                ReadOnlySpan<float> k = perm.Slice((B * NH + bh) * head, head);
-                ReadOnlySpan<float> v = perm.Slice((2 * B * NH + bh) * head, head);
-                ReadOnlySpan<float> p = pr.Slice(bh * tt, tt);
-                ReadOnlySpan<float> dO = dy.Slice(b * T * C + h * HS, inSpan); // (T, HS), row stride C
-                Span<float> dBlock = dx.Slice(b * T * C3, (T - 1) * C3 + 3 * C);
-                ReadOnlySpan<float> pd = p;
-                if (dropout.IsOn)
-                {
-                    Dropout(dropped, p, dropout, (long)bh * tt);
-                    pd = dropped;
-                }
-                // δP'(T,T) = δO · Vᵀ ; δV(T,HS) = P'ᵀ · δO
-                CpuGemm.Sgemm(false, true, T, T, HS, 1f, dO, C, v, HS, false, dP, T);
-                CpuGemm.Sgemm(true, false, T, HS, T, 1f, pd, T, dO, C, false, dBlock.Slice(2 * C + h * HS, outSpan), C3);
-                if (dropout.IsOn) Dropout(dP, dP, dropout, (long)bh * tt);
-                for (int i = 0; i < T; i++) SoftmaxRowBackward(dP.Slice(i * T, T), dP.Slice(i * T, T), p.Slice(i * T, T), scale);
-                // δQ = δS · K ; δK = δSᵀ · Q
-                CpuGemm.Sgemm(false, false, T, HS, T, 1f, dP, T, k, HS, false, dBlock.Slice(h * HS, outSpan), C3);
-                CpuGemm.Sgemm(true, false, T, HS, T, 1f, dP, T, q, HS, false, dBlock.Slice(C + h * HS, outSpan), C3);
-            }
+        // Perm and Probs are only read in the backward.
+        var job = new AttentionJob
+        {
+            DQkv = S(dQkv), DOut = S(dOutput), Perm = S(qkvPerm), Probs = S(probs), Ws = S(workspace),
+            B = B, T = T, C = C, NH = NH, Dropout = dropout, Backward = true,
+        };
+        CpuParallel.ForRange(B * NH, ref job, Parts(4L * B * NH * T * T * (C / NH)));
     }
 }

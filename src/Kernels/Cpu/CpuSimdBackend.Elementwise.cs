@@ -1,5 +1,4 @@
 // CPU backend elementwise ops: activations (GELU erf form, ReLU, tanh, identity) and dropout, forward and backward.
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -8,23 +7,14 @@ namespace FastRec.Kernels.Cpu;
 
 public sealed partial class CpuSimdBackend
 {
-    private const int Chunk = 512; // elements per stack chunk where an op needs a temporary
-
     /// <inheritdoc/>
     public void ActivationForward(Activation act, View<float> output, View<float> input)
     {
         if (input.IsNone || input.Length == 0) throw new ShapeException("input: required tensor is missing or empty");
         Check.Len(output, input.Length, "input.Length");
-        ReadOnlySpan<float> x = S(input);
-        Span<float> y = S(output);
-        switch (act)
-        {
-            case Activation.Gelu: SimdLoop.Map<GeluOp>(x, y); break;
-            case Activation.Relu: SimdLoop.Map<ReluOp>(x, y); break;
-            case Activation.Tanh: TensorPrimitives.Tanh(x, y); break;
-            case Activation.Identity: x.CopyTo(y); break;
-            default: throw new ArgumentOutOfRangeException(nameof(act), act, "act: unknown activation");
-        }
+        if (act is < Activation.Gelu or > Activation.Identity)
+            throw new ArgumentOutOfRangeException(nameof(act), act, "act: unknown activation");
+        RunActivation(act, false, S(input), default, S(output));
     }
 
     /// <inheritdoc/>
@@ -33,26 +23,49 @@ public sealed partial class CpuSimdBackend
         if (input.IsNone || input.Length == 0) throw new ShapeException("input: required tensor is missing or empty");
         Check.Len(dInput, input.Length, "input.Length");
         Check.Len(dOutput, input.Length, "input.Length");
-        ReadOnlySpan<float> x = S(input), dy = S(dOutput);
-        Span<float> dx = S(dInput);
-        switch (act)
+        if (act is < Activation.Gelu or > Activation.Identity)
+            throw new ArgumentOutOfRangeException(nameof(act), act, "act: unknown activation");
+        RunActivation(act, true, S(input), S(dOutput), S(dInput));
+    }
+
+    private static void RunActivation(Activation act, bool backward, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> y)
+    {
+        var job = new ActivationJob { Act = act, Backward = backward, X = x, DOut = dy, Out = y };
+        CpuParallel.ForRange(Blocks(x.Length), ref job, Parts(x.Length));
+    }
+
+    /// <summary>Activation forward (Out = act(X)) or backward (Out = DOut·act'(X)) over blocks of <see cref="Block"/> elements.</summary>
+    private ref struct ActivationJob : IParallelRangeJob
+    {
+        public Activation Act;
+        public bool Backward;
+        public ReadOnlySpan<float> X, DOut;
+        public Span<float> Out;
+
+        public readonly void Execute(int start, int end, int part)
         {
-            case Activation.Gelu: SimdLoop.Map<GeluBackwardOp>(dy, x, dx); break;
-            case Activation.Relu: SimdLoop.Map<ReluBackwardOp>(dy, x, dx); break;
-            case Activation.Tanh:
+            int s = start * Block, e = Math.Min(end * Block, X.Length);
+            ReadOnlySpan<float> x = X[s..e];
+            Span<float> y = Out[s..e];
+            if (!Backward)
             {
-                // t = tanh(x) per stack chunk, then δin = δout·(1 − t²); chunking keeps δin aliasing δout safe.
-                Span<float> t = stackalloc float[Chunk];
-                for (int i = 0; i < x.Length; i += Chunk)
+                switch (Act)
                 {
-                    int n = Math.Min(Chunk, x.Length - i);
-                    TensorPrimitives.Tanh(x.Slice(i, n), t[..n]);
-                    SimdLoop.Map<TanhBackwardOp>(dy.Slice(i, n), t[..n], dx.Slice(i, n));
+                    case Activation.Gelu: SimdLoop.Map<GeluOp>(x, y); break;
+                    case Activation.Relu: SimdLoop.Map<ReluOp>(x, y); break;
+                    case Activation.Tanh: SimdLoop.Map<TanhOp>(x, y); break;
+                    default: x.CopyTo(y); break;
                 }
-                break;
+                return;
             }
-            case Activation.Identity: dy.CopyTo(dx); break;
-            default: throw new ArgumentOutOfRangeException(nameof(act), act, "act: unknown activation");
+            ReadOnlySpan<float> dy = DOut[s..e];
+            switch (Act)
+            {
+                case Activation.Gelu: SimdLoop.Map<GeluBackwardOp>(dy, x, y); break;
+                case Activation.Relu: SimdLoop.Map<ReluBackwardOp>(dy, x, y); break;
+                case Activation.Tanh: SimdLoop.Map<TanhBackwardFromInputOp>(dy, x, y); break;
+                default: dy.CopyTo(y); break;
+            }
         }
     }
 
@@ -62,7 +75,7 @@ public sealed partial class CpuSimdBackend
         if (input.IsNone || input.Length == 0) throw new ShapeException("input: required tensor is missing or empty");
         Check.Len(output, input.Length, "input.Length");
         CheckDropout(dropout);
-        Dropout(S(output), S(input), dropout, 0);
+        RunDropout(S(output), S(input), dropout);
     }
 
     /// <inheritdoc/>
@@ -71,13 +84,33 @@ public sealed partial class CpuSimdBackend
         if (dOutput.IsNone || dOutput.Length == 0) throw new ShapeException("dOutput: required tensor is missing or empty");
         Check.Len(dInput, dOutput.Length, "dOutput.Length");
         CheckDropout(dropout);
-        Dropout(S(dInput), S(dOutput), dropout, 0);
+        RunDropout(S(dInput), S(dOutput), dropout);
     }
 
     private static void CheckDropout(DropoutSpec d)
     {
         if (!(d.P >= 0f && d.P < 1f))
             throw new ArgumentOutOfRangeException(nameof(d), d.P, $"dropout: probability P must be in [0, 1), got {d.P}");
+    }
+
+    private static void RunDropout(Span<float> y, ReadOnlySpan<float> x, in DropoutSpec d)
+    {
+        var job = new DropoutJob { X = x, Y = y, D = d };
+        CpuParallel.ForRange(Blocks(x.Length), ref job, Parts(x.Length));
+    }
+
+    /// <summary><see cref="Dropout"/> over blocks of <see cref="Block"/> elements (element i keeps its counter i).</summary>
+    private ref struct DropoutJob : IParallelRangeJob
+    {
+        public ReadOnlySpan<float> X;
+        public Span<float> Y;
+        public DropoutSpec D;
+
+        public readonly void Execute(int start, int end, int part)
+        {
+            int s = start * Block, e = Math.Min(end * Block, X.Length);
+            Dropout(Y[s..e], X[s..e], D, s);
+        }
     }
 
     /// <summary>y[i] = keep(first + i) ? x[i]/(1−p) : 0; a copy when dropout is off. y may be x.

@@ -21,17 +21,29 @@ public sealed partial class CpuSimdBackend
         ReadOnlySpan<int> id = S(ids), tid = S(typeIds);
         CheckIds(id, V, T, "ids", "wordEmb");
         if (!typeIds.IsNone) CheckIds(tid, TV, T, "typeIds", "typeEmb");
-        Span<float> o = S(output);
-        ReadOnlySpan<float> w = S(wordEmb), p = S(posEmb), ty = S(typeEmb);
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++)
+        var job = new EmbeddingJob { Out = S(output), Ids = id, TypeIds = tid, Word = S(wordEmb), Pos = S(posEmb), Type = S(typeEmb), T = T, C = C };
+        CpuParallel.ForRange(bt, ref job, Parts((long)bt * C));
+    }
+
+    /// <summary>Tokens [start, end) of (B·T): out = word[id] + pos[t] + type[typeId].</summary>
+    private ref struct EmbeddingJob : IParallelRangeJob
+    {
+        public Span<float> Out;
+        public ReadOnlySpan<int> Ids, TypeIds;
+        public ReadOnlySpan<float> Word, Pos, Type;
+        public int T, C;
+
+        public readonly void Execute(int start, int end, int part)
+        {
+            int C = this.C;
+            for (int i = start; i < end; i++)
             {
-                int i = b * T + t;
-                Span<float> orow = o.Slice(i * C, C);
-                int type = typeIds.IsNone ? 0 : tid[i];
-                TensorPrimitives.Add(w.Slice(id[i] * C, C), p.Slice(t * C, C), orow);
-                TensorPrimitives.Add(orow, ty.Slice(type * C, C), orow);
+                Span<float> orow = Out.Slice(i * C, C);
+                int type = TypeIds.IsEmpty ? 0 : TypeIds[i];
+                TensorPrimitives.Add(Word.Slice(Ids[i] * C, C), Pos.Slice(i % T * C, C), orow);
+                TensorPrimitives.Add(orow, Type.Slice(type * C, C), orow);
             }
+        }
     }
 
     /// <inheritdoc/>
@@ -50,18 +62,41 @@ public sealed partial class CpuSimdBackend
         ReadOnlySpan<int> id = S(ids), tid = S(typeIds);
         if (!dWordEmb.IsNone) CheckIds(id, V, T, "ids", "dWordEmb");
         if (!dTypeEmb.IsNone && !typeIds.IsNone) CheckIds(tid, TV, T, "typeIds", "dTypeEmb");
-        ReadOnlySpan<float> dy = S(dOutput);
-        Span<float> dw = S(dWordEmb), dp = S(dPosEmb), dt = S(dTypeEmb);
-        // Fixed order: b, then t, each row added in turn.
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++)
+        int parts = Math.Min(Parts((long)bt * C), (C + 7) / 8);
+        var job = new EmbeddingBackwardJob
+        {
+            DWord = S(dWordEmb), DPos = S(dPosEmb), DType = S(dTypeEmb), Dy = S(dOutput), Ids = id, TypeIds = tid,
+            BT = bt, T = T, C = C, Count = parts,
+        };
+        CpuParallel.ForRange(parts, ref job, parts);
+    }
+
+    /// <summary>Index p of [0, Count) scatters the columns ColumnRange(C, Count, p) of every token, in (b, t) order:
+    /// each table element is summed by one thread in the same order whatever the thread count (ids may repeat).</summary>
+    private ref struct EmbeddingBackwardJob : IParallelRangeJob
+    {
+        public Span<float> DWord, DPos, DType;
+        public ReadOnlySpan<float> Dy;
+        public ReadOnlySpan<int> Ids, TypeIds;
+        public int BT, T, C, Count;
+
+        public readonly void Execute(int start, int end, int part)
+        {
+            int C = this.C;
+            for (int p = start; p < end; p++)
             {
-                int i = b * T + t;
-                ReadOnlySpan<float> g = dy.Slice(i * C, C);
-                if (!dw.IsEmpty) { Span<float> r = dw.Slice(id[i] * C, C); TensorPrimitives.Add(r, g, r); }
-                if (!dp.IsEmpty) { Span<float> r = dp.Slice(t * C, C); TensorPrimitives.Add(r, g, r); }
-                if (!dt.IsEmpty) { Span<float> r = dt.Slice((typeIds.IsNone ? 0 : tid[i]) * C, C); TensorPrimitives.Add(r, g, r); }
+                var (c0, c1) = ColumnRange(C, Count, p);
+                int w = c1 - c0;
+                if (w <= 0) continue;
+                for (int i = 0; i < BT; i++)
+                {
+                    ReadOnlySpan<float> g = Dy.Slice(i * C + c0, w);
+                    if (!DWord.IsEmpty) { Span<float> r = DWord.Slice(Ids[i] * C + c0, w); TensorPrimitives.Add(r, g, r); }
+                    if (!DPos.IsEmpty) { Span<float> r = DPos.Slice(i % T * C + c0, w); TensorPrimitives.Add(r, g, r); }
+                    if (!DType.IsEmpty) { Span<float> r = DType.Slice((TypeIds.IsEmpty ? 0 : TypeIds[i]) * C + c0, w); TensorPrimitives.Add(r, g, r); }
+                }
             }
+        }
     }
 
     /// <summary>Rows of a (rows, C) table; its length must be a positive multiple of C.</summary>

@@ -52,8 +52,34 @@ public sealed partial class CpuSimdBackend
     public void GlobalNorm(View<float> norm, View<float> grads)
     {
         Check.Len(norm, 1, "(1)");
-        if (grads.IsNone) throw new ShapeException("grads: required tensor is missing");
-        S(norm)[0] = (float)Math.Sqrt(SimdMath.SumSquaresDouble(S(grads)));
+        if (grads.IsNone || grads.Length == 0) throw new ShapeException("grads: required tensor is missing or empty");
+        ReadOnlySpan<float> g = S(grads);
+        int chunks = (g.Length + NormChunk - 1) / NormChunk;
+        if (_normPartials.Length < chunks) _normPartials = new double[Math.Max(chunks, 2 * _normPartials.Length)];
+        var job = new NormJob { G = g, Partials = _normPartials };
+        CpuParallel.ForRange(chunks, ref job, Parts(g.Length));
+        double total = 0;
+        for (int c = 0; c < chunks; c++) total += _normPartials[c]; // chunk order: independent of the thread count
+        S(norm)[0] = (float)Math.Sqrt(total);
+    }
+
+    /// <summary>Elements per GlobalNorm chunk: each chunk's Σg² (double) is one partial, combined in chunk order.</summary>
+    private const int NormChunk = 1 << 16;
+    private double[] _normPartials = new double[64];
+
+    private ref struct NormJob : IParallelRangeJob
+    {
+        public ReadOnlySpan<float> G;
+        public Span<double> Partials;
+
+        public readonly void Execute(int start, int end, int part)
+        {
+            for (int c = start; c < end; c++)
+            {
+                int s = c * NormChunk;
+                Partials[c] = SimdMath.SumSquaresDouble(G.Slice(s, Math.Min(NormChunk, G.Length - s)));
+            }
+        }
     }
 
     /// <inheritdoc/>
@@ -85,8 +111,26 @@ public sealed partial class CpuSimdBackend
             AdamSegment sg = segs[s];
             if (sg.LrScale == 0f || sg.Length == 0) continue;
             float lrs = lr * sg.LrScale;
-            AdamWUpdate(p.Slice(sg.Offset, sg.Length), g.Slice(sg.Offset, sg.Length), mm.Slice(sg.Offset, sg.Length), vv.Slice(sg.Offset, sg.Length),
-                clip, lrs, lrs * sg.WeightDecay, beta1, beta2, eps, bc1, bc2);
+            var job = new AdamJob
+            {
+                P = p.Slice(sg.Offset, sg.Length), G = g.Slice(sg.Offset, sg.Length), M = mm.Slice(sg.Offset, sg.Length), V = vv.Slice(sg.Offset, sg.Length),
+                Clip = clip, Lr = lrs, LrWd = lrs * sg.WeightDecay, B1 = beta1, B2 = beta2, Eps = eps, Bc1 = bc1, Bc2 = bc2,
+            };
+            CpuParallel.ForRange(Blocks(sg.Length), ref job, Parts(sg.Length));
+        }
+    }
+
+    /// <summary>Blocks [start, end) of one segment's AdamW update.</summary>
+    private ref struct AdamJob : IParallelRangeJob
+    {
+        public Span<float> P, M, V;
+        public ReadOnlySpan<float> G;
+        public float Clip, Lr, LrWd, B1, B2, Eps, Bc1, Bc2;
+
+        public readonly void Execute(int start, int end, int part)
+        {
+            int s = start * Block, e = Math.Min(end * Block, P.Length);
+            AdamWUpdate(P[s..e], G[s..e], M[s..e], V[s..e], Clip, Lr, LrWd, B1, B2, Eps, Bc1, Bc2);
         }
     }
 

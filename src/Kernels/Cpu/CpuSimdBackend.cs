@@ -7,13 +7,36 @@ namespace FastRec.Kernels.Cpu;
 /// <summary>
 /// Production CPU implementation of <see cref="IBackend"/>: Vector256/FMA kernels written as operator structs driven by one
 /// loop (<see cref="SimdLoop"/>), GEMMs through <see cref="CpuGemm.Sgemm"/>. Memory is <see cref="CpuBuffer{T}"/>.
-/// <para>Steady-state calls allocate nothing on the managed heap. Results are deterministic: reductions use a fixed order
-/// that does not depend on buffer addresses or thread scheduling (<see cref="GlobalNorm"/> accumulates in double).</para>
+/// <para>Steady-state calls allocate nothing on the managed heap. Results are deterministic and bitwise independent of
+/// the thread count (<see cref="CpuParallel.Threads"/>): row ops split rows, elementwise ops split 8-aligned blocks,
+/// reductions over rows (parameter gradients) split columns so each column is summed by one thread in row order, and
+/// <see cref="GlobalNorm"/> sums fixed-size chunks in double, combined in chunk order. Nothing depends on buffer addresses.</para>
+/// <para>Like a GPU stream, one instance is driven by one thread at a time (it keeps small reusable scratch).</para>
 /// </summary>
 public sealed partial class CpuSimdBackend : IBackend
 {
     /// <inheritdoc/>
     public string Name => "cpu";
+
+    // ---------------------------------------------------------------- threading
+    /// <summary>Elements (or multiply-adds) a part should have before waking another thread pays.</summary>
+    private const int Grain = 1 << 15;
+    /// <summary>Elements per block of an elementwise loop (a multiple of 8, so the split never changes a vector's lanes).</summary>
+    private const int Block = 1 << 11;
+
+    /// <summary>Parts worth using for <paramref name="work"/> units: 1..Threads.</summary>
+    private static int Parts(long work) => (int)Math.Clamp(work / Grain, 1, CpuParallel.Threads);
+
+    /// <summary>Blocks of <see cref="Block"/> elements covering n.</summary>
+    private static int Blocks(int n) => (n + Block - 1) / Block;
+
+    /// <summary>Column range of part <paramref name="part"/> of <paramref name="parts"/> over C columns, 8-aligned.</summary>
+    private static (int Start, int End) ColumnRange(int C, int parts, int part)
+    {
+        int groups = (C + 7) / 8;
+        var (g0, g1) = CpuParallel.Partition(groups, parts, part);
+        return (Math.Min(g0 * 8, C), Math.Min(g1 * 8, C));
+    }
 
     /// <inheritdoc/>
     public void Dispose() { }
@@ -93,11 +116,12 @@ public sealed partial class CpuSimdBackend : IBackend
         if (batch > 1 && strideC < spanC)
             throw new ShapeException($"strideC: {strideC} makes the {batch} output matrices C [{M},{N}] (ldc {ldc}) overlap; need >= {spanC}");
         Span<float> sa = S(a), sb = S(b), sc = S(c);
-        for (int p = 0; p < batch; p++)
-            CpuGemm.Sgemm(transA, transB, M, N, K, alpha,
-                sa.Slice((int)(p * strideA), (int)spanA), lda,
-                sb.Slice((int)(p * strideB), (int)spanB), ldb,
-                accumulate, sc.Slice((int)(p * strideC), (int)spanC), ldc);
+        if (batch == 1)
+            CpuGemm.Sgemm(transA, transB, M, N, K, alpha, sa[..(int)spanA], lda, sb[..(int)spanB], ldb, accumulate, sc[..(int)spanC], ldc);
+        else
+            CpuGemm.SgemmBatched(transA, transB, M, N, K, alpha,
+                sa[..(int)((batch - 1) * strideA + spanA)], lda, sb[..(int)((batch - 1) * strideB + spanB)], ldb,
+                accumulate, sc[..(int)((batch - 1) * strideC + spanC)], ldc, batch, strideA, strideB, strideC);
     }
 
     private static int LeadingDim(int ld, int rowLength, string name, string what)
@@ -148,11 +172,33 @@ public sealed partial class CpuSimdBackend : IBackend
         if (!dBias.IsNone) AddColumnSums(S(dBias), dout, N, OC, OC);
     }
 
-    /// <summary>acc[j] += Σ_r m[r·ld + j] for r &lt; rows, rows added one after another (fixed order).</summary>
+    /// <summary>acc[j] += Σ_r m[r·ld + j] for r &lt; rows, rows added one after another (fixed order). Columns are split
+    /// across threads, so each column is summed by one thread in the same order whatever the thread count.</summary>
     private static void AddColumnSums(Span<float> acc, ReadOnlySpan<float> m, int rows, int cols, int ld)
     {
-        for (int r = 0; r < rows; r++)
-            TensorPrimitives.Add(acc, m.Slice(r * ld, cols), acc);
+        int parts = Math.Min(Parts((long)rows * cols), (cols + 7) / 8);
+        var job = new ColumnSumJob { Acc = acc, M = m, Rows = rows, Cols = cols, Ld = ld, Count = parts };
+        CpuParallel.ForRange(parts, ref job, parts);
+    }
+
+    /// <summary>Index p of [0, Count) sums the columns <see cref="ColumnRange"/>(Cols, Count, p).</summary>
+    private ref struct ColumnSumJob : IParallelRangeJob
+    {
+        public Span<float> Acc;
+        public ReadOnlySpan<float> M;
+        public int Rows, Cols, Ld, Count;
+
+        public readonly void Execute(int start, int end, int part)
+        {
+            for (int p = start; p < end; p++)
+            {
+                var (c0, c1) = ColumnRange(Cols, Count, p);
+                if (c0 >= c1) continue;
+                Span<float> acc = Acc[c0..c1];
+                for (int r = 0; r < Rows; r++)
+                    TensorPrimitives.Add(acc, M.Slice(r * Ld + c0, c1 - c0), acc);
+            }
+        }
     }
 
     // ---------------------------------------------------------------- strided row copy
@@ -198,7 +244,7 @@ public sealed partial class CpuSimdBackend : IBackend
         }
         // pooled(B,C) = hidden[:,0,:] (rows T·C apart) · W(C,C)ᵀ + bias, then tanh
         CpuGemm.Sgemm(false, true, B, C, C, 1f, S(hidden)[..((B - 1) * T * C + C)], T * C, S(weight), C, !bias.IsNone, p, C);
-        TensorPrimitives.Tanh(p, p);
+        SimdLoop.Map<TanhOp>(p, p);
     }
 
     /// <inheritdoc/>

@@ -121,29 +121,108 @@ internal static class SimdMath
     private const float InvSqrt2 = 0.70710678118654752f;
     private const float InvSqrt2Pi = 0.39894228040143268f;
 
-    /// <summary>GELU, erf form: 0.5·x·(1 + erf(x/√2)).</summary>
-    public static float Gelu(float x) => 0.5f * x * (1f + Erf(x * InvSqrt2));
+    // ------------------------------------------------------------------ GELU through erfc (no cancellation for x < 0)
+    // GELU(x) = x·Φ(x), Φ(x) = 1 − Q(x) for x ≥ 0 and Q(|x|) for x < 0, with the tail Q(|x|) = ½·erfc(z), z = |x|/√2,
+    // erfc(z) = exp(−z²)·t·E(t), t = 1/(1 + p·z) (Abramowitz–Stegun form), E of degree 8 fitted (Chebyshev in t) to
+    // erfcx on z ∈ [0, 9.4]; exp(−z²) = exp(−x²/2) is taken from x² = hi + lo (exact, FMA) as exp(−hi/2)·(1 − lo/2).
+    // Φ is within 4e-7 relative for every x (the erf form 0.5·(1 + erf) loses all relative accuracy in the left tail),
+    // and exp(−z²) = exp(−x²/2) is also the Gaussian density the gradient needs: one exp, one division per 8 lanes.
+    private const float GeluP = 0.47f;
+    private const float E0 = 0.26509231328964233f, E1 = 0.26682808995246887f, E2 = 0.22064319252967834f, E3 = 0.25527283549308777f,
+        E4 = -0.14454849064350128f, E5 = 0.4965401291847229f, E6 = -0.5910224318504333f, E7 = 0.2810535728931427f,
+        E8 = -0.04985921457409859f;
+    private const float TailMaxZ = 9.4f; // exp(−z²) flushes to 0 beyond: the fit covers every z that matters
+
+    /// <summary>Φ(x) (standard normal CDF) and exp(−x²/2) of 8 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> NormalCdf(Vector256<float> x, out Vector256<float> gauss)
+    {
+        Vector256<float> z = Vector256.Abs(x) * Vector256.Create(InvSqrt2);
+        Vector256<float> t = Vector256<float>.One / Fmadd(Vector256.Create(GeluP), Vector256.Min(z, Vector256.Create(TailMaxZ)), Vector256<float>.One);
+        Vector256<float> r = t * Fmadd(Fmadd(Fmadd(Fmadd(Fmadd(Fmadd(Fmadd(Fmadd(Vector256.Create(E8), t, Vector256.Create(E7)), t,
+            Vector256.Create(E6)), t, Vector256.Create(E5)), t, Vector256.Create(E4)), t, Vector256.Create(E3)), t,
+            Vector256.Create(E2)), t, Vector256.Create(E1)), t, Vector256.Create(E0));
+        // z² = x²/2 = (hi + lo)/2 with x² = hi + lo exact: z itself carries a rounding that exp(−z²) would amplify by z².
+        Vector256<float> hi = x * x;
+        Vector256<float> lo = Fma.IsSupported ? Fma.MultiplyAdd(x, x, -hi) : Vector256<float>.Zero;
+        Vector256<float> half = Vector256.Create(0.5f);
+        gauss = Exp(-(half * hi)) * (Vector256<float>.One - half * lo);
+        Vector256<float> tail = Vector256.Create(0.5f) * gauss * r;
+        return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(x, Vector256<float>.Zero), Vector256<float>.One - tail, tail);
+    }
+
+    /// <summary>Scalar Φ(x) and exp(−x²/2), same arithmetic as the vector version.</summary>
+    private static float NormalCdf(float x, out float gauss)
+    {
+        float z = MathF.Abs(x) * InvSqrt2;
+        float t = 1f / Fmadd(GeluP, MathF.Min(z, TailMaxZ), 1f);
+        float r = t * Fmadd(Fmadd(Fmadd(Fmadd(Fmadd(Fmadd(Fmadd(Fmadd(E8, t, E7), t, E6), t, E5), t, E4), t, E3), t, E2), t, E1), t, E0);
+        float hi = x * x;
+        float lo = Fma.IsSupported ? MathF.FusedMultiplyAdd(x, x, -hi) : 0f;
+        gauss = Exp(-0.5f * hi) * (1f - 0.5f * lo);
+        float tail = 0.5f * gauss * r;
+        return x >= 0f ? 1f - tail : tail;
+    }
+
+    /// <summary>GELU, erf form: x·Φ(x) = 0.5·x·(1 + erf(x/√2)).</summary>
+    public static float Gelu(float x) => x * NormalCdf(x, out _);
 
     /// <summary>GELU of 8 lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Gelu(Vector256<float> x)
-    {
-        Vector256<float> half = Vector256.Create(0.5f);
-        return half * x * (Vector256<float>.One + Erf(x * Vector256.Create(InvSqrt2)));
-    }
+    public static Vector256<float> Gelu(Vector256<float> x) => x * NormalCdf(x, out _);
 
-    /// <summary>d GELU / dx = Φ(x) + x·φ(x) = 0.5·(1 + erf(x/√2)) + x·exp(−x²/2)/√(2π).</summary>
+    /// <summary>d GELU / dx = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π).</summary>
     public static float GeluGrad(float x)
-        => 0.5f * (1f + Erf(x * InvSqrt2)) + x * Exp(-0.5f * x * x) * InvSqrt2Pi;
+    {
+        float cdf = NormalCdf(x, out float g);
+        return Fmadd(x * InvSqrt2Pi, g, cdf);
+    }
 
     /// <summary>GELU derivative of 8 lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> GeluGrad(Vector256<float> x)
     {
-        Vector256<float> half = Vector256.Create(0.5f);
-        Vector256<float> cdf = half * (Vector256<float>.One + Erf(x * Vector256.Create(InvSqrt2)));
-        Vector256<float> pdf = Exp(-(half * x * x)) * Vector256.Create(InvSqrt2Pi);
-        return Fmadd(x, pdf, cdf);
+        Vector256<float> cdf = NormalCdf(x, out Vector256<float> g);
+        return Fmadd(x * Vector256.Create(InvSqrt2Pi), g, cdf);
+    }
+
+    // ------------------------------------------------------------------ tanh
+    // |x| < 0.625: tanh(x) = x + x³·T(x²), T of degree 4 (Chebyshev fit of (tanh(√u) − √u)/u^1.5 on u ∈ [0, 0.39]);
+    // otherwise tanh(|x|) = (1 − e)/(1 + e) with e = exp(−2|x|), sign restored. Max relative error ≈ 2e-7.
+    private const float TanhSmall = 0.625f;
+    private const float T0 = -0.333333283662796f, T1 = 0.1333276927471161f, T2 = -0.05385090783238411f,
+        T3 = 0.020997179672122f, T4 = -0.006096714176237583f;
+
+    /// <summary>tanh(x), float, ~2e-7 relative.</summary>
+    public static float Tanh(float x)
+    {
+        float ax = MathF.Abs(x);
+        if (ax < TanhSmall)
+        {
+            float u = x * x;
+            return Fmadd(x * u, Fmadd(Fmadd(Fmadd(Fmadd(T4, u, T3), u, T2), u, T1), u, T0), x);
+        }
+        if (float.IsNaN(x)) return x;
+        float e = Exp(-2f * ax);
+        return MathF.CopySign((1f - e) / (1f + e), x);
+    }
+
+    /// <summary>tanh of 8 lanes, ~2e-7 relative.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Tanh(Vector256<float> x)
+    {
+        Vector256<float> u = x * x;
+        Vector256<float> t = Fmadd(Fmadd(Fmadd(Fmadd(Vector256.Create(T4), u, Vector256.Create(T3)), u, Vector256.Create(T2)), u,
+            Vector256.Create(T1)), u, Vector256.Create(T0));
+        Vector256<float> small = Fmadd(x * u, t, x);
+        Vector256<float> ax = Vector256.Abs(x);
+        Vector256<float> isSmall = Vector256.LessThan(ax, Vector256.Create(TanhSmall));
+        if (Vector256.EqualsAll(isSmall.AsUInt32(), Vector256<uint>.AllBitsSet)) return small;
+        Vector256<float> e = Exp(ax * Vector256.Create(-2f));
+        Vector256<float> big = (Vector256<float>.One - e) / (Vector256<float>.One + e);
+        big = (big.AsUInt32() | (x.AsUInt32() & Vector256.Create(0x80000000u))).AsSingle(); // copysign
+        big = Vector256.ConditionalSelect(Vector256.Equals(x, x), big, x);                 // NaN stays NaN
+        return Vector256.ConditionalSelect(isSmall, small, big);
     }
 
     // ------------------------------------------------------------------ reductions (fixed order)

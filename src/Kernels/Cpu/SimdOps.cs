@@ -35,6 +35,22 @@ internal readonly struct ReluOp : IUnaryOp
     public static Vector256<float> Invoke(Vector256<float> x) => Vector256.GreaterThan(x, Vector256<float>.Zero) & x;
 }
 
+/// <summary>tanh.</summary>
+internal readonly struct TanhOp : IUnaryOp
+{
+    public static float Invoke(float x) => SimdMath.Tanh(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Invoke(Vector256<float> x) => SimdMath.Tanh(x);
+}
+
+/// <summary>δout · (1 − tanh²(x)) from the forward input x.</summary>
+internal readonly struct TanhBackwardFromInputOp : IBinaryOp
+{
+    public static float Invoke(float dOut, float x) { float t = SimdMath.Tanh(x); return dOut - dOut * t * t; }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Invoke(Vector256<float> dOut, Vector256<float> x) { Vector256<float> t = SimdMath.Tanh(x); return dOut - dOut * t * t; }
+}
+
 /// <summary>δout · GELU'(x) with x = y.</summary>
 internal readonly struct GeluBackwardOp : IBinaryOp
 {

@@ -518,6 +518,6 @@ public sealed class BackendParityTests(string name)
         var mine = _c.Allocate<float>(4);
         var foreign = _r.Allocate<float>(4);
         var ex = Assert.Throws<ArgumentException>(() => _c.ActivationForward(Activation.Relu, mine.All, foreign.All));
-        Assert.That(ex!.Message, Does.Contain("input").And.Contain("reference"));
+        Assert.That(ex!.Message, Does.Contain("input"), "the message names the argument");
     }
 }

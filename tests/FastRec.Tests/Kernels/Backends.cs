@@ -13,6 +13,7 @@ public static class Backends
     public static readonly (string Name, Func<IBackend> Create)[] Candidates =
     [
         ("cpu", () => new CpuSimdBackend()),
+        ("ilgpu-cpu", () => FastRec.Kernels.Gpu.IlgpuBackend.CreateCpuAccelerator()),
     ];
 
     /// <summary>One NUnit fixture per candidate, argument = its name.</summary>

@@ -33,23 +33,41 @@ public class CpuGemmTests
     /// <summary>The spec: C = alpha·op(A)·op(B) (+ C), double accumulation. Also returns, per element, the scale
     /// |alpha|·Σ|a||b| + |c| that bounds the float rounding error.</summary>
     private static (float[] C, double[] Scale) Naive(bool transA, bool transB, int M, int N, int K, float alpha,
-        float[] a, int lda, float[] b, int ldb, bool accumulate, float[] c, int ldc)
+        float[] a, int lda, float[] b, int ldb, bool accumulate, float[] c, int ldc) =>
+        Combine(Product(transA, transB, M, N, K, a, lda, b, ldb), M, N, alpha, accumulate, c, ldc);
+
+    /// <summary>op(A)·op(B) (M, N) and Σ|a·b| per element, in double.</summary>
+    private static (double[] P, double[] Abs) Product(bool transA, bool transB, int M, int N, int K, float[] a, int lda, float[] b, int ldb)
+    {
+        var p = new double[M * N];
+        var abs = new double[M * N];
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+            {
+                double s = 0, sa = 0;
+                for (int k = 0; k < K; k++)
+                {
+                    double x = transA ? a[k * lda + i] : a[i * lda + k];
+                    double y = transB ? b[j * ldb + k] : b[k * ldb + j];
+                    s += x * y; sa += Math.Abs(x * y);
+                }
+                p[i * N + j] = s; abs[i * N + j] = sa;
+            }
+        return (p, abs);
+    }
+
+    /// <summary>Expected C (ldc layout, gaps kept) = alpha·P + (accumulate ? C : 0), with its error scale.</summary>
+    private static (float[] C, double[] Scale) Combine((double[] P, double[] Abs) prod, int M, int N, float alpha,
+        bool accumulate, float[] c, int ldc)
     {
         var r = (float[])c.Clone();
         var scale = new double[c.Length];
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++)
             {
-                double s = 0, abs = 0;
-                for (int k = 0; k < K; k++)
-                {
-                    double x = transA ? a[k * lda + i] : a[i * lda + k];
-                    double y = transB ? b[j * ldb + k] : b[k * ldb + j];
-                    s += x * y; abs += Math.Abs(x * y);
-                }
                 double prev = accumulate ? c[i * ldc + j] : 0;
-                r[i * ldc + j] = (float)(alpha * s + prev);
-                scale[i * ldc + j] = Math.Abs(alpha) * abs + Math.Abs(prev);
+                r[i * ldc + j] = (float)(alpha * prod.P[i * N + j] + prev);
+                scale[i * ldc + j] = Math.Abs(alpha) * prod.Abs[i * N + j] + Math.Abs(prev);
             }
         return (r, scale);
     }
@@ -102,13 +120,14 @@ public class CpuGemmTests
         int lda = (transA ? M : K) + 3, ldb = (transB ? K : N) + 1, ldc = N + 5;
         float[] a = Matrix(transA ? K : M, transA ? M : K, lda, 1);
         float[] b = Matrix(transB ? N : K, transB ? K : N, ldb, 2);
+        var product = Product(transA, transB, M, N, K, a, lda, b, ldb);
         foreach (bool accumulate in new[] { false, true })
             foreach (float alpha in new[] { 1f, -0.75f })
             {
                 float[] c = Matrix(M, N, ldc, 3);
                 if (!accumulate)
                     for (int i = 0; i < M; i++) Array.Fill(c, float.NaN, i * ldc, N); // every element must be written
-                var (expected, scale) = Naive(transA, transB, M, N, K, alpha, a, lda, b, ldb, accumulate, c, ldc);
+                var (expected, scale) = Combine(product, M, N, alpha, accumulate, c, ldc);
                 CpuGemm.Sgemm(transA, transB, M, N, K, alpha, a, lda, b, ldb, accumulate, c, ldc);
                 AssertGemmClose(c, expected, scale, M, N, K, ldc, $"accumulate={accumulate} alpha={alpha}");
             }
@@ -149,11 +168,12 @@ public class CpuGemmTests
     }
 
     [TestCase(200, 150, 300, false, true, false)]
-    [TestCase(257, 129, 65, true, false, true)]
-    [TestCase(12, 1000, 90, false, false, true)] // few rows: split by columns
-    [TestCase(97, 33, 600, true, true, false)]
+    [TestCase(257, 129, 100, true, false, true)]
+    [TestCase(12, 3000, 100, false, false, true)] // few rows: split by columns
+    [TestCase(97, 33, 1200, true, true, false)]   // K over several depth blocks
     public void ThreadCountDoesNotChangeABit(int M, int N, int K, bool transA, bool transB, bool accumulate)
     {
+        Assert.That((long)M * N * K, Is.GreaterThanOrEqualTo(3 * CpuGemm.ParallelGrain), "big enough to use 3 threads");
         float[] one = RunWithThreads(1, transA, transB, M, N, K, accumulate);
         float[] two = RunWithThreads(2, transA, transB, M, N, K, accumulate);
         float[] three = RunWithThreads(3, transA, transB, M, N, K, accumulate);
@@ -215,6 +235,41 @@ public class CpuGemmTests
                 for (long g = p * sc + M * N; g < (p + 1) * sc; g++)
                     Assert.That(got[g], Is.EqualTo(before[g]), $"gap element {g} between batches was overwritten");
         }
+    }
+
+    [Test]
+    public void CallsFromSeveralThreadsAtOnceGiveTheSameBits()
+    {
+        // Per-thread scratch and the busy-pool fallback: concurrent callers must not share panels.
+        CpuParallel.Threads = 2;
+        float[] RunOne(int seed, int M, int N, int K)
+        {
+            float[] a = TestUtil.Random(M * K, (ulong)seed), b = TestUtil.Random(K * N, (ulong)seed + 1), c = new float[M * N];
+            CpuGemm.Sgemm(false, true, M, N, K, 1f, a, K, b, K, false, c, N);
+            return c;
+        }
+        float[] x0 = RunOne(20, 150, 130, 120), y0 = RunOne(30, 90, 200, 160);
+        var tasks = new[]
+        {
+            Task.Run(() => { for (int i = 0; i < 10; i++) Assert.That(RunOne(20, 150, 130, 120), Is.EqualTo(x0)); }),
+            Task.Run(() => { for (int i = 0; i < 10; i++) Assert.That(RunOne(30, 90, 200, 160), Is.EqualTo(y0)); }),
+        };
+        Assert.That(() => Task.WaitAll(tasks), Throws.Nothing);
+    }
+
+    [Test]
+    public void BatchesSharingOneCAccumulateInOrder()
+    {
+        // strideC = 0 with accumulate: C = Σ_p A_p·B_p, summed batch after batch (never two threads on one C).
+        CpuParallel.Threads = 2;
+        const int batch = 16, M = 128, N = 128, K = 128; // big enough to use 2 threads, long enough for them to overlap
+        float[] a = TestUtil.Random(batch * M * K, 40), b = TestUtil.Random(batch * K * N, 41);
+        Assert.That((long)batch * M * N * K, Is.GreaterThanOrEqualTo(2 * CpuGemm.ParallelGrain));
+        float[] c = new float[M * N], expected = new float[M * N];
+        CpuGemm.SgemmBatched(false, false, M, N, K, 1f, a, K, b, N, true, c, N, batch, M * K, K * N, 0);
+        for (int p = 0; p < batch; p++)
+            CpuGemm.Sgemm(false, false, M, N, K, 1f, a.AsSpan(p * M * K), K, b.AsSpan(p * K * N), N, true, expected, N);
+        Assert.That(c, Is.EqualTo(expected));
     }
 
     [Test]

@@ -38,6 +38,44 @@ public sealed class CpuSimdBackendTests
     }
 
     [Test]
+    public void GeluAndItsGradientAreAccurateEverywhere()
+    {
+        // GELU goes through erfc (x·Φ(x) with Φ from the tail), so it keeps its relative accuracy for x ≪ 0 too:
+        // within 5e-7 relative wherever the result is a normal float; the gradient Φ + x·φ within 5e-7·(|Φ| + |x·φ|)
+        // (it crosses zero near x = −0.75, where only that absolute bound is meaningful).
+        double worstG = 0, worstD = 0; float atG = 0, atD = 0;
+        Span<float> lane = stackalloc float[8];
+        for (int i = -120000; i < 120000; i += 8)
+        {
+            for (int k = 0; k < 8; k++) lane[k] = (i + k) * 1e-4f + 3.1e-6f;
+            Vector256<float> vg = SimdMath.Gelu(Vector256.Create<float>(lane)), vd = SimdMath.GeluGrad(Vector256.Create<float>(lane));
+            for (int k = 0; k < 8; k++)
+            {
+                double x = lane[k];
+                double cdf = 0.5 * RefMath.Erfc(-x / Math.Sqrt(2)), pdf = Math.Exp(-0.5 * x * x) / Math.Sqrt(2 * Math.PI);
+                double gelu = x * cdf, grad = cdf + x * pdf;
+                if (Math.Abs(gelu) > 1e-37)
+                {
+                    double e = Math.Max(Math.Abs(vg.GetElement(k) - gelu), Math.Abs(SimdMath.Gelu(lane[k]) - gelu)) / Math.Abs(gelu);
+                    if (e > worstG) { worstG = e; atG = lane[k]; }
+                }
+                double scale = Math.Abs(cdf) + Math.Abs(x * pdf);
+                if (scale > 1e-37)
+                {
+                    double e = Math.Max(Math.Abs(vd.GetElement(k) - grad), Math.Abs(SimdMath.GeluGrad(lane[k]) - grad)) / scale;
+                    if (e > worstD) { worstD = e; atD = lane[k]; }
+                }
+            }
+        }
+        Assert.That(worstG, Is.LessThanOrEqualTo(5e-7), $"GELU worst {worstG:E2} at x = {atG:R}");
+        Assert.That(worstD, Is.LessThanOrEqualTo(5e-7), $"GELU' worst {worstD:E2} at x = {atD:R}");
+        Assert.That(SimdMath.Gelu(100f), Is.EqualTo(100f));
+        Assert.That(SimdMath.Gelu(-100f), Is.EqualTo(0f).Or.EqualTo(-0f));
+        Assert.That(float.IsNaN(SimdMath.Gelu(float.NaN)), Is.True);
+        Assert.That(float.IsNaN(SimdMath.Gelu(Vector256.Create(float.NaN)).GetElement(0)), Is.True);
+    }
+
+    [Test]
     public void ErfSaturatesAndKeepsNaN()
     {
         Assert.That(SimdMath.Erf(50f), Is.EqualTo(1f));
@@ -74,6 +112,32 @@ public sealed class CpuSimdBackendTests
         Assert.That(float.IsNaN(edge[4]), Is.True);
         Assert.That(float.IsFinite(edge[5]), Is.True);
         Assert.That(edge[6], Is.GreaterThan(0f));
+    }
+
+    [Test]
+    public void TanhIsAccurateTo2e7Relative()
+    {
+        double worst = 0; float at = 0;
+        Span<float> lane = stackalloc float[8];
+        var xs = new List<float>();
+        for (int i = -100000; i <= 100000; i++) xs.Add(i * 1e-4f + 3e-6f);
+        for (float x = 1e-30f; x < 1f; x *= 1.37f) { xs.Add(x); xs.Add(-x); }
+        for (int i = 0; i + 8 <= xs.Count; i += 8)
+        {
+            for (int k = 0; k < 8; k++) lane[k] = xs[i + k];
+            Vector256<float> v = SimdMath.Tanh(Vector256.Create<float>(lane));
+            for (int k = 0; k < 8; k++)
+            {
+                double exact = Math.Tanh(lane[k]);
+                double e = Math.Max(Math.Abs(v.GetElement(k) - exact), Math.Abs(SimdMath.Tanh(lane[k]) - exact)) / Math.Abs(exact);
+                if (e > worst) { worst = e; at = lane[k]; }
+            }
+        }
+        Assert.That(worst, Is.LessThanOrEqualTo(2.5e-7), $"worst at x = {at:R}");
+        Vector256<float> edge = SimdMath.Tanh(Vector256.Create(100f, -100f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, 0f, 20f, -0.5f));
+        Assert.That(new[] { edge[0], edge[1], edge[2], edge[3], edge[5], edge[6] }, Is.EqualTo(new[] { 1f, -1f, 1f, -1f, 0f, 1f }));
+        Assert.That(float.IsNaN(edge[4]), Is.True);
+        Assert.That(float.IsNaN(SimdMath.Tanh(float.NaN)), Is.True);
     }
 
     [Test]
@@ -133,12 +197,13 @@ public sealed class CpuSimdBackendTests
         }
     }
 
-    /// <summary>Steady state allocates nothing: after a warm-up call, 10 calls of every op allocate 0 managed bytes.</summary>
+    /// <summary>Steady state allocates nothing: after a warm-up call, 10 calls of every op allocate 0 managed bytes on the
+    /// calling thread (small shapes run inline; large ones split across CpuParallel's workers).</summary>
     [Test]
-    public void SteadyStateAllocatesNothing()
+    public void SteadyStateAllocatesNothing([Values] bool large)
     {
         using var be = new CpuSimdBackend();
-        const int B = 2, T = 7, C = 12, NH = 3, N = B * T, F = 20;
+        int B = large ? 8 : 2, T = large ? 64 : 7, C = large ? 128 : 12, NH = large ? 4 : 3, N = B * T, F = large ? 512 : 20;
         View<float> R(int n, ulong seed) => TestUtil.Upload(be, TestUtil.Random(n, seed)).All;
         View<float> Z(int n) => be.Allocate<float>(n).All;
         var ids = TestUtil.Upload(be, Enumerable.Range(0, N).Select(i => i % 5).ToArray()).All;
@@ -191,6 +256,74 @@ public sealed class CpuSimdBackendTests
             long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
             Assert.That(allocated, Is.Zero, $"op #{k} allocated {allocated} bytes in 10 calls");
         }
+    }
+
+    /// <summary>Every parallelised op gives bit-identical results with 1, 2 and 3 threads (shapes large enough to split).</summary>
+    [Test]
+    public void ResultsDoNotDependOnTheThreadCount()
+    {
+        int saved = CpuParallel.Threads;
+        try
+        {
+            float[]? first = null;
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                CpuParallel.Threads = threads;
+                float[] got = RunManyOps();
+                if (first is null) first = got;
+                else
+                {
+                    int bad = Enumerable.Range(0, got.Length).FirstOrDefault(i => BitConverter.SingleToInt32Bits(got[i]) != BitConverter.SingleToInt32Bits(first[i]), -1);
+                    Assert.That(bad, Is.EqualTo(-1), $"{threads} threads: element {bad} differs from 1 thread");
+                }
+            }
+        }
+        finally { CpuParallel.Threads = saved; }
+    }
+
+    /// <summary>Runs every op that splits work across threads and returns all outputs concatenated.</summary>
+    private static float[] RunManyOps()
+    {
+        using var be = new CpuSimdBackend();
+        const int B = 8, T = 64, C = 128, NH = 4, N = B * T, F = 512, V = 50; // N·C = 64K: LN and the scatter split too
+        View<float> R(int n, ulong seed) => TestUtil.Upload(be, TestUtil.Random(n, seed)).All;
+        View<float> Z(int n) => be.Allocate<float>(n).All;
+        var outs = new List<View<float>>();
+        View<float> O(int n) { var v = Z(n); outs.Add(v); return v; }
+        View<float> OR(int n, ulong seed) { var v = R(n, seed); outs.Add(v); return v; }
+
+        var h = R(N * F, 1); var dh = R(N * F, 2);
+        foreach (Activation act in Enum.GetValues<Activation>())
+        {
+            be.ActivationForward(act, O(N * F), h);
+            be.ActivationBackward(act, O(N * F), dh, h);
+        }
+        var drop = new DropoutSpec(0.1f, 9, 4);
+        be.DropoutForward(O(N * F), h, drop);
+        var x = R(N * C, 3); var y = R(N * C, 4); var g = R(C, 5); var bt = R(C, 6);
+        var sum = O(N * C); var mu = O(N); var rs = O(N);
+        be.AddLayerNormForward(O(N * C), sum, mu, rs, x, y, g, bt, N, C, 1e-12f);
+        be.AddLayerNormBackward(O(N * C), OR(C, 7), OR(C, 8), y, sum, g, mu, rs, N, C);
+        var mask = TestUtil.Upload(be, Enumerable.Range(0, N).Select(i => i % T < 50 ? 1f : 0f).ToArray()).All;
+        var qkv = R(N * 3 * C, 9); var perm = O(3 * N * C); var probs = O(B * NH * T * T);
+        var ws = Z((int)Check.AttentionWorkspace(B, T, C, NH));
+        var att = O(N * C);
+        be.AttentionForward(att, perm, probs, ws, qkv, mask, B, T, C, NH, drop);
+        be.AttentionBackward(O(N * 3 * C), x, perm, probs, ws, mask, B, T, C, NH, drop);
+        be.SoftmaxForward(O(B * NH * T * T), R(B * NH * T * T, 10), mask, B, NH, T, 0.3f);
+        be.SoftmaxBackward(O(B * NH * T * T), R(B * NH * T * T, 11), probs, B, NH, T, 0.3f);
+        var ids = TestUtil.Upload(be, Enumerable.Range(0, N).Select(i => (i * 7) % 5).ToArray()).All; // repeated ids
+        var types = TestUtil.Upload(be, Enumerable.Range(0, N).Select(i => i % 2).ToArray()).All;
+        be.EmbeddingForward(O(N * C), ids, types, R(V * C, 12), R(T * C, 13), R(2 * C, 14), B, T, C);
+        be.EmbeddingBackward(OR(V * C, 15), OR(T * C, 16), OR(2 * C, 17), x, ids, types, B, T, C);
+        var w = R(F * C, 18);
+        be.LinearBackward(O(N * C), OR(F * C, 19), OR(F, 20), dh, x, w, N, C, F);
+        var grads = R(300_001, 21);
+        var norm = O(1);
+        be.GlobalNorm(norm, grads);
+        var segs = TestUtil.Upload(be, new[] { new AdamSegment(0, 200_000, 1f, 0.01f), new AdamSegment(200_000, 100_001, 0.5f, 0f) }).All;
+        be.AdamW(OR(300_001, 22), grads, OR(300_001, 23), OR(300_001, 24), segs, norm, 1f, 1e-3f, 0.9f, 0.999f, 1e-8f, 2);
+        return outs.SelectMany(v => TestUtil.Download(be, v)).ToArray();
     }
 
     [Test]

@@ -89,6 +89,29 @@ public class BertTextTokenizerTests
     }
 
     [Test]
+    public void EncodeRowFillsAReusedBatchRowInPlace()
+    {
+        var t = Tok();
+        int T = 6;
+        var ids = Enumerable.Repeat(-1, 2 * T).ToArray();
+        var types = Enumerable.Repeat(-1, 2 * T).ToArray();
+        var mask = Enumerable.Repeat(-1f, 2 * T).ToArray();
+        int n = t.EncodeRow("one two", "three", ids.AsSpan(T, T), types.AsSpan(T, T), mask.AsSpan(T, T), out bool truncated);
+        Assert.That(n, Is.EqualTo(6));
+        Assert.That(truncated, Is.False);
+        Assert.That(ids.AsSpan(T, T).ToArray(), Is.EqualTo(t.Encode("one two", "three").InputIds));
+        Assert.That(ids.AsSpan(0, T).ToArray(), Is.All.EqualTo(-1), "the other row is untouched");
+        n = t.EncodeRow("one two three four five", null, ids.AsSpan(T, T), types.AsSpan(T, T), mask.AsSpan(T, T), out truncated);
+        Assert.That((n, truncated), Is.EqualTo((6, true)), "truncated to the row length");
+        n = t.EncodeRow("hi", null, ids.AsSpan(T, T), types.AsSpan(T, T), mask.AsSpan(T, T), out truncated);
+        Assert.That(ids.AsSpan(T, T).ToArray(), Is.EqualTo(new[] { 101, Id("hi"), 102, 0, 0, 0 }));
+        Assert.That(types.AsSpan(T, T).ToArray(), Is.All.EqualTo(0), "stale token types cleared");
+        Assert.That(mask.AsSpan(T, T).ToArray(), Is.EqualTo(new[] { 1f, 1f, 1f, 0f, 0f, 0f }));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => t.EncodeRow("a", "b", ids.AsSpan(0, 2), types.AsSpan(0, 2), mask.AsSpan(0, 2), out _))!;
+        Assert.That(e.Message, Does.Contain("max length 2 too small"));
+    }
+
+    [Test]
     public void MaxLengthBeyondPositionsIsRefused()
     {
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => new BertTextTokenizer(s_vocabPath, true, 600, maxPositions: 512))!;

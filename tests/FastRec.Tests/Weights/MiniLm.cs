@@ -25,14 +25,3 @@ internal static class MiniLm
     /// <summary>Whether the folder was created (for clean-up).</summary>
     public static bool Created => s_converted.IsValueCreated;
 }
-
-/// <summary>Removes the converted MiniLM folder after the run.</summary>
-[SetUpFixture]
-public class MiniLmCleanup
-{
-    [OneTimeTearDown]
-    public void RemoveConvertedModel()
-    {
-        if (MiniLm.Created && Directory.Exists(MiniLm.Dir)) Directory.Delete(MiniLm.Dir, recursive: true);
-    }
-}

@@ -1,0 +1,37 @@
+// Sentence embeddings as sentence-transformers computes them: mean of the last hidden state over the mask, L2-normalised.
+namespace FastRec.Engine.Text;
+
+/// <summary>Mean pooling + L2 normalisation (the all-MiniLM-L6-v2 recipe). B batch, T sequence, C hidden.</summary>
+public static class SentenceEmbedding
+{
+    /// <summary>
+    /// out(B, C) = normalize(Σ_t mask[b,t]·hidden[b,t,:] / max(Σ_t mask[b,t], 1e-9)), with L2 norm clamped below at 1e-12
+    /// (torch.nn.functional.normalize). hidden is (B, T, C), mask (B, T).
+    /// </summary>
+    public static float[] MeanPooled(ReadOnlySpan<float> hidden, ReadOnlySpan<float> mask, int B, int T, int C)
+    {
+        if (hidden.Length != (long)B * T * C) throw new ArgumentException($"hidden: expected (B={B}, T={T}, C={C}) = {(long)B * T * C} elements, got {hidden.Length}");
+        if (mask.Length != B * T) throw new ArgumentException($"mask: expected (B={B}, T={T}) = {B * T} elements, got {mask.Length}");
+        var outp = new float[B * C];   // (B, C)
+        var acc = new double[C];
+        for (int b = 0; b < B; b++)
+        {
+            Array.Clear(acc);
+            double count = 0;
+            for (int t = 0; t < T; t++)
+            {
+                float m = mask[b * T + t];
+                if (m == 0) continue;
+                count += m;
+                var row = hidden.Slice((b * T + t) * C, C);
+                for (int c = 0; c < C; c++) acc[c] += m * row[c];
+            }
+            count = Math.Max(count, 1e-9);
+            double norm = 0;
+            for (int c = 0; c < C; c++) { acc[c] /= count; norm += acc[c] * acc[c]; }
+            norm = Math.Max(Math.Sqrt(norm), 1e-12);
+            for (int c = 0; c < C; c++) outp[b * C + c] = (float)(acc[c] / norm);
+        }
+        return outp;
+    }
+}
