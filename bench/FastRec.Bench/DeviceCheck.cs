@@ -537,16 +537,25 @@ public static class DeviceCheck
             float nt = mt.Step(opt, step), nc = mc.Step(opt, step);
             Verdict(res, $"step {step} grad norm{tag}", Math.Abs(nt - nc) / Math.Max(nc, 1e-12f), logitTol);
         }
+        // Adam normalises each element's step, so where the gradient is rounding noise (|g| below 1e-3 of the model's largest
+        // gradient, e.g. attention.self.key.bias, whose gradient is zero by construction) the direction of the move is noise
+        // too and a TF32/fp32 pair may move by up to 2·lr in opposite directions. Those elements are left out of this check
+        // (their gradients were compared above); it is reported with the tensor it comes from. The H200 run of 2026-11-28
+        // used the unmasked version and failed it in TF32 (0.94); this masked version has not yet run on a GPU.
+        double gFloor = 1e-3 * mc.Layout.Tensors.Max(p => mc.GetGradient(p.Name).Max(x => Math.Abs((double)x)));
         double pWorst = 0;
+        string pWorstName = "";
         foreach (var p in mc.Layout.Tensors)
         {
             var a = mt.GetParameter(p.Name);
             var b = mc.GetParameter(p.Name);
+            var g = mc.GetGradient(p.Name);
             double d = 0;
-            for (int i = 0; i < a.Length; i++) d = Math.Max(d, Math.Abs((double)a[i] - b[i]));
-            pWorst = Math.Max(pWorst, d / (2 * opt.Lr));   // in units of the two steps' largest possible Adam move
+            for (int i = 0; i < a.Length; i++)
+                if (Math.Abs(g[i]) >= gFloor) d = Math.Max(d, Math.Abs((double)a[i] - b[i]));
+            if (d / (2 * opt.Lr) > pWorst) { pWorst = d / (2 * opt.Lr); pWorstName = p.Name; }   // in units of the two steps' largest possible Adam move
         }
-        Verdict(res, $"parameters after 2 AdamW steps (|Δ| / 2·lr){tag}", pWorst, tf32 ? 0.5 : 0.05);
+        Verdict(res, $"parameters after 2 AdamW steps (|Δ| / 2·lr, |g| ≥ 1e-3·max), worst {pWorstName}{tag}", pWorst, tf32 ? 0.5 : 0.05);
     }
 
     // ================================================================ timing

@@ -2,9 +2,25 @@
 using System.CommandLine;
 using FastRec.Cli.Commands;
 
-var root = new RootCommand("FastRec: fine-tune, distill and serve BERT recommenders in .NET");
-root.Subcommands.Add(BenchCommand.Build());
-root.Subcommands.Add(DemoCommand.Build());
-root.Subcommands.Add(ConvertCommand.Build());
-root.Subcommands.Add(EncodeCommand.Build());
-return root.Parse(args).Invoke();
+return FastRec.Cli.CliApp.Root().Parse(args).Invoke();
+
+namespace FastRec.Cli
+{
+    /// <summary>The command tree (separate so tests can parse command lines without running them).</summary>
+    public static class CliApp
+    {
+        /// <summary>The root command with every verb.</summary>
+        public static RootCommand Root()
+        {
+            var root = new RootCommand("FastRec: fine-tune, distill and serve BERT recommenders in .NET");
+            root.Subcommands.Add(BenchCommand.Build());
+            root.Subcommands.Add(DemoCommand.Build());
+            root.Subcommands.Add(ConvertCommand.Build());
+            root.Subcommands.Add(EncodeCommand.Build());
+            root.Subcommands.Add(TrainCommand.Build());
+            root.Subcommands.Add(EvalCommand.Build());
+            root.Subcommands.Add(PredictCommand.Build());
+            return root;
+        }
+    }
+}

@@ -74,6 +74,30 @@ public sealed class ExampleSet
     /// <summary>Segment B as text: the candidate item's text.</summary>
     public string SegmentB(int i) => Catalog.Text(_item[i]);
 
+    /// <summary>A new set holding examples <paramref name="indices"/> of this one, in the order given (keep it increasing
+    /// to keep time order), with the same catalog, users and dense names. Used to train or evaluate on a sample.</summary>
+    public ExampleSet Subset(ReadOnlySpan<int> indices, string? name = null)
+    {
+        int n = indices.Length, c = 0, F = DenseCount;
+        foreach (int i in indices)
+        {
+            if ((uint)i >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(indices), i, $"example index {i} is outside [0, {Count})");
+            c += _contextOffsets[i + 1] - _contextOffsets[i];
+        }
+        var su = new int[n]; var si = new int[n]; var sl = new float[n]; var sw = new float[n]; var st = new long[n]; var ss = new bool[n];
+        var so = new int[n + 1]; var sc = new int[c]; var sd = new float[n * F];
+        for (int q = 0; q < n; q++)
+        {
+            int i = indices[q];
+            su[q] = _user[i]; si[q] = _item[i]; sl[q] = _label[i]; sw[q] = _weight[i]; st[q] = _timestamp[i]; ss[q] = _sampled[i];
+            var ctx = Context(i);
+            ctx.CopyTo(sc.AsSpan(so[q]));
+            so[q + 1] = so[q] + ctx.Length;
+            DenseRow(i).CopyTo(sd.AsSpan(q * F, F));
+        }
+        return new ExampleSet(name ?? Name, Catalog, UserIds, DenseNames, ContextSize, su, si, sl, sw, st, ss, so, sc, sd);
+    }
+
     /// <summary>Number of examples with label &gt;= 0.5.</summary>
     public int Positives
     {

@@ -51,6 +51,21 @@ public sealed class RecDataset
     {
         ArgumentNullException.ThrowIfNull(table);
         options ??= new ExampleOptions();
+        var (sets, sampled) = Examples(table, options, single: false);
+        return new RecDataset(table, options, sets[0], sets[1], sets[2], sampled);
+    }
+
+    /// <summary>Every example of <paramref name="table"/> in one set named "all" (no split; the split options are
+    /// ignored): scoring a file with <c>fastrec predict</c>. Contexts and negative sampling as in <see cref="Build"/>.</summary>
+    public static ExampleSet BuildAll(InteractionTable table, ExampleOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        options ??= new ExampleOptions();
+        return Examples(table, options, single: true).Sets[0];
+    }
+
+    private static (ExampleSet[] Sets, int Sampled) Examples(InteractionTable table, ExampleOptions options, bool single)
+    {
         Validate(options);
         int K = options.ContextSize, F = table.DenseNames.Length, N = table.Count, U = table.UserIds.Length;
         var ts = table.Timestamps; var labels = table.Labels; var users = table.Users; var items = table.Items;
@@ -114,7 +129,8 @@ public sealed class RecDataset
 
         // 4. Split: 0 train, 1 validation, 2 test, per example position.
         var split = new byte[M];
-        if (options.Split == SplitKind.Temporal)
+        if (single) { }
+        else if (options.Split == SplitKind.Temporal)
         {
             int b1 = Cut(exTs, options.TrainFraction), b2 = Math.Max(b1, Cut(exTs, options.TrainFraction + options.ValidationFraction));
             for (int p = b1; p < M; p++) split[p] = (byte)(p < b2 ? 1 : 2);
@@ -137,9 +153,9 @@ public sealed class RecDataset
         }
 
         // 5. Gather each split, keeping time order.
-        var sets = new ExampleSet[3];
-        string[] names = ["train", "validation", "test"];
-        for (int s = 0; s < 3; s++)
+        var sets = new ExampleSet[single ? 1 : 3];
+        string[] names = single ? ["all"] : ["train", "validation", "test"];
+        for (int s = 0; s < sets.Length; s++)
         {
             int n = 0, c = 0;
             for (int p = 0; p < M; p++) if (split[p] == s) { n++; c += offsets[p + 1] - offsets[p]; }
@@ -165,7 +181,7 @@ public sealed class RecDataset
             }
             sets[s] = new ExampleSet(names[s], table.Catalog, table.UserIds, table.DenseNames, K, su, si, sl, sw, st, ss, so, sc, sd);
         }
-        return new RecDataset(table, options, sets[0], sets[1], sets[2], M - N);
+        return (sets, M - N);
     }
 
     /// <summary>First position of the later side of a temporal boundary at <paramref name="fraction"/> of the examples,

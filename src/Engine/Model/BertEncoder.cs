@@ -30,16 +30,18 @@ internal sealed class BertEncoder
     /// <summary>The output of the last layer (B, T, C).</summary>
     public static View<float> LastHidden(ActivationTensors a) => a.Layers[^1].H2;
 
-    /// <summary>Input of layer <paramref name="l"/> (B, T, C).</summary>
-    private static View<float> LayerInput(ActivationTensors a, int l) => l == 0 ? a.Emb : a.Layers[l - 1].H2;
+    /// <summary>Input of layer <paramref name="l"/> (B, T, C); l = L is the last layer's output.</summary>
+    public static View<float> LayerInput(ActivationTensors a, int l) => l == 0 ? a.Emb : a.Layers[l - 1].H2;
 
     // ------------------------------------------------------------------ forward
 
-    /// <summary>Embeddings and every layer; <paramref name="typeIds"/> None means all zeros.</summary>
-    public void Forward(ParameterTensors p, ActivationTensors a, View<int> typeIds, DropoutPlan drop)
+    /// <summary>Embeddings and every layer; <paramref name="typeIds"/> None means all zeros. With <paramref name="from"/> &gt; 0
+    /// the embeddings and layers below <paramref name="from"/> are skipped: <see cref="LayerInput"/>(a, from) must already
+    /// hold their output (the frozen-layer activation cache). <paramref name="to"/> stops before layer <paramref name="to"/>.</summary>
+    public void Forward(ParameterTensors p, ActivationTensors a, View<int> typeIds, DropoutPlan drop, int from = 0, int to = int.MaxValue)
     {
-        EmbeddingsForward(p, a, typeIds, drop.Embeddings(_cfg.HiddenDropoutProb));
-        for (int l = 0; l < L; l++)
+        if (from == 0) EmbeddingsForward(p, a, typeIds, drop.Embeddings(_cfg.HiddenDropoutProb));
+        for (int l = from; l < Math.Min(L, to); l++)
             LayerForward(p.Layers[l], a, l,
                 drop.AttentionProbs(l, _cfg.AttentionProbsDropoutProb),
                 drop.AttentionOutput(l, _cfg.HiddenDropoutProb),

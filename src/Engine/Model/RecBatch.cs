@@ -25,6 +25,12 @@ public sealed class RecBatch
     public float[] Labels { get; set; } = [];
     /// <summary>(B) non-negative example weights with a positive sum; null = all 1.</summary>
     public float[]? Weights { get; set; }
+    /// <summary>(B, T, C) the input of encoder layer <see cref="StartLayer"/> (the output of the layers below it, e.g. from
+    /// <see cref="RecModel.EncodeTo"/>): the frozen-layer activation cache. null = run the whole encoder from the ids.
+    /// Rows of padding positions are never read by the layers above (their keys are masked) and may hold anything finite.</summary>
+    public float[]? Hidden { get; set; }
+    /// <summary>With <see cref="Hidden"/>: the first encoder layer to run, in [0, L] (L = only the pooler/head run).</summary>
+    public int StartLayer { get; set; }
 
     /// <summary>
     /// Checks shapes and values. Shape mismatches throw <see cref="ShapeException"/>, bad values
@@ -50,6 +56,12 @@ public sealed class RecBatch
             throw new ShapeException($"RecBatch.Dense: the adapter has no dense features (D = 0) but {Dense.Length} values were given");
         if (requireLabels) Len(nameof(Labels), Labels?.Length ?? 0, B, $"(B={B})");
         if (Weights is not null) Len(nameof(Weights), Weights.Length, B, $"(B={B})");
+        if (Hidden is not null)
+        {
+            if (StartLayer < 0 || StartLayer > bert.NumHiddenLayers)
+                throw new ArgumentOutOfRangeException(nameof(StartLayer), StartLayer, $"RecBatch.StartLayer = {StartLayer} is outside [0, num_hidden_layers = {bert.NumHiddenLayers}]");
+            Len(nameof(Hidden), Hidden.Length, bt * bert.HiddenSize, $"(B={B}, T={T}, C={bert.HiddenSize})");
+        }
 
         var ids = InputIds!;
         for (int i = 0; i < ids.Length; i++)

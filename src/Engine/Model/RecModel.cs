@@ -25,6 +25,7 @@ public sealed partial class RecModel : IDisposable
     private readonly DeviceBuffer<AdamSegment> _segments;
     private readonly AdamSegment[] _segmentsHost;
     private bool _segmentsDirty = true;
+    private Func<ParamInfo, float>? _lrScale;
     private float _segmentsWd = float.NaN;
     private readonly DeviceBuffer<float> _norm;  // (1)
     private readonly float[] _scalar = new float[1];
@@ -162,6 +163,27 @@ public sealed partial class RecModel : IDisposable
     /// <summary>Whether tensor <paramref name="name"/> is trained.</summary>
     public bool IsTrainable(string name) => _trainable[Layout[name].Index];
 
+    /// <summary>The lowest layer tag with a trainable tensor (<see cref="ParameterLayout.EmbeddingsLayer"/>, an encoder layer,
+    /// <see cref="ParameterLayout.PoolerLayer"/> or <see cref="ParameterLayout.HeadLayer"/>); int.MaxValue when nothing trains.
+    /// Everything below it is frozen, so its activations can be computed once and cached (<see cref="EncodeTo"/>).</summary>
+    public int LowestTrainableLayer => _lowest;
+
+    /// <summary>
+    /// Per-tensor learning-rate multipliers for AdamW (e.g. layer-wise LR decay); null = 1 for every trainable tensor.
+    /// Frozen tensors keep 0 whatever <paramref name="scale"/> says. Values must be finite and &gt;= 0.
+    /// </summary>
+    public void SetLrScale(Func<ParamInfo, float>? scale)
+    {
+        if (scale is not null)
+            foreach (var t in Layout.Tensors)
+            {
+                float s = scale(t);
+                if (!(s >= 0 && float.IsFinite(s))) throw new ArgumentOutOfRangeException(nameof(scale), s, $"LR scale of {t.Name} must be finite and >= 0, got {s}");
+            }
+        _lrScale = scale;
+        _segmentsDirty = true;
+    }
+
     // ------------------------------------------------------------------ forward / backward
 
     /// <summary>Logits (B). With <paramref name="training"/> dropout is on, keyed by (<paramref name="dropoutSeed"/>, <paramref name="step"/>).</summary>
@@ -194,7 +216,7 @@ public sealed partial class RecModel : IDisposable
     public EncoderOutput Encode(RecBatch batch)
     {
         var a = Prepare(batch, requireLabels: false, inference: true);
-        _encoder.Forward(_p, a, TypeIds(a, batch), DropoutPlan.Eval);
+        _encoder.Forward(_p, a, TypeIds(a, batch), DropoutPlan.Eval, From(batch));
         var hidden = new float[a.B * a.T * Bert.HiddenSize];
         _b.Download(BertEncoder.LastHidden(a), hidden);
         float[]? pooled = null;
@@ -208,19 +230,46 @@ public sealed partial class RecModel : IDisposable
     }
 
     /// <summary>
+    /// The input of encoder layer <paramref name="layer"/> (0 = the embeddings' output, L = the last layer's output) in
+    /// evaluation mode (no dropout), into <paramref name="hidden"/> (B, T, C): what a <see cref="RecBatch.Hidden"/> with
+    /// <see cref="RecBatch.StartLayer"/> = <paramref name="layer"/> expects. The frozen-layer activation cache computes it
+    /// once per example. Honours an incoming <see cref="RecBatch.Hidden"/> (then runs from its StartLayer up).
+    /// </summary>
+    public void EncodeTo(RecBatch batch, int layer, Span<float> hidden)
+    {
+        if (layer < 0 || layer > Layout.NumLayers)
+            throw new ArgumentOutOfRangeException(nameof(layer), layer, $"layer must be in [0, num_hidden_layers = {Layout.NumLayers}], got {layer}");
+        var a = Prepare(batch, requireLabels: false, inference: true);
+        int from = From(batch);
+        if (from > layer) throw new ArgumentOutOfRangeException(nameof(layer), layer, $"the batch starts at layer {from}, above the requested layer {layer}");
+        long n = (long)a.B * a.T * Bert.HiddenSize;
+        if (hidden.Length != n) throw new ShapeException($"hidden: expected (B={a.B}, T={a.T}, C={Bert.HiddenSize}) = {n} elements, got {hidden.Length}");
+        _encoder.Forward(_p, a, TypeIds(a, batch), DropoutPlan.Eval, from, to: layer);
+        _b.Download(BertEncoder.LayerInput(a, layer), hidden);
+    }
+
+    /// <summary>
     /// Training forward + backward of one batch with dropout keyed by (<paramref name="dropoutSeed"/>, <paramref name="step"/>):
     /// returns the weighted BCE mean and ACCUMULATES the gradients into <see cref="Grads"/>. When <paramref name="logits"/>
-    /// is given (length ≥ B) the logits are downloaded into it.
+    /// is given (length ≥ B) the logits are downloaded into it. <paramref name="lossScale"/> multiplies the loss and every
+    /// gradient (gradient accumulation over micro-batches: Σw of the micro-batch / Σw of the whole batch); the returned
+    /// loss includes it. A batch with <see cref="RecBatch.Hidden"/> must start at or below the lowest trainable layer.
     /// </summary>
     /// <exception cref="NonFiniteLossException">the loss is NaN or infinite (the message names <paramref name="step"/>).</exception>
-    public float ForwardBackward(RecBatch batch, ulong dropoutSeed, int step, float[]? logits = null)
+    public float ForwardBackward(RecBatch batch, ulong dropoutSeed, int step, float[]? logits = null, float lossScale = 1f)
     {
+        if (!(lossScale > 0 && float.IsFinite(lossScale))) throw new ArgumentOutOfRangeException(nameof(lossScale), lossScale, $"lossScale must be finite and > 0, got {lossScale}");
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.Hidden is not null && batch.StartLayer > _lowest && _lowest != int.MaxValue)
+            throw new InvalidOperationException(
+                $"the batch starts at encoder layer {batch.StartLayer} (cached activations) but layer {LayerName(_lowest)} is trainable: " +
+                $"a cached batch must start at or below the lowest trainable layer");
         var a = Prepare(batch, requireLabels: true, inference: false);
         var drop = new DropoutPlan(dropoutSeed, step, Layout.NumLayers);
         var typeIds = TypeIds(a, batch);
         RunForward(a, batch, drop);
         var weights = batch.Weights is null ? View<float>.None : a.Weights;
-        _b.BceForwardBackward(a.Loss, a.DLogits, a.Logits, a.Labels, weights, a.B);
+        _b.BceForwardBackward(a.Loss, a.DLogits, a.Logits, a.Labels, weights, a.B, scale: lossScale);
         if (_lowest != int.MaxValue) RunBackward(a, typeIds, drop);
         if (logits is not null)
         {
@@ -233,9 +282,14 @@ public sealed partial class RecModel : IDisposable
         return loss;
     }
 
+    private string LayerName(int layer) => layer == ParameterLayout.EmbeddingsLayer ? "embeddings" : layer == Layout.PoolerLayer ? "pooler"
+        : layer == Layout.HeadLayer ? "head" : layer.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static int From(RecBatch batch) => batch.Hidden is null ? 0 : batch.StartLayer;
+
     private void RunForward(ActivationTensors a, RecBatch batch, DropoutPlan drop)
     {
-        _encoder.Forward(_p, a, TypeIds(a, batch), drop);
+        _encoder.Forward(_p, a, TypeIds(a, batch), drop, From(batch));
         if (Adapter.Input == AdapterInput.Pooler)
         {
             _encoder.PoolerForward(_p, a);
@@ -278,6 +332,7 @@ public sealed partial class RecModel : IDisposable
         if (Adapter.DenseFeatures > 0) _b.Upload(a.Dense, batch.Dense);
         if (requireLabels) _b.Upload(a.Labels, batch.Labels);
         if (batch.Weights is not null) _b.Upload(a.Weights, batch.Weights);
+        if (batch.Hidden is not null) _b.Upload(BertEncoder.LayerInput(a, batch.StartLayer), batch.Hidden);
         return a;
     }
 
@@ -328,7 +383,7 @@ public sealed partial class RecModel : IDisposable
         if (_segmentsDirty || opt.WeightDecay != _segmentsWd)
         {
             foreach (var t in Layout.Tensors)
-                _segmentsHost[t.Index] = new AdamSegment(t.Offset, t.Length, _trainable[t.Index] ? 1f : 0f, t.Decay ? opt.WeightDecay : 0f);
+                _segmentsHost[t.Index] = new AdamSegment(t.Offset, t.Length, _trainable[t.Index] ? _lrScale?.Invoke(t) ?? 1f : 0f, t.Decay ? opt.WeightDecay : 0f);
             _b.Upload(_segments.All, _segmentsHost);
             _segmentsDirty = false;
             _segmentsWd = opt.WeightDecay;

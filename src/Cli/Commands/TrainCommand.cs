@@ -1,0 +1,87 @@
+// `fastrec train`: fine-tune a BERT model directory (or continue a checkpoint) on interactions + items, save a checkpoint.
+using System.CommandLine;
+using System.Diagnostics;
+using FastRec.Cli.Reporting;
+using FastRec.Engine.Data;
+using FastRec.Engine.Model;
+using FastRec.Engine.Training;
+using FastRec.Engine.Weights;
+
+namespace FastRec.Cli.Commands;
+
+internal static class TrainCommand
+{
+    public static Command Build()
+    {
+        var data = new DataOptions();
+        var backend = new BackendOptions();
+        var t = new TrainerCliOptions();
+        var model = new Option<string?>("--model") { Description = "Pretrained Hugging Face BERT directory (config.json, model.safetensors, vocab.txt), or 'minilm'" };
+        var outDir = new Option<string>("--out") { Description = "Checkpoint directory to write", Required = true };
+        var initFrom = new Option<string?>("--init-from") { Description = "Continue from this fine-tuned FastRec checkpoint (periodic re-tuning on new data)" };
+        var resume = new Option<bool>("--resume") { Description = "Resume the interrupted run saved in --out (same options and data)" };
+        var report = new Option<string?>("--report") { Description = "Also write report.md and plots into this directory" };
+        var json = new Option<bool>("--json") { Description = "Print the final metrics as JSON" };
+        var cmd = new Command("train", "Fine-tune a BERT recommender on interactions + item texts and save a FastRec checkpoint");
+        data.AddTo(cmd); backend.AddTo(cmd); t.AddTo(cmd);
+        cmd.Options.Add(model); cmd.Options.Add(outDir); cmd.Options.Add(initFrom); cmd.Options.Add(resume); cmd.Options.Add(report); cmd.Options.Add(json);
+        cmd.SetAction(r => CliRun.Guard(() =>
+        {
+            var wall = Stopwatch.StartNew();
+            string output = r.GetValue(outDir)!;
+            using var b = backend.Create(r);
+            Recommender? rec = null;
+            TrainingState? state = null;
+            var text = t.Text(r, new TextOptions());
+            try
+            {
+                if (r.GetValue(resume) && Checkpoint.Exists(output))
+                {
+                    var loaded = Checkpoint.Load(output, b);
+                    rec = loaded.Recommender;
+                    state = loaded.State ?? throw new InvalidOperationException($"{output}: the checkpoint has no training state to resume");
+                    CliRun.Info($"resuming {output} at step {state.Step} of {state.TotalSteps}");
+                }
+                else if (r.GetValue(initFrom) is { } init)
+                {
+                    BertConfig? expectBert = r.GetValue(model) is { } m ? BertCheckpoint.Open(CliRun.ResolveModel(m)).Config : null;
+                    rec = Checkpoint.Load(init, b, expectBert).Recommender;
+                    if (t.HeadGiven(r))
+                        Checkpoint.CompareAdapter(t.Adapter(r, rec.Model.Adapter, rec.Model.Adapter.DenseFeatures), rec.Model.Adapter, Path.Combine(init, Checkpoint.InfoFile));
+                    if (r.GetValue(t.MaxLength) is { } ml && ml != rec.Text.MaxLength)
+                        throw new ArgumentException($"--max-length {ml} differs from the checkpoint's {rec.Text.MaxLength}; --init-from keeps the checkpoint's text settings");
+                    CliRun.Info($"continuing from {init}");
+                }
+            }
+            catch { rec?.Dispose(); throw; }
+            var schema = data.Schema(r, rec?.Schema);
+            var table = data.Table(r, schema);
+            var dataset = RecDataset.Build(table, schema.Examples);
+            CliRun.Info($"{table.Source}: {table.Count:N0} interactions -> train {dataset.Train.Count:N0}, validation {dataset.Validation.Count:N0}, test {dataset.Test.Count:N0}");
+            if (rec is null)
+            {
+                string dir = CliRun.ResolveModel(r.GetValue(model) ?? throw new ArgumentException("--model is required (a HF model directory or 'minilm'), unless --init-from or --resume"));
+                var head = t.Adapter(r, new AdapterConfig { HiddenSizes = [64], Dropout = 0.1f }, table.DenseNames.Length);
+                rec = Recommender.FromPretrained(dir, b, head, text, r.GetValue(t.Seed) ?? 42);
+            }
+            using var _ = rec;
+            rec.Schema = schema;
+
+            var trainer = t.Trainer(r, new TrainerOptions { Epochs = 2, BatchSize = 32, LearningRate = 5e-5f }, output);
+            var exp = t.Experiment(r, new ExperimentOptions(), trainer);
+            var result = TrainProgressView.Run(p => Experiment.Run(rec, dataset, exp, p, state));
+            Checkpoint.Save(rec, output, result.Training.State, exp.Trainer, CliRun.Json(result));
+            Console.WriteLine(ExperimentReportWriter.ConsoleTable([result.Model, .. result.Baselines]));
+            Console.WriteLine($"  AUC lift over {result.BestBaseline.Name}: {result.AucLift:+0.0000;-0.0000}");
+            Console.WriteLine($"checkpoint: {Path.GetFullPath(output)}");
+            if (r.GetValue(report) is { } rep)
+                Console.WriteLine("report: " + ExperimentReportWriter.Write(rep, "FastRec training report", result,
+                    [$"base model: {rec.BaseModel}", $"backend: {b.Name}", $"trainer: {string.Join(", ", exp.Trainer.Fingerprint().Select(f => $"{f.Name}={f.Value}"))}"],
+                    wall.Elapsed.TotalSeconds));
+            if (r.GetValue(json)) Console.WriteLine(CliRun.Json(result).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            Console.WriteLine($"wall time {wall.Elapsed.TotalSeconds:0.0} s");
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,131 @@
+// A trained or trainable recommender: the model plus everything needed to turn examples into its inputs.
+using FastRec.Engine.Data;
+using FastRec.Engine.Model;
+using FastRec.Engine.Weights;
+using FastRec.Kernels;
+
+namespace FastRec.Engine.Training;
+
+/// <summary>Where the training data came from and how examples were built, so eval/predict can rebuild them the same way.</summary>
+public sealed record DataSchema
+{
+    /// <summary>"files" (generic CSV/TSV) or "movietweetings" (the .dat preset).</summary>
+    public string Kind { get; init; } = "files";
+    /// <summary>Column mapping of the interactions file (Kind = files).</summary>
+    public InteractionFileOptions? Interactions { get; init; }
+    /// <summary>Column mapping of the items file (Kind = files).</summary>
+    public ItemFileOptions? Items { get; init; }
+    /// <summary>Rating threshold of the MovieTweetings preset.</summary>
+    public double PositiveThreshold { get; init; } = MovieTweetings.DefaultPositiveThreshold;
+    /// <summary>How examples were built (context size K, split, negatives, seed).</summary>
+    public ExampleOptions Examples { get; init; } = new();
+    /// <summary>Append the leak-free <see cref="Data.HistoryFeatures"/> (user and item positive rates and counts) to the
+    /// dense features.</summary>
+    public bool HistoryFeatures { get; init; }
+
+    /// <summary>Applies the schema's derived features to a freshly loaded table.</summary>
+    public InteractionTable Prepare(InteractionTable table) => HistoryFeatures ? Data.HistoryFeatures.Append(table) : table;
+}
+
+/// <summary>
+/// The model (BERT encoder + adapter) with its vocabulary, text options, dense-feature scaler and data schema: what a
+/// FastRec checkpoint holds (see <see cref="Checkpoint"/>). Owns the <see cref="RecModel"/>.
+/// </summary>
+public sealed class Recommender : IDisposable
+{
+    /// <summary>The model.</summary>
+    public RecModel Model { get; }
+    /// <summary>vocab.txt of the model.</summary>
+    public string VocabPath { get; internal set; }
+    /// <summary>How examples become tokens.</summary>
+    public TextOptions Text { get; }
+    /// <summary>Dense-feature standardisation (fitted on the training set).</summary>
+    public FeatureScaler Scaler { get; set; }
+    /// <summary>The data schema.</summary>
+    public DataSchema Schema { get; set; }
+    /// <summary>The pretrained model this one started from (a directory or name), for the record.</summary>
+    public string BaseModel { get; set; } = "";
+
+    /// <summary>Wraps <paramref name="model"/> (taking ownership).</summary>
+    public Recommender(RecModel model, string vocabPath, TextOptions text, FeatureScaler? scaler = null, DataSchema? schema = null)
+    {
+        ArgumentNullException.ThrowIfNull(model); ArgumentNullException.ThrowIfNull(vocabPath); ArgumentNullException.ThrowIfNull(text);
+        if (text.MaxLength < 3 || text.MaxLength > model.Bert.MaxPositionEmbeddings)
+            throw new ArgumentOutOfRangeException(nameof(text), text.MaxLength,
+                $"max length must be in [3, max_position_embeddings = {model.Bert.MaxPositionEmbeddings}], got {text.MaxLength}");
+        if ((scaler?.Names.Length ?? 0) != model.Adapter.DenseFeatures)
+            throw new ArgumentException($"the adapter takes {model.Adapter.DenseFeatures} dense features but the scaler has {scaler?.Names.Length ?? 0}");
+        Model = model; VocabPath = vocabPath; Text = text; Scaler = scaler ?? FeatureScaler.None; Schema = schema ?? new DataSchema();
+    }
+
+    /// <summary>
+    /// A pretrained Hugging Face model directory (config.json, model.safetensors, vocab.txt) plus a new head from
+    /// <paramref name="adapter"/> initialised from <paramref name="seed"/>. The tokenizer's lower-casing comes from the directory.
+    /// </summary>
+    public static Recommender FromPretrained(string modelDir, IBackend backend, AdapterConfig adapter, TextOptions text, ulong seed = 42)
+    {
+        var info = BertCheckpoint.Open(modelDir);
+        var model = BertCheckpoint.Load(modelDir, backend, adapter, seed);
+        try
+        {
+            return new Recommender(model, info.VocabPath, text with { LowerCase = info.LowerCase }, FeatureScaler.Unfitted(adapter.DenseFeatures))
+            { BaseModel = Path.GetFullPath(modelDir) };
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>An encoder of examples over <paramref name="catalog"/> with this model's vocabulary and text options.</summary>
+    public ExampleEncoder EncoderFor(ItemCatalog catalog) => ExampleEncoder.Create(VocabPath, catalog, Text, Model.Bert.MaxPositionEmbeddings);
+
+    /// <summary>Pad token id (the model's pad_token_id).</summary>
+    public int PadId => Model.Bert.PadTokenId;
+
+    /// <summary>Logits of every example of <paramref name="set"/> (evaluation mode), batched by length; with
+    /// <paramref name="cache"/> the frozen layers are not recomputed.</summary>
+    public float[] PredictLogits(ExampleSet set, EncodedExamples enc, int batchSize = 64, ActivationCache? cache = null,
+                                 Action<int>? progress = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(set); ArgumentNullException.ThrowIfNull(enc);
+        if (enc.Count != set.Count) throw new ArgumentException($"{enc.Count} encoded examples for a set of {set.Count}");
+        Scaler.Check(set);
+        int N = set.Count;
+        var order = new int[N];
+        var keys = new int[N];
+        for (int i = 0; i < N; i++) { order[i] = i; keys[i] = enc.Length(i); }
+        Array.Sort(keys, order);
+        var logits = new float[N];
+        for (int s = 0; s < N; s += batchSize)
+        {
+            ct.ThrowIfCancellationRequested();
+            var idx = order.AsSpan(s, Math.Min(batchSize, N - s));
+            var batch = BatchPacker.Pack(set, enc, idx, PadId, Scaler);
+            cache?.Attach(batch, idx, Model.Layout.NumLayers);
+            var z = Model.Forward(batch);
+            for (int b = 0; b < idx.Length; b++) logits[idx[b]] = z[b];
+            progress?.Invoke(idx.Length);
+        }
+        return logits;
+    }
+
+    /// <summary>Probabilities σ(logit) of every example of <paramref name="set"/>.</summary>
+    public float[] Predict(ExampleSet set, int batchSize = 64, CancellationToken ct = default)
+    {
+        var enc = EncoderFor(set.Catalog).Encode(set);
+        return Sigmoid(PredictLogits(set, enc, batchSize, ct: ct));
+    }
+
+    /// <summary>σ applied elementwise (in double, rounded to float).</summary>
+    public static float[] Sigmoid(ReadOnlySpan<float> logits)
+    {
+        var p = new float[logits.Length];
+        for (int i = 0; i < p.Length; i++) p[i] = (float)(1.0 / (1.0 + Math.Exp(-(double)logits[i])));
+        return p;
+    }
+
+    /// <summary>Disposes the model.</summary>
+    public void Dispose() => Model.Dispose();
+}
