@@ -38,7 +38,7 @@ public sealed record PredictorOptions
 /// Results are deterministic: the same request gives bit-identical scores whatever the thread or the load.</para>
 /// <para>Inputs are WordPiece ids (the context segment: the context items' tokens, most recent first, joined by the
 /// separator's tokens, as in training; and the candidate's tokens). The cross-encoder reads context and candidate in one
-/// sequence, so the context cannot be encoded once for N candidates; <see cref="ScoreCandidates"/> batches them instead.</para>
+/// sequence, so the context cannot be encoded once for N candidates; <see cref="ScoreCandidates(ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{int}, Span{float}, ReadOnlySpan{float})"/> batches them instead.</para>
 /// Dimension letters: B candidates in a pass, T tokens, C hidden, NH heads, F feed-forward, D dense features.
 /// </summary>
 public sealed partial class Predictor : IDisposable
