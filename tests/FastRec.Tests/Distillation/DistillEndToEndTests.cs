@@ -132,13 +132,13 @@ public class DistillEndToEndTests
         using var fx = new TrainFixture(users: 16, perUser: 16);
         string a = Path.Combine(_root, "co-a"), b = Path.Combine(_root, "co-b"), report = Path.Combine(_root, "co-report");
         var (code, output, err) = Cli("cotrain", "--model", fx.ModelDir, "--layers-b", "1", "--out", a, "--out-b", b, "--interactions", fx.Interactions,
-            "--items", fx.Items, "--context-size", "3", "--epochs", "2", "--lr", "3e-3", "--max-length", "32", "--head-hidden", "8",
+            "--items", fx.Items, "--context-size", "3", "--epochs", "6", "--batch-size", "8", "--lr", "3e-3", "--temperature", "1", "--max-length", "32", "--head-hidden", "8",
             "--latency-requests", "10", "--report", report, "--json");
         TestContext.Out.WriteLine(output + err);
         Assert.That(code, Is.Zero, err);
         var json = LastJson(output);
         Assert.That(json["kind"]!.GetValue<string>(), Is.EqualTo("co-training"));
-        Assert.That(json["model A"]!["auc"]!.GetValue<double>(), Is.GreaterThan(0.5));
+        Assert.That(json["model A"]!["auc"]!.GetValue<double>(), Is.GreaterThan(0.6), "model A learned the fixture's rule (good items are liked)");
         Assert.That(Checkpoint.Exists(a) && Checkpoint.Exists(b), Is.True);
         using var backend = new CpuSimdBackend();
         using var rb = Checkpoint.Load(b, backend).Recommender;
