@@ -32,7 +32,10 @@ public sealed record PredictorOptions
 /// <summary>
 /// Scores (user context, candidate) pairs with a fine-tuned model, from many threads at once, with low and predictable latency.
 /// <para>The weights are copied out of the model once and the four big Linear weights of every encoder layer are pre-packed
-/// (<see cref="PackedWeight"/>); the model may be disposed afterwards. Each call rents a workspace (activations sized for
+/// (<see cref="PackedWeight"/>, used by <see cref="PackedLinear"/> with bias and GELU fused); the model may be disposed
+/// afterwards. Attention runs straight from the (B, T, 3C) projections (<see cref="CpuSimdBackend.AttentionInference"/>),
+/// and since the head reads only [CLS], the last layer computes keys and values for every token but its query, attention
+/// output and feed-forward for the [CLS] rows alone. Each call rents a workspace (activations sized for
 /// <see cref="PredictorOptions.MaxBatch"/> × <see cref="PredictorOptions.MaxLength"/>) from a lock-free pool, so after
 /// warm-up a call allocates nothing on the managed heap and calls on different threads never share mutable state.
 /// Results are deterministic: the same request gives bit-identical scores whatever the thread or the load.</para>
