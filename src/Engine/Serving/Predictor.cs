@@ -11,7 +11,7 @@ public sealed record PredictorOptions
     /// <summary>Longest sequence in tokens, special tokens included ([CLS] context [SEP] candidate [SEP]); in
     /// [3, max_position_embeddings]. Longer pairs are truncated longest-first, as in training. Default 64.</summary>
     public int MaxLength { get; init; } = 64;
-    /// <summary>Candidates scored in one forward pass; more are scored in chunks. Default 32.</summary>
+    /// <summary>Candidates scored in one forward pass, in [1, 4096]; more are scored in chunks. Default 32.</summary>
     public int MaxBatch { get; init; } = 32;
     /// <summary>Threads one call may use for its GEMMs (0 = <see cref="CpuParallel.Threads"/>). Concurrent calls never
     /// oversubscribe: a call that finds the pool busy runs on its own thread.</summary>
@@ -113,8 +113,8 @@ public sealed partial class Predictor : IDisposable
         if (o.MaxLength < 3 || o.MaxLength > Bert.MaxPositionEmbeddings)
             throw new ArgumentOutOfRangeException(nameof(PredictorOptions.MaxLength), o.MaxLength,
                 $"PredictorOptions.MaxLength must be in [3, max_position_embeddings = {Bert.MaxPositionEmbeddings}], got {o.MaxLength}");
-        if (o.MaxBatch < 1)
-            throw new ArgumentOutOfRangeException(nameof(PredictorOptions.MaxBatch), o.MaxBatch, $"PredictorOptions.MaxBatch must be at least 1, got {o.MaxBatch}");
+        if (o.MaxBatch < 1 || o.MaxBatch > 4096)
+            throw new ArgumentOutOfRangeException(nameof(PredictorOptions.MaxBatch), o.MaxBatch, $"PredictorOptions.MaxBatch must be in [1, 4096], got {o.MaxBatch}");
         if (o.ThreadsPerCall < 0)
             throw new ArgumentOutOfRangeException(nameof(PredictorOptions.ThreadsPerCall), o.ThreadsPerCall, $"PredictorOptions.ThreadsPerCall must be >= 0, got {o.ThreadsPerCall}");
         if (o.Workspaces < 1)
