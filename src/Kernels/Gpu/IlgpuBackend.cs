@@ -285,8 +285,16 @@ public sealed class IlgpuBackend : IBackend
         var d = Arr(dst);
         if (src.Length != dst.Length) throw new ShapeException($"src: expected {dst.Length} elements (the length of dst), got {src.Length}");
         if (src.Length == 0) return;
-        d.CopyFromCPU(_stream, ref MemoryMarshal.GetReference(src), src.Length);
-        _stream.Synchronize();
+        // The host memory stays pinned until the copy has finished: the copy may run on another thread (the CPU
+        // accelerator) or DMA engine, and a compacting GC must not move a managed array under it.
+        unsafe
+        {
+            fixed (T* h = src)
+            {
+                d.CopyFromCPU(_stream, ref *h, src.Length);
+                _stream.Synchronize();
+            }
+        }
         if (dst.Buffer is GpuBuffer<T> { Mirror: { } mirror }) src.CopyTo(mirror.AsSpan(checked((int)dst.Offset), dst.Length));
     }
 
@@ -297,8 +305,14 @@ public sealed class IlgpuBackend : IBackend
         if (src.Length != dst.Length) throw new ShapeException($"dst: expected {src.Length} elements (the length of src), got {dst.Length}");
         _stream.Synchronize();
         if (dst.Length == 0) return;
-        s.CopyToCPU(_stream, ref MemoryMarshal.GetReference(dst), dst.Length);
-        _stream.Synchronize();
+        unsafe
+        {
+            fixed (T* h = dst)   // pinned until the copy has finished (see Upload)
+            {
+                s.CopyToCPU(_stream, ref *h, dst.Length);
+                _stream.Synchronize();
+            }
+        }
     }
 
     /// <inheritdoc/>
