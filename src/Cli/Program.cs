@@ -20,6 +20,8 @@ namespace FastRec.Cli
             root.Subcommands.Add(TrainCommand.Build());
             root.Subcommands.Add(EvalCommand.Build());
             root.Subcommands.Add(PredictCommand.Build());
+            root.Subcommands.Add(DistillCommand.Build());
+            root.Subcommands.Add(CotrainCommand.Build());
             return root;
         }
     }

@@ -117,10 +117,11 @@ public sealed class Distiller : IDisposable
     /// <summary>
     /// One distillation step on <paramref name="batch"/> (labels required) whose rows are examples <paramref name="ids"/>
     /// (ids in [0, exampleCount); may be empty when the cache is off): teacher outputs from the cache or the teacher, the
-    /// student's forward/backward on the combined loss, and its AdamW step number <paramref name="step"/> (from 1).
+    /// student's forward/backward on the combined loss, and its AdamW step number <paramref name="step"/> (from 1) at
+    /// <paramref name="learningRate"/> (null = <see cref="DistillOptions.Optimizer"/>'s; a schedule passes its rate here).
     /// </summary>
     /// <exception cref="NonFiniteLossException">the loss is not finite.</exception>
-    public DistillLoss Step(RecBatch batch, ReadOnlySpan<int> ids, int step)
+    public DistillLoss Step(RecBatch batch, ReadOnlySpan<int> ids, int step, float? learningRate = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(batch);
@@ -213,14 +214,14 @@ public sealed class Distiller : IDisposable
         for (int k = 0; k < _attn.Length * B * NH; k++) att += _hostLoss[at++];
         float total = hard + softL + hid + att;
         if (!float.IsFinite(total)) throw new NonFiniteLossException(step, total, "distillation loss");
-        _s.Step(_o.Optimizer, step);
-        if (_project) ProjectionStep();
+        var opt = learningRate is { } lr ? _o.Optimizer with { Lr = lr } : _o.Optimizer;
+        _s.Step(opt, step);
+        if (_project) ProjectionStep(opt);
         return new DistillLoss(total, hard, softL, hid, att, teacherRan);
     }
 
-    private void ProjectionStep()
+    private void ProjectionStep(AdamWOptions opt)
     {
-        var opt = _o.Optimizer;
         _b.GlobalNorm(_pnorm.All, _pg!.All);
         _b.AdamW(_pw!.All, _pg.All, _pm!.All, _pv!.All, _pseg!.All, _pnorm.All, opt.MaxGradNorm, opt.Lr, opt.Beta1, opt.Beta2, opt.Eps, ++_projStep);
     }

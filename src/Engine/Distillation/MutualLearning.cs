@@ -38,9 +38,10 @@ public sealed class MutualLearning : IDisposable
     }
 
     /// <summary>One step on <paramref name="batch"/> (labels required): both forwards (training mode, dropout seeds Seed and
-    /// Seed + 1), both losses and backwards, both AdamW steps number <paramref name="step"/>.</summary>
+    /// Seed + 1), both losses and backwards, both AdamW steps number <paramref name="step"/> at <paramref name="learningRate"/>
+    /// (null = the options').</summary>
     /// <exception cref="NonFiniteLossException">a loss is not finite.</exception>
-    public MutualLoss Step(RecBatch batch, int step)
+    public MutualLoss Step(RecBatch batch, int step, float? learningRate = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(batch);
@@ -67,8 +68,9 @@ public sealed class MutualLearning : IDisposable
         float ta = hardA + softA, tb = hardB + softB;
         if (!float.IsFinite(ta)) throw new NonFiniteLossException(step, ta, "co-training loss of model A");
         if (!float.IsFinite(tb)) throw new NonFiniteLossException(step, tb, "co-training loss of model B");
-        _a.Step(_o.Optimizer, step);
-        _bm.Step(_o.Optimizer, step);
+        var opt = learningRate is { } lr ? _o.Optimizer with { Lr = lr } : _o.Optimizer;
+        _a.Step(opt, step);
+        _bm.Step(opt, step);
         return new MutualLoss(ta, tb, hardA, softA, hardB, softB);
     }
 

@@ -11,7 +11,7 @@ public sealed record PredictorOptions
     /// <summary>Longest sequence in tokens, special tokens included ([CLS] context [SEP] candidate [SEP]); in
     /// [3, max_position_embeddings]. Longer pairs are truncated longest-first, as in training. Default 64.</summary>
     public int MaxLength { get; init; } = 64;
-    /// <summary>Candidates scored in one forward pass; more are scored in chunks. Default 32.</summary>
+    /// <summary>Candidates scored in one forward pass, in [1, 4096]; more are scored in chunks. Default 32.</summary>
     public int MaxBatch { get; init; } = 32;
     /// <summary>Threads one call may use for its GEMMs (0 = <see cref="CpuParallel.Threads"/>). Concurrent calls never
     /// oversubscribe: a call that finds the pool busy runs on its own thread.</summary>
@@ -32,13 +32,16 @@ public sealed record PredictorOptions
 /// <summary>
 /// Scores (user context, candidate) pairs with a fine-tuned model, from many threads at once, with low and predictable latency.
 /// <para>The weights are copied out of the model once and the four big Linear weights of every encoder layer are pre-packed
-/// (<see cref="PackedWeight"/>); the model may be disposed afterwards. Each call rents a workspace (activations sized for
+/// (<see cref="PackedWeight"/>, used by <see cref="PackedLinear"/> with bias and GELU fused); the model may be disposed
+/// afterwards. Attention runs straight from the (B, T, 3C) projections (<see cref="CpuSimdBackend.AttentionInference"/>),
+/// and since the head reads only [CLS], the last layer computes keys and values for every token but its query, attention
+/// output and feed-forward for the [CLS] rows alone. Each call rents a workspace (activations sized for
 /// <see cref="PredictorOptions.MaxBatch"/> × <see cref="PredictorOptions.MaxLength"/>) from a lock-free pool, so after
 /// warm-up a call allocates nothing on the managed heap and calls on different threads never share mutable state.
 /// Results are deterministic: the same request gives bit-identical scores whatever the thread or the load.</para>
 /// <para>Inputs are WordPiece ids (the context segment: the context items' tokens, most recent first, joined by the
 /// separator's tokens, as in training; and the candidate's tokens). The cross-encoder reads context and candidate in one
-/// sequence, so the context cannot be encoded once for N candidates; <see cref="ScoreCandidates"/> batches them instead.</para>
+/// sequence, so the context cannot be encoded once for N candidates; <see cref="ScoreCandidates(ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{int}, Span{float}, ReadOnlySpan{float})"/> batches them instead.</para>
 /// Dimension letters: B candidates in a pass, T tokens, C hidden, NH heads, F feed-forward, D dense features.
 /// </summary>
 public sealed partial class Predictor : IDisposable
@@ -110,8 +113,8 @@ public sealed partial class Predictor : IDisposable
         if (o.MaxLength < 3 || o.MaxLength > Bert.MaxPositionEmbeddings)
             throw new ArgumentOutOfRangeException(nameof(PredictorOptions.MaxLength), o.MaxLength,
                 $"PredictorOptions.MaxLength must be in [3, max_position_embeddings = {Bert.MaxPositionEmbeddings}], got {o.MaxLength}");
-        if (o.MaxBatch < 1)
-            throw new ArgumentOutOfRangeException(nameof(PredictorOptions.MaxBatch), o.MaxBatch, $"PredictorOptions.MaxBatch must be at least 1, got {o.MaxBatch}");
+        if (o.MaxBatch < 1 || o.MaxBatch > 4096)
+            throw new ArgumentOutOfRangeException(nameof(PredictorOptions.MaxBatch), o.MaxBatch, $"PredictorOptions.MaxBatch must be in [1, 4096], got {o.MaxBatch}");
         if (o.ThreadsPerCall < 0)
             throw new ArgumentOutOfRangeException(nameof(PredictorOptions.ThreadsPerCall), o.ThreadsPerCall, $"PredictorOptions.ThreadsPerCall must be >= 0, got {o.ThreadsPerCall}");
         if (o.Workspaces < 1)

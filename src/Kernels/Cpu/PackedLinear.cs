@@ -79,9 +79,11 @@ public sealed unsafe class PackedWeight : IDisposable
 
 /// <summary>
 /// out(M, OC) = act(inp(M, IC) · Wᵀ + bias) on a <see cref="PackedWeight"/>: the serving path's Linear. The input is read in
-/// place (no A packing: each 6×16 tile broadcasts its six rows' elements), the weights stream once per call, bias and the
-/// activation are applied in the tile's store. Columns are split over <see cref="CpuParallel"/> threads in whole panels; every
-/// output element is one dot product in k order (one FMA chain), so results do not depend on the thread count or on M.
+/// place (no A packing: each 6×16 tile broadcasts its six rows' elements; the last tile has exactly M mod 6 rows), blocked
+/// GotoBLAS-style when the input exceeds 256 KB (k blocks of <see cref="BlockK"/> so a panel chunk sits in L1, m blocks of
+/// <see cref="BlockM"/> rows so the input block sits in L2: −20 % at M = 512, see docs/PERF.md); bias and the activation are applied in the last k block's store. Columns are split over
+/// <see cref="CpuParallel"/> threads in whole panels; every output element is the same FMA chains in k order (one per k block,
+/// added in order), so results do not depend on the thread count or on M.
 /// No managed allocation.
 /// </summary>
 public static unsafe class PackedLinear
@@ -105,7 +107,7 @@ public static unsafe class PackedLinear
             throw new ArgumentOutOfRangeException(nameof(act), act, $"act: PackedLinear fuses Identity, Gelu or Relu, not {act}");
         fixed (float* a = input, c = output, b = bias)
         {
-            var job = new Job { A = a, C = c, Bias = bias.IsEmpty ? null : b, W = w.Data, M = M, N = N, K = K, Act = act };
+            var job = new Job { A = a, C = c, Bias = bias.IsEmpty ? null : b, W = w.Data, M = M, N = N, K = K, Act = act, KBlock = s_kc, MBlock = s_mc };
             long work = (long)M * N * K;
             int threads = maxThreads > 0 ? Math.Min(maxThreads, CpuParallel.Threads) : CpuParallel.Threads;
             threads = (int)Math.Clamp(work / Grain, 1, Math.Min(threads, w.Panels));
@@ -114,48 +116,76 @@ public static unsafe class PackedLinear
         }
     }
 
+    /// <summary>Depth of a k block (default 384: a panel chunk of 384 × 16 floats = 24 KB stays in L1 while the row tiles use
+    /// it). A tuning knob for benchmarks; changing it changes the rounding (the chains per element).</summary>
+    public static int BlockK { get => s_kc; set => s_kc = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "BlockK must be >= 1"); }
+    /// <summary>Rows of an m block (default 96: an input block of 96 × 384 floats = 144 KB stays in L2 while every panel passes
+    /// over it). A tuning knob for benchmarks; it does not change results.</summary>
+    public static int BlockM { get => s_mc; set => s_mc = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "BlockM must be >= 1"); }
+    private static int s_kc = 384, s_mc = 96;
+
+    /// <summary>
+    /// The loop nest of one thread's panels [start, end): for each k block, for each m block, for each panel, the row tiles
+    /// (6 rows, the last one M mod 6). Partial sums of earlier k blocks live in C; the last k block adds the bias and applies
+    /// the activation in its store. Each output element is the same sequence of FMA chains (one per k block, in order) however
+    /// the rows or panels are split.
+    /// </summary>
     private struct Job : IParallelRangeJob
     {
         public float* A, C, Bias, W;
-        public int M, N, K;
+        public int M, N, K, KBlock, MBlock;
         public Activation Act;
 
         public readonly void Execute(int start, int end, int part)
         {
-            float* tile = stackalloc float[6 * PackedWeight.Panel];
-            float* bias = stackalloc float[PackedWeight.Panel];
-            for (int p = start; p < end; p++)
+            const int P = PackedWeight.Panel;
+            float* tile = stackalloc float[6 * P];
+            float* bias = stackalloc float[P];
+            // An input that fits L2 whole (≤ 256 KB) needs no k blocks: one chain per element, no partial sums through C.
+            int KC = (long)M * K <= 65536 ? K : KBlock, MC = MBlock;
+            for (int pc = 0; pc < K; pc += KC)
             {
-                float* panel = W + (nint)p * PackedWeight.Panel * K;
-                int j0 = p * PackedWeight.Panel, nr = Math.Min(PackedWeight.Panel, N - j0);
-                for (int j = 0; j < PackedWeight.Panel; j++) bias[j] = Bias is not null && j < nr ? Bias[j0 + j] : 0f;
-                bool full = nr == PackedWeight.Panel;
-                // While this panel's tiles run, the next panel (K cache lines) is prefetched, spread evenly over the tiles:
-                // at small M the weights stream from memory and this overlaps the stream with the multiply-adds.
-                float* next = p + 1 < end ? panel + (nint)PackedWeight.Panel * K : null;
-                int tiles = (M + 5) / 6;
-                // rows in tiles of 6, the last tile exactly M mod 6 rows (no wasted multiply-adds)
-                for (int i = 0, ti = 0; i < M; i += 6, ti++)
+                int kc = Math.Min(KC, K - pc);
+                bool add = pc > 0, final = pc + kc == K;
+                for (int ic = 0; ic < M; ic += MC)
                 {
-                    int mr = Math.Min(6, M - i);
-                    float* c = full ? C + (nint)i * N + j0 : tile;
-                    nint ldc = full ? N : PackedWeight.Panel;
-                    float* a = A + (nint)i * K;
-                    int lo = (int)((long)K * ti / tiles), hi = (int)((long)K * (ti + 1) / tiles);
-                    float* pf = next is null ? null : next + (nint)lo * PackedWeight.Panel;
-                    int pfCount = next is null ? 0 : hi - lo;
-                    switch (mr)
+                    int mc = Math.Min(MC, M - ic);
+                    int tiles = (mc + 5) / 6;
+                    for (int p = start; p < end; p++)
                     {
-                        case 6: Tile<R6>(a, K, panel, c, ldc, bias, Act, pf, pfCount); break;
-                        case 5: Tile<R5>(a, K, panel, c, ldc, bias, Act, pf, pfCount); break;
-                        case 4: Tile<R4>(a, K, panel, c, ldc, bias, Act, pf, pfCount); break;
-                        case 3: Tile<R3>(a, K, panel, c, ldc, bias, Act, pf, pfCount); break;
-                        case 2: Tile<R2>(a, K, panel, c, ldc, bias, Act, pf, pfCount); break;
-                        default: Tile<R1>(a, K, panel, c, ldc, bias, Act, pf, pfCount); break;
+                        float* chunk = W + (nint)p * P * K + (nint)pc * P;           // (kc, 16) of panel p
+                        int j0 = p * P, nr = Math.Min(P, N - j0);
+                        for (int j = 0; j < P; j++) bias[j] = Bias is not null && j < nr ? Bias[j0 + j] : 0f;
+                        bool full = nr == P;
+                        // While this chunk's tiles run, the next panel's chunk (kc cache lines) is prefetched, spread over the
+                        // tiles: at small M the weights stream from memory and this overlaps the stream with the multiply-adds.
+                        float* next = p + 1 < end ? chunk + (nint)P * K : null;
+                        for (int i = ic, ti = 0; i < ic + mc; i += 6, ti++)
+                        {
+                            int mr = Math.Min(6, ic + mc - i);
+                            float* c = full ? C + (nint)i * N + j0 : tile;
+                            nint ldc = full ? N : P;
+                            if (!full && add)
+                                for (int r = 0; r < mr; r++)
+                                    for (int j = 0; j < nr; j++) tile[r * P + j] = C[(nint)(i + r) * N + j0 + j];
+                            float* a = A + (nint)i * K + pc;
+                            int lo = (int)((long)kc * ti / tiles), hi = (int)((long)kc * (ti + 1) / tiles);
+                            float* pf = next is null ? null : next + (nint)lo * P;
+                            int pfCount = next is null ? 0 : hi - lo;
+                            switch (mr)
+                            {
+                                case 6: Tile<R6>(a, K, kc, chunk, c, ldc, bias, Act, add, final, pf, pfCount); break;
+                                case 5: Tile<R5>(a, K, kc, chunk, c, ldc, bias, Act, add, final, pf, pfCount); break;
+                                case 4: Tile<R4>(a, K, kc, chunk, c, ldc, bias, Act, add, final, pf, pfCount); break;
+                                case 3: Tile<R3>(a, K, kc, chunk, c, ldc, bias, Act, add, final, pf, pfCount); break;
+                                case 2: Tile<R2>(a, K, kc, chunk, c, ldc, bias, Act, add, final, pf, pfCount); break;
+                                default: Tile<R1>(a, K, kc, chunk, c, ldc, bias, Act, add, final, pf, pfCount); break;
+                            }
+                            if (!full)
+                                for (int r = 0; r < mr; r++)
+                                    for (int j = 0; j < nr; j++) C[(nint)(i + r) * N + j0 + j] = tile[r * P + j];
+                        }
                     }
-                    if (!full)
-                        for (int r = 0; r < mr; r++)
-                            for (int j = 0; j < nr; j++) C[(nint)(i + r) * N + j0 + j] = tile[r * PackedWeight.Panel + j];
                 }
             }
         }
@@ -170,19 +200,20 @@ public static unsafe class PackedLinear
     private struct R5 : IRows { public static int R => 5; }
     private struct R6 : IRows { public static int R => 6; }
 
-    /// <summary>An R×16 tile: c[r, :] = act(Σ_k a[r·lda + k]·panel[k, :] + bias) for r &lt; R (bias: 16 values); prefetches
+    /// <summary>An R×16 tile over one k block: s[r, :] = Σ_{k &lt; kc} a[r·lda + k]·b[k, :] (one FMA chain per element);
+    /// then c = (add ? c + s : s), and in the final block c = act(c + bias) (bias: 16 values). Prefetches
     /// <paramref name="pfCount"/> cache lines from <paramref name="pf"/> on the way.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TR>(float* a, nint lda, float* b, float* c, nint ldc, float* bias, Activation act, float* pf, int pfCount)
-        where TR : IRows
+    private static void Tile<TR>(float* a, nint lda, int kc, float* b, float* c, nint ldc, float* bias, Activation act, bool add, bool final,
+        float* pf, int pfCount) where TR : IRows
     {
-        int R = TR.R, K = (int)lda;
+        int R = TR.R;
         if (Fma.IsSupported && Avx2.IsSupported)
         {
             Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
             Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
             float* a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda;
-            for (int k = 0; k < K; k++, b += 16)
+            for (int k = 0; k < kc; k++, b += 16)
             {
                 if (k < pfCount) Sse.Prefetch0(pf + (nint)k * 16);   // one line (16 floats) of the next panel
                 Vector256<float> b0 = Avx.LoadAlignedVector256(b), b1 = Avx.LoadAlignedVector256(b + 8);
@@ -195,12 +226,12 @@ public static unsafe class PackedLinear
                 if (R > 5) { x = Vector256.Create(a5[k]); c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51); }
             }
             Vector256<float> bias0 = Vector256.Load(bias), bias1 = Vector256.Load(bias + 8);
-            Store(c, c00 + bias0, c01 + bias1, act);
-            if (R > 1) Store(c + ldc, c10 + bias0, c11 + bias1, act);
-            if (R > 2) Store(c + 2 * ldc, c20 + bias0, c21 + bias1, act);
-            if (R > 3) Store(c + 3 * ldc, c30 + bias0, c31 + bias1, act);
-            if (R > 4) Store(c + 4 * ldc, c40 + bias0, c41 + bias1, act);
-            if (R > 5) Store(c + 5 * ldc, c50 + bias0, c51 + bias1, act);
+            Store(c, c00, c01, bias0, bias1, act, add, final);
+            if (R > 1) Store(c + ldc, c10, c11, bias0, bias1, act, add, final);
+            if (R > 2) Store(c + 2 * ldc, c20, c21, bias0, bias1, act, add, final);
+            if (R > 3) Store(c + 3 * ldc, c30, c31, bias0, bias1, act, add, final);
+            if (R > 4) Store(c + 4 * ldc, c40, c41, bias0, bias1, act, add, final);
+            if (R > 5) Store(c + 5 * ldc, c50, c51, bias0, bias1, act, add, final);
             return;
         }
         // Portable path: the same per-element FMA chain in k order.
@@ -208,17 +239,29 @@ public static unsafe class PackedLinear
             for (int j = 0; j < 16; j++)
             {
                 float s = 0f;
-                for (int k = 0; k < K; k++) s = MathF.FusedMultiplyAdd(a[r * lda + k], b[(nint)k * 16 + j], s);
-                s += bias[j];
-                c[r * ldc + j] = act switch { Activation.Gelu => SimdMath.Gelu(s), Activation.Relu => s > 0f ? s : 0f, _ => s };
+                for (int k = 0; k < kc; k++) s = MathF.FusedMultiplyAdd(a[r * lda + k], b[(nint)k * 16 + j], s);
+                float* o = c + r * ldc + j;
+                if (add) s = *o + s;
+                if (final)
+                {
+                    s += bias[j];
+                    s = act switch { Activation.Gelu => SimdMath.Gelu(s), Activation.Relu => s > 0f ? s : 0f, _ => s };
+                }
+                *o = s;
             }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store(float* c, Vector256<float> x0, Vector256<float> x1, Activation act)
+    private static void Store(float* c, Vector256<float> x0, Vector256<float> x1, Vector256<float> b0, Vector256<float> b1,
+        Activation act, bool add, bool final)
     {
-        if (act == Activation.Gelu) { x0 = SimdMath.Gelu(x0); x1 = SimdMath.Gelu(x1); }
-        else if (act == Activation.Relu) { x0 = Vector256.Max(x0, Vector256<float>.Zero); x1 = Vector256.Max(x1, Vector256<float>.Zero); }
+        if (add) { x0 = Vector256.Load(c) + x0; x1 = Vector256.Load(c + 8) + x1; }
+        if (final)
+        {
+            x0 += b0; x1 += b1;
+            if (act == Activation.Gelu) { x0 = SimdMath.Gelu(x0); x1 = SimdMath.Gelu(x1); }
+            else if (act == Activation.Relu) { x0 = Vector256.Max(x0, Vector256<float>.Zero); x1 = Vector256.Max(x1, Vector256<float>.Zero); }
+        }
         Vector256.Store(x0, c);
         Vector256.Store(x1, c + 8);
     }

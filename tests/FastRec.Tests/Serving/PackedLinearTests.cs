@@ -32,6 +32,23 @@ public class PackedLinearTests
     }
 
     [Test]
+    public void BlockedPathMatchesReference([Values(Activation.Identity, Activation.Gelu)] Activation act, [Values(1, 2)] int threads)
+    {
+        // M·K > 65536 floats: k blocks of 384 (900 = 384 + 384 + 132), m blocks of 96 (100 = 96 + 4), a partial last panel
+        // (40 = 16 + 16 + 8) whose partial sums go through the tile copy
+        const int M = 100, K = 900, N = 40;
+        var x = TestUtil.Random(M * K, 7); var w = TestUtil.Random(N * K, 8); var b = TestUtil.Random(N, 9);
+        using var packed = new PackedWeight(w, N, K);
+        var o = Enumerable.Repeat(float.NaN, M * N).ToArray();
+        PackedLinear.Forward(x, M, packed, b, o, act, threads);
+        TestUtil.AssertClose(o, Reference(x, w, b, M, K, N, act), 2e-6f * K, 1e-5f, "blocked PackedLinear");
+        var five = new float[5 * N];
+        PackedLinear.Forward(x.AsSpan(95 * K, 5 * K), 5, packed, b, five, act);
+        var unblocked = o.AsSpan(95 * N, 5 * N).ToArray();
+        TestUtil.AssertClose(five, unblocked, 2e-6f * K, 1e-5f, "rows 95..99 alone (unblocked: M·K small) vs inside the blocked product");
+    }
+
+    [Test]
     public void ResultDoesNotDependOnThreadsOrRowCount()
     {
         const int M = 37, N = 96, K = 200;
