@@ -38,6 +38,18 @@ public static class Check
             if (d <= 0) throw new ShapeException($"{what}: dimensions must be positive, got ({string.Join(", ", dims.ToArray())})");
     }
 
+    /// <summary>Validates one GEMM operand stored [rows, cols] with leading dimension ld (0 = packed); returns the effective ld.</summary>
+    public static int GemmOperand(View<float> m, int ld, int rows, int cols, int batch, long stride, string what, string ldName, string strideName)
+    {
+        if (ld < 0) throw new ShapeException($"{ldName}: leading dimension must be >= 0 (0 = packed), got {ld}");
+        int eff = ld == 0 ? cols : ld;
+        if (eff < cols) throw new ShapeException($"{ldName}: leading dimension {ld} is smaller than the row length {cols} of {what} stored [{rows},{cols}]");
+        if (stride < 0) throw new ShapeException($"{strideName}: batch stride must be >= 0, got {stride}");
+        long need = (batch - 1) * stride + (long)(rows - 1) * eff + cols;
+        MinLen(m, need, $"{batch} batch(es) of {what} stored [{rows},{cols}] ({ldName} {eff}, {strideName} {stride})", what.ToLowerInvariant());
+        return eff;
+    }
+
     /// <summary>Workspace floats needed by AttentionForward/Backward: 2·B·NH·T² + 4·B·T·C.</summary>
     public static long AttentionWorkspace(int B, int T, int C, int NH) => 2L * B * NH * T * T + 4L * B * T * C;
 }

@@ -5,6 +5,7 @@ using FastRec.Engine.Data;
 using FastRec.Engine.Training;
 using FastRec.Kernels;
 using FastRec.Kernels.Cpu;
+using FastRec.Kernels.Gpu;
 using FastRec.Kernels.Reference;
 
 namespace FastRec.Cli.Commands;
@@ -120,10 +121,13 @@ internal sealed class DataOptions
     }
 }
 
-/// <summary>--backend auto|cpu|reference and --threads.</summary>
+/// <summary>--backend auto|cpu|cuda|reference|ilgpu-cpu (default: $FASTREC_BACKEND, else auto) and --threads.</summary>
 internal sealed class BackendOptions
 {
-    public readonly Option<string> Backend = new("--backend") { Description = "auto | cpu | reference (auto = the fastest available: cpu in this build)", DefaultValueFactory = _ => "auto" };
+    public readonly Option<string?> Backend = new("--backend")
+    {
+        Description = "auto | cpu | cuda | reference | ilgpu-cpu (default: $FASTREC_BACKEND, else auto = CUDA when a device is present, else cpu)",
+    };
     public readonly Option<int?> Threads = new("--threads") { Description = "CPU threads (default: all cores)" };
 
     public void AddTo(Command cmd) { cmd.Options.Add(Backend); cmd.Options.Add(Threads); }
@@ -131,12 +135,15 @@ internal sealed class BackendOptions
     public IBackend Create(ParseResult r)
     {
         if (r.GetValue(Threads) is { } t) CpuParallel.Threads = t;
-        return r.GetValue(Backend)!.ToLowerInvariant() switch
-        {
-            "auto" or "cpu" => new CpuSimdBackend(),
-            "reference" => new ReferenceBackend(),
-            var other => throw new ArgumentException($"--backend: unknown backend '{other}' (auto, cpu or reference)"),
-        };
+        return Create(r.GetValue(Backend));
+    }
+
+    /// <summary>The backend by name through <see cref="BackendFactory"/>; errors name the option.</summary>
+    public static IBackend Create(string? name)
+    {
+        try { return BackendFactory.Create(name); }
+        catch (ArgumentException e) { throw new ArgumentException("--" + e.Message.Split(" (Parameter")[0]); }
+        catch (CudaUnavailableException e) { throw new InvalidOperationException($"--backend {name ?? Environment.GetEnvironmentVariable(BackendFactory.EnvironmentVariable)}: {e.Message}"); }
     }
 }
 

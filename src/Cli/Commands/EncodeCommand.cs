@@ -18,7 +18,7 @@ internal static class EncodeCommand
         var pair = new Option<string>("--pair") { Description = "optional second segment (token type 1)" };
         var maxLen = new Option<int?>("--max-len") { Description = "truncate to this many tokens, special tokens included (default: max_position_embeddings); more than max_position_embeddings is refused" };
         var json = new Option<bool>("--json") { Description = "print one JSON object: input_ids, token_type_ids, last_hidden_state (T x hidden, flattened), pooler_output, sentence_embedding" };
-        var backend = new Option<string>("--backend") { Description = "cpu (default) or reference", DefaultValueFactory = _ => "cpu" };
+        var backend = new Option<string?>("--backend") { Description = "auto | cpu | cuda | reference | ilgpu-cpu (default: $FASTREC_BACKEND, else auto)" };
         var cmd = new Command("encode", "Encode a text with a BERT model directory and print its hidden states and sentence embedding")
         {
             model, text, pair, maxLen, json, backend,
@@ -27,10 +27,10 @@ internal static class EncodeCommand
         {
             try
             {
-                return Run(r.GetValue(model)!, r.GetValue(text)!, r.GetValue(pair), r.GetValue(maxLen), r.GetValue(json), r.GetValue(backend)!);
+                return Run(r.GetValue(model)!, r.GetValue(text)!, r.GetValue(pair), r.GetValue(maxLen), r.GetValue(json), r.GetValue(backend));
             }
             catch (Exception e) when (e is WeightsFormatException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException
-                                      or ArgumentException or ShapeException)
+                                      or ArgumentException or ShapeException or InvalidOperationException)
             {
                 Console.Error.WriteLine($"fastrec encode: {e.Message}");
                 return 1;
@@ -39,14 +39,9 @@ internal static class EncodeCommand
         return cmd;
     }
 
-    private static int Run(string dir, string text, string? pair, int? maxLen, bool asJson, string backendName)
+    private static int Run(string dir, string text, string? pair, int? maxLen, bool asJson, string? backendName)
     {
-        using IBackend backend = backendName switch
-        {
-            "cpu" => new CpuSimdBackend(),
-            "reference" => new ReferenceBackend(),
-            _ => throw new ArgumentException($"--backend {backendName}: unknown backend (cpu or reference)"),
-        };
+        using IBackend backend = BackendOptions.Create(backendName);
         using var encoder = new TextEncoder(dir, backend, maxLen);
         var e = encoder.Encode(text, pair);
         if (e.Truncated) Console.Error.WriteLine($"warning: input truncated to {encoder.Tokenizer.MaxLength} tokens (longest first)");

@@ -285,8 +285,16 @@ public sealed class IlgpuBackend : IBackend
         var d = Arr(dst);
         if (src.Length != dst.Length) throw new ShapeException($"src: expected {dst.Length} elements (the length of dst), got {src.Length}");
         if (src.Length == 0) return;
-        d.CopyFromCPU(_stream, ref MemoryMarshal.GetReference(src), src.Length);
-        _stream.Synchronize();
+        // The host memory stays pinned until the copy has finished: the copy may run on another thread (the CPU
+        // accelerator) or DMA engine, and a compacting GC must not move a managed array under it.
+        unsafe
+        {
+            fixed (T* h = src)
+            {
+                d.CopyFromCPU(_stream, ref *h, src.Length);
+                _stream.Synchronize();
+            }
+        }
         if (dst.Buffer is GpuBuffer<T> { Mirror: { } mirror }) src.CopyTo(mirror.AsSpan(checked((int)dst.Offset), dst.Length));
     }
 
@@ -297,8 +305,14 @@ public sealed class IlgpuBackend : IBackend
         if (src.Length != dst.Length) throw new ShapeException($"dst: expected {src.Length} elements (the length of src), got {dst.Length}");
         _stream.Synchronize();
         if (dst.Length == 0) return;
-        s.CopyToCPU(_stream, ref MemoryMarshal.GetReference(dst), dst.Length);
-        _stream.Synchronize();
+        unsafe
+        {
+            fixed (T* h = dst)   // pinned until the copy has finished (see Upload)
+            {
+                s.CopyToCPU(_stream, ref *h, dst.Length);
+                _stream.Synchronize();
+            }
+        }
     }
 
     /// <inheritdoc/>
@@ -328,25 +342,13 @@ public sealed class IlgpuBackend : IBackend
                      int batch = 1, long strideA = 0, long strideB = 0, long strideC = 0)
     {
         Check.Dims($"{nameof(Gemm)} (M, N, K, batch)", M, N, K, batch);
-        lda = CheckOperand(a, lda, transA ? K : M, transA ? M : K, batch, strideA, "A", nameof(lda), nameof(strideA));
-        ldb = CheckOperand(b, ldb, transB ? N : K, transB ? K : N, batch, strideB, "B", nameof(ldb), nameof(strideB));
-        ldc = CheckOperand(c, ldc, M, N, batch, strideC, "C", nameof(ldc), nameof(strideC));
+        lda = Check.GemmOperand(a, lda, transA ? K : M, transA ? M : K, batch, strideA, "A", nameof(lda), nameof(strideA));
+        ldb = Check.GemmOperand(b, ldb, transB ? N : K, transB ? K : N, batch, strideB, "B", nameof(ldb), nameof(strideB));
+        ldc = Check.GemmOperand(c, ldc, M, N, batch, strideC, "C", nameof(ldc), nameof(strideC));
         if (batch > 1 && strideC < (long)(M - 1) * ldc + N)
             throw new ShapeException($"strideC: {strideC} makes the {batch} output matrices C [{M},{N}] (ldc {ldc}) overlap; need >= {(long)(M - 1) * ldc + N}");
         GemmCore(transA, transB, M, N, K, alpha, Arr(a), lda, Arr(b), ldb, accumulate, Arr(c), ldc,
                  batch, (int)strideA, (int)strideB, (int)strideC, _dummyF.ViewOf(0, 1), false, ActCode.None);
-    }
-
-    /// <summary>Validates one GEMM operand stored [rows, cols] with leading dimension ld (0 = packed); returns the effective ld.</summary>
-    private static int CheckOperand(View<float> m, int ld, int rows, int cols, int batch, long stride, string what, string ldName, string strideName)
-    {
-        if (ld < 0) throw new ShapeException($"{ldName}: leading dimension must be >= 0 (0 = packed), got {ld}");
-        int eff = ld == 0 ? cols : ld;
-        if (eff < cols) throw new ShapeException($"{ldName}: leading dimension {ld} is smaller than the row length {cols} of {what} stored [{rows},{cols}]");
-        if (stride < 0) throw new ShapeException($"{strideName}: batch stride must be >= 0, got {stride}");
-        long need = (batch - 1) * stride + (long)(rows - 1) * eff + cols;
-        Check.MinLen(m, need, $"{batch} batch(es) of {what} stored [{rows},{cols}] ({ldName} {eff}, {strideName} {stride})", what.ToLowerInvariant());
-        return eff;
     }
 
     private void GemmCore(bool transA, bool transB, int M, int N, int K, float alpha,

@@ -102,27 +102,15 @@ public sealed class ReferenceBackend : IBackend
 
     // ---------------------------------------------------------------- GEMM
 
-    /// <summary>Validates one GEMM operand stored [rows, cols] with leading dimension ld (0 = packed); returns the effective ld.</summary>
-    private static int CheckOperand(View<float> m, int ld, int rows, int cols, int batch, long stride, string what, string ldName, string strideName)
-    {
-        if (ld < 0) throw new ShapeException($"{ldName}: leading dimension must be >= 0 (0 = packed), got {ld}");
-        int eff = ld == 0 ? cols : ld;
-        if (eff < cols) throw new ShapeException($"{ldName}: leading dimension {ld} is smaller than the row length {cols} of {what} stored [{rows},{cols}]");
-        if (stride < 0) throw new ShapeException($"{strideName}: batch stride must be >= 0, got {stride}");
-        long need = (batch - 1) * stride + (long)(rows - 1) * eff + cols;
-        Check.MinLen(m, need, $"{batch} batch(es) of {what} stored [{rows},{cols}] ({ldName} {eff}, {strideName} {stride})", what.ToLowerInvariant());
-        return eff;
-    }
-
     /// <inheritdoc/>
     public void Gemm(bool transA, bool transB, int M, int N, int K, float alpha,
         View<float> a, int lda, View<float> b, int ldb, bool accumulate, View<float> c, int ldc,
         int batch = 1, long strideA = 0, long strideB = 0, long strideC = 0)
     {
         Check.Dims($"{nameof(Gemm)} (M, N, K, batch)", M, N, K, batch);
-        int la = CheckOperand(a, lda, transA ? K : M, transA ? M : K, batch, strideA, "A", nameof(lda), nameof(strideA));
-        int lb = CheckOperand(b, ldb, transB ? N : K, transB ? K : N, batch, strideB, "B", nameof(ldb), nameof(strideB));
-        int lc = CheckOperand(c, ldc, M, N, batch, strideC, "C", nameof(ldc), nameof(strideC));
+        int la = Check.GemmOperand(a, lda, transA ? K : M, transA ? M : K, batch, strideA, "A", nameof(lda), nameof(strideA));
+        int lb = Check.GemmOperand(b, ldb, transB ? N : K, transB ? K : N, batch, strideB, "B", nameof(ldb), nameof(strideB));
+        int lc = Check.GemmOperand(c, ldc, M, N, batch, strideC, "C", nameof(ldc), nameof(strideC));
         if (batch > 1 && strideC < (long)(M - 1) * lc + N)
             throw new ShapeException($"strideC: {strideC} makes the {batch} output matrices C [{M},{N}] (ldc {lc}) overlap; need >= {(long)(M - 1) * lc + N}");
         var ad = In(a, nameof(a)); var bd = In(b, nameof(b)); var cd = In(c, nameof(c));

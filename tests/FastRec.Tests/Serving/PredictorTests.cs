@@ -132,15 +132,26 @@ public class PredictorTests
         var scores = new float[3]; var feats = new float[6];
         for (int i = 0; i < 20; i++) { pred.Score(ctx, cand, f); pred.ScoreCandidates(ctx, flat, offsets, scores, feats); }
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
+        // Three windows of 1,000 calls each: an allocation made on every call shows in every window, while a one-time
+        // allocation of the runtime (a lazily created wait object in a thread hand-off, a tiering transition) shows in one
+        // at most. The full suite on a loaded 2-core box saw 4,296 bytes in one window of 1,000 calls now and then; the
+        // property under test is "no managed allocation per call", so the quietest window must be exactly zero.
         float sink = 0;
-        for (int i = 0; i < 1000; i++) sink += pred.Score(ctx, cand, f);
-        long single = GC.GetAllocatedBytesForCurrentThread() - before;
-        before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++) pred.ScoreCandidates(ctx, flat, offsets, scores, feats);
-        long batched = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.That(single, Is.Zero, "bytes allocated by 1,000 Score calls");
-        Assert.That(batched, Is.Zero, "bytes allocated by 1,000 ScoreCandidates calls");
+        long single = long.MaxValue, batched = long.MaxValue;
+        var windows = new List<string>();
+        for (int window = 0; window < 3; window++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++) sink += pred.Score(ctx, cand, f);
+            long s1 = GC.GetAllocatedBytesForCurrentThread() - before;
+            before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++) pred.ScoreCandidates(ctx, flat, offsets, scores, feats);
+            long s2 = GC.GetAllocatedBytesForCurrentThread() - before;
+            single = Math.Min(single, s1); batched = Math.Min(batched, s2);
+            windows.Add($"{s1}/{s2}");
+        }
+        Assert.That(single, Is.Zero, $"bytes allocated by 1,000 Score calls (Score/ScoreCandidates per window: {string.Join(", ", windows)})");
+        Assert.That(batched, Is.Zero, $"bytes allocated by 1,000 ScoreCandidates calls (per window: {string.Join(", ", windows)})");
         Assert.That(float.IsFinite(sink), Is.True);
     }
 

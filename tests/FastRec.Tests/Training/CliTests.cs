@@ -68,6 +68,32 @@ public class CliTests
         Assert.That(err, Does.StartWith("error:").And.Contain(named));
     }
 
+    [TestCase("train")]
+    [TestCase("eval")]
+    [TestCase("encode")]
+    public void CudaWithoutADeviceIsAClearMessage(string verb)
+    {
+        using (var probe = FastRec.Kernels.BackendFactory.Create("auto"))
+            if (probe.Name.Contains("cuda")) Assert.Ignore("a CUDA device is present here: the no-device message cannot be shown");
+        string[] args = verb == "encode"
+            ? ["encode", "--model", _fx.ModelDir, "--text", "hello", "--backend", "cuda"]
+            : [verb, "--interactions", _fx.Interactions, "--items", _fx.Items, "--model", verb == "eval" ? _fx.Ckpt("nocuda") : _fx.ModelDir,
+               "--out", _fx.Ckpt("nocuda-out"), "--backend", "cuda"];
+        if (verb == "eval") args = [.. args.Where((a, i) => a != "--out" && (i == 0 || args[i - 1] != "--out"))];
+        var (code, _, err) = Run(args);
+        Assert.That(code, Is.Not.EqualTo(0));
+        Assert.That(err, Does.Contain("--backend cuda").And.Contain("no CUDA device found"));
+        Assert.That(err, Does.Not.Contain("   at "), "a message, not a stack trace");
+    }
+
+    [Test]
+    public void UnknownBackendListsTheChoices()
+    {
+        var (code, _, err) = Run("encode", "--model", _fx.ModelDir, "--text", "hello", "--backend", "tpu");
+        Assert.That(code, Is.Not.EqualTo(0));
+        Assert.That(err, Does.Contain("--backend").And.Contain("'tpu'").And.Contain("cuda"));
+    }
+
     [Test]
     public void MissingColumnIsNamedWithTheColumnsPresent()
     {
