@@ -103,7 +103,7 @@ public static class LatencyBench
             }
         ort?.Dispose();
 
-        string machine = $"{CpuModel()}, {Environment.ProcessorCount} logical cores, load average {LoadAverage()}";
+        string machine = $"{MachineInfo.CpuModel()}, {Environment.ProcessorCount} logical cores, load average {MachineInfo.LoadAverage()}";
         string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
         double? Ratio(int B, int T, string e)
         {
@@ -247,24 +247,5 @@ public static class LatencyBench
         if (seqs.Any(t => t < 5 || t > 512)) throw new ArgumentException("--seq values must be in [5, 512]");
         if (studentLayers > 6) throw new ArgumentException("--student-layers must be at most the teacher's 6");
         return new Options(threads, requests, warmup, seqs, batches, studentLayers, ort, noSpin, dir, json);
-    }
-
-    private static string CpuModel()
-    {
-        try
-        {
-            foreach (string line in File.ReadLines("/proc/cpuinfo"))
-                if (line.StartsWith("model name", StringComparison.Ordinal)) return line[(line.IndexOf(':') + 1)..].Trim();
-        }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
-        return "unknown CPU";
-    }
-
-    private static string LoadAverage()
-    {
-        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (IOException) { return "n/a"; }
-        catch (UnauthorizedAccessException) { return "n/a"; }
     }
 }

@@ -93,7 +93,7 @@ public static class TrainStepBench
         double fastMed = Median(fast), torchMed = peer != null ? Median(tor) : double.NaN;
         double fastEps = o.Batch / (fastMed / 1000), torchEps = o.Batch / (torchMed / 1000);
         double ratio = fastEps / torchEps;
-        string machine = $"{CpuModel()}, {Environment.ProcessorCount} logical cores, load average {LoadAverage()}";
+        string machine = $"{MachineInfo.CpuModel()}, {Environment.ProcessorCount} logical cores, load average {MachineInfo.LoadAverage()}";
         string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
         string ompWait = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "unset";
 
@@ -200,24 +200,5 @@ public static class TrainStepBench
         if (xs.Count == 0) return double.NaN;
         var s = xs.Order().ToArray();
         return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
-    }
-
-    private static string CpuModel()
-    {
-        try
-        {
-            foreach (string line in File.ReadLines("/proc/cpuinfo"))
-                if (line.StartsWith("model name", StringComparison.Ordinal)) return line[(line.IndexOf(':') + 1)..].Trim();
-        }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
-        return "unknown CPU";
-    }
-
-    private static string LoadAverage()
-    {
-        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (IOException) { return "n/a"; }
-        catch (UnauthorizedAccessException) { return "n/a"; }
     }
 }

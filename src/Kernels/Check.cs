@@ -50,6 +50,20 @@ public static class Check
         return eff;
     }
 
+    /// <summary>The argument checks every backend's AdamW makes (lengths, the norm scalar, step, betas).</summary>
+    public static void AdamWArgs(View<float> param, View<float> grad, View<float> m, View<float> v, View<float> norm,
+        float maxNorm, float beta1, float beta2, int step)
+    {
+        Len(param, param.Length, "(n)");
+        Dims("AdamW (n = param.Length)", param.Length);
+        int n = param.Length;
+        Len(grad, n, "(n) = param.Length"); Len(m, n, "(n) = param.Length"); Len(v, n, "(n) = param.Length");
+        if (maxNorm > 0f) Len(norm, 1, "(1)"); else LenOpt(norm, 1, "(1)");
+        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), step, $"step: counts from 1, got {step}");
+        if (!(beta1 >= 0f && beta1 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1, $"beta1: must be in [0, 1), got {beta1}");
+        if (!(beta2 >= 0f && beta2 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, $"beta2: must be in [0, 1), got {beta2}");
+    }
+
     /// <summary>Workspace floats needed by AttentionForward/Backward: 2·B·NH·T² + 4·B·T·C.</summary>
     public static long AttentionWorkspace(int B, int T, int C, int NH) => 2L * B * NH * T * T + 4L * B * T * C;
 }

@@ -96,11 +96,7 @@ internal static class DemoCommand
         CliRun.Info("distilling the fine-tuned teacher into a 3-layer student (soft-label BCE, alpha 0.5, T 2) ...");
         var (student, rep) = DistillationRun.Distill(teacher, data, options, CliRun.Info);
         using var _ = student;
-        Console.WriteLine(ExperimentReportWriter.ConsoleTable([rep.Teacher, rep.Student, .. rep.Baselines]));
-        Console.WriteLine($"  parameters: teacher {rep.TeacherFacts.Parameters / 1e6:0.00} M, student {rep.StudentFacts.Parameters / 1e6:0.00} M; " +
-                          $"batch-1 latency p50: teacher {rep.TeacherFacts.LatencyP50Ms:0.00} ms, student {rep.StudentFacts.LatencyP50Ms:0.00} ms");
-        Console.WriteLine($"  AUC lift over {rep.BestBaseline.Name}: teacher {rep.TeacherLift:+0.0000;-0.0000}, student {rep.StudentLift:+0.0000;-0.0000}" +
-                          (double.IsNaN(rep.LiftKept) ? "" : $" (the student keeps {100 * rep.LiftKept:0.0} %)"));
+        DistillCliOptions.PrintSummary(rep);
         string sdir = Path.Combine(dir, "distill");
         Checkpoint.Save(student, Path.Combine(sdir, "student"), null, null, DistillCliOptions.ToJson(rep));
         Console.WriteLine("distillation report: " + Path.GetFullPath(DistillReportWriter.Write(sdir, "FastRec demo: distilling the fine-tuned MiniLM", rep,

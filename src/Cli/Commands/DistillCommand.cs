@@ -41,6 +41,16 @@ internal sealed class DistillCliOptions
     };
 
     /// <summary>The run's results as JSON (metrics of every model, facts, lift).</summary>
+    /// <summary>Prints the teacher/student/baselines table, parameters, batch-1 latency and the AUC lift kept.</summary>
+    public static void PrintSummary(DistillRunReport rep)
+    {
+        Console.WriteLine(ExperimentReportWriter.ConsoleTable([rep.Teacher, rep.Student, .. rep.Baselines]));
+        Console.WriteLine($"  parameters: teacher {rep.TeacherFacts.Parameters / 1e6:0.00} M, student {rep.StudentFacts.Parameters / 1e6:0.00} M; " +
+                          $"batch-1 latency p50: teacher {rep.TeacherFacts.LatencyP50Ms:0.00} ms, student {rep.StudentFacts.LatencyP50Ms:0.00} ms");
+        Console.WriteLine($"  AUC lift over {rep.BestBaseline.Name}: teacher {rep.TeacherLift:+0.0000;-0.0000}, student {rep.StudentLift:+0.0000;-0.0000}" +
+                          (double.IsNaN(rep.LiftKept) ? "" : $" (the student keeps {100 * rep.LiftKept:0.0} %)"));
+    }
+
     public static JsonObject ToJson(DistillRunReport rep)
     {
         JsonObject Facts(ModelFacts f) => new()
@@ -123,11 +133,7 @@ internal static class DistillCommand
             rep.TeacherFacts = rep.TeacherFacts with { DiskBytes = DistillCliOptions.DirectoryBytes(teacherDir) };
             rep.StudentFacts = rep.StudentFacts with { DiskBytes = DistillCliOptions.DirectoryBytes(output) };
             json = DistillCliOptions.ToJson(rep);
-            Console.WriteLine(ExperimentReportWriter.ConsoleTable([rep.Teacher, rep.Student, .. rep.Baselines]));
-            Console.WriteLine($"  parameters: teacher {rep.TeacherFacts.Parameters / 1e6:0.00} M, student {rep.StudentFacts.Parameters / 1e6:0.00} M; " +
-                              $"batch-1 latency p50: teacher {rep.TeacherFacts.LatencyP50Ms:0.00} ms, student {rep.StudentFacts.LatencyP50Ms:0.00} ms");
-            Console.WriteLine($"  AUC lift over {rep.BestBaseline.Name}: teacher {rep.TeacherLift:+0.0000;-0.0000}, student {rep.StudentLift:+0.0000;-0.0000}" +
-                              (double.IsNaN(rep.LiftKept) ? "" : $" (the student keeps {100 * rep.LiftKept:0.0} %)"));
+            DistillCliOptions.PrintSummary(rep);
             Console.WriteLine($"checkpoint: {Path.GetFullPath(output)}");
             if (r.GetValue(d.Report) is { } dir)
                 Console.WriteLine("report: " + DistillReportWriter.Write(dir, "FastRec distillation report", rep,

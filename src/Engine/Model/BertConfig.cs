@@ -80,6 +80,27 @@ public sealed class BertConfig
     public string ToJson() => JsonSerializer.Serialize(this, s_json);
 
     /// <summary>Checks every field; throws <see cref="InvalidDataException"/> naming the field and its value.</summary>
+    /// <summary>The first field that changes the tensor shapes (vocab, widths, layers, heads, positions, token types,
+    /// pooler) on which this config and <paramref name="other"/> differ, as (HF field name, this value, other value);
+    /// null when their tensors have the same shapes.</summary>
+    public (string Field, object Mine, object Theirs)? ShapeDifference(BertConfig other)
+    {
+        (string, object, object)[] fields =
+        [
+            ("vocab_size", VocabSize, other.VocabSize),
+            ("hidden_size", HiddenSize, other.HiddenSize),
+            ("num_hidden_layers", NumHiddenLayers, other.NumHiddenLayers),
+            ("num_attention_heads", NumAttentionHeads, other.NumAttentionHeads),
+            ("intermediate_size", IntermediateSize, other.IntermediateSize),
+            ("max_position_embeddings", MaxPositionEmbeddings, other.MaxPositionEmbeddings),
+            ("type_vocab_size", TypeVocabSize, other.TypeVocabSize),
+            ("add_pooling_layer", AddPoolingLayer, other.AddPoolingLayer),
+        ];
+        foreach (var f in fields)
+            if (!f.Item2.Equals(f.Item3)) return f;
+        return null;
+    }
+
     public void Validate()
     {
         static void Positive(string name, int v)

@@ -208,18 +208,8 @@ public static class Checkpoint
     /// <summary>Refuses a checkpoint whose encoder differs from <paramref name="want"/> in shape.</summary>
     public static void CompareBert(BertConfig want, BertConfig have, string path)
     {
-        void Same(string field, object a, object b)
-        {
-            if (!a.Equals(b)) throw new InvalidDataException($"{path}: the checkpoint has {field} = {b} but the requested model has {a}; they do not match");
-        }
-        Same("vocab_size", want.VocabSize, have.VocabSize);
-        Same("hidden_size", want.HiddenSize, have.HiddenSize);
-        Same("num_hidden_layers", want.NumHiddenLayers, have.NumHiddenLayers);
-        Same("num_attention_heads", want.NumAttentionHeads, have.NumAttentionHeads);
-        Same("intermediate_size", want.IntermediateSize, have.IntermediateSize);
-        Same("max_position_embeddings", want.MaxPositionEmbeddings, have.MaxPositionEmbeddings);
-        Same("type_vocab_size", want.TypeVocabSize, have.TypeVocabSize);
-        Same("add_pooling_layer", want.AddPoolingLayer, have.AddPoolingLayer);
+        if (want.ShapeDifference(have) is (string field, object a, object b))
+            throw new InvalidDataException($"{path}: the checkpoint has {field} = {b} but the requested model has {a}; they do not match");
     }
 
     /// <summary>Refuses a checkpoint whose head differs from <paramref name="want"/>.</summary>

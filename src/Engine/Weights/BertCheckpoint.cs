@@ -228,18 +228,8 @@ public static class BertCheckpoint
 
     private static void RequireSameShape(BertConfig model, BertConfig file, string path)
     {
-        void Same(string field, object a, object b)
-        {
-            if (!a.Equals(b)) throw new InvalidDataException($"{path}: {field} is {b} but the model was built with {a}");
-        }
-        Same("vocab_size", model.VocabSize, file.VocabSize);
-        Same("hidden_size", model.HiddenSize, file.HiddenSize);
-        Same("num_hidden_layers", model.NumHiddenLayers, file.NumHiddenLayers);
-        Same("num_attention_heads", model.NumAttentionHeads, file.NumAttentionHeads);
-        Same("intermediate_size", model.IntermediateSize, file.IntermediateSize);
-        Same("max_position_embeddings", model.MaxPositionEmbeddings, file.MaxPositionEmbeddings);
-        Same("type_vocab_size", model.TypeVocabSize, file.TypeVocabSize);
-        Same("add_pooling_layer (pooler tensors present)", model.AddPoolingLayer, file.AddPoolingLayer);
+        if (model.ShapeDifference(file) is (string field, object a, object b))
+            throw new InvalidDataException($"{path}: {(field == "add_pooling_layer" ? "add_pooling_layer (pooler tensors present)" : field)} is {b} but the model was built with {a}");
     }
 
     /// <summary>

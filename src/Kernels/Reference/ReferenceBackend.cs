@@ -445,14 +445,8 @@ public sealed class ReferenceBackend : IBackend
     public void AdamW(View<float> param, View<float> grad, View<float> m, View<float> v, View<AdamSegment> segments,
         View<float> norm, float maxNorm, float lr, float beta1, float beta2, float eps, int step)
     {
-        Check.Len(param, param.Length, "(n)");
-        Check.Dims($"{nameof(AdamW)} (n = param.Length)", param.Length);
+        Check.AdamWArgs(param, grad, m, v, norm, maxNorm, beta1, beta2, step);
         int n = param.Length;
-        Check.Len(grad, n, "(n) = param.Length"); Check.Len(m, n, "(n) = param.Length"); Check.Len(v, n, "(n) = param.Length");
-        if (maxNorm > 0f) Check.Len(norm, 1, "(1)"); else Check.LenOpt(norm, 1, "(1)");
-        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), step, $"step: counts from 1, got {step}");
-        if (!(beta1 >= 0f && beta1 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1, $"beta1: must be in [0, 1), got {beta1}");
-        if (!(beta2 >= 0f && beta2 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, $"beta2: must be in [0, 1), got {beta2}");
         var segs = Host(segments, nameof(segments)).ToArray();
         var order = new int[segs.Length];
         for (int i = 0; i < segs.Length; i++)
