@@ -168,14 +168,27 @@ public sealed partial class Predictor : IDisposable
     /// <exception cref="ObjectDisposedException">the predictor was disposed.</exception>
     /// <exception cref="ArgumentException">bad offsets, a token id outside the vocabulary, or a length mismatch (named).</exception>
     public void ScoreCandidates(ReadOnlySpan<int> context, ReadOnlySpan<int> candidates, ReadOnlySpan<int> offsets, Span<float> scores,
-        ReadOnlySpan<float> dense = default)
+        ReadOnlySpan<float> dense = default) => Run(context, candidates, offsets, scores, dense, probabilities: true);
+
+    /// <summary>
+    /// As <see cref="ScoreCandidates(ReadOnlySpan{int}, ReadOnlySpan{int}, ReadOnlySpan{int}, Span{float}, ReadOnlySpan{float})"/>, but writes the N logits z (the head's output before σ): for ranking, calibration or
+    /// comparing two precisions without the squashing of σ. Allocation-free after warm-up.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">the predictor was disposed.</exception>
+    /// <exception cref="ArgumentException">bad offsets, a token id outside the vocabulary, or a length mismatch (named).</exception>
+    public void ScoreLogits(ReadOnlySpan<int> context, ReadOnlySpan<int> candidates, ReadOnlySpan<int> offsets, Span<float> logits,
+        ReadOnlySpan<float> dense = default) => Run(context, candidates, offsets, logits, dense, probabilities: false);
+
+    private void Run(ReadOnlySpan<int> context, ReadOnlySpan<int> candidates, ReadOnlySpan<int> offsets, Span<float> scores,
+        ReadOnlySpan<float> dense, bool probabilities)
     {
         Enter();
         try
         {
             int n = offsets.Length - 1;
             if (n < 1) throw new ArgumentException($"offsets: expected N + 1 >= 2 values (CSR offsets of N candidates), got {offsets.Length}", nameof(offsets));
-            if (scores.Length != n) throw new ArgumentException($"scores: expected N = {n} elements, got {scores.Length}", nameof(scores));
+            string outName = probabilities ? "scores" : "logits";
+            if (scores.Length != n) throw new ArgumentException($"{outName}: expected N = {n} elements, got {scores.Length}", outName);
             if (dense.Length != (long)n * D)
                 throw new ArgumentException($"dense: expected (N={n}, D={D}) = {(long)n * D} raw features, got {dense.Length}", nameof(dense));
             if (offsets[0] != 0 || offsets[n] != candidates.Length)
@@ -196,7 +209,7 @@ public sealed partial class Predictor : IDisposable
                     var v = w.Carve(this, B, T);
                     Forward(w, v, B, T);
                     ReadOnlySpan<float> z = v.Logits.Span;
-                    for (int b = 0; b < B; b++) scores[s + b] = (float)(1.0 / (1.0 + Math.Exp(-(double)z[b])));
+                    for (int b = 0; b < B; b++) scores[s + b] = probabilities ? (float)(1.0 / (1.0 + Math.Exp(-(double)z[b]))) : z[b];
                 }
             }
             finally { Return(w); }

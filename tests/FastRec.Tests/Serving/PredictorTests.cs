@@ -19,9 +19,10 @@ public class PredictorTests
         return m;
     }
 
-    private static PredictorOptions Opts(int maxLength = 16, int maxBatch = 32, float[]? mean = null, float[]? std = null) => new()
+    private static PredictorOptions Opts(int maxLength = 16, int maxBatch = 32, float[]? mean = null, float[]? std = null,
+        ServingPrecision precision = ServingPrecision.Float32) => new()
     {
-        MaxLength = maxLength, MaxBatch = maxBatch, ClsId = Cls, SepId = Sep, DenseMean = mean, DenseStd = std,
+        MaxLength = maxLength, MaxBatch = maxBatch, ClsId = Cls, SepId = Sep, DenseMean = mean, DenseStd = std, Precision = precision,
     };
 
     private static int[] Tokens(int n, ulong seed) => Enumerable.Range(0, n).Select(i => 4 + (int)(Rng.Hash(seed, (ulong)i) % 46)).ToArray();
@@ -78,6 +79,28 @@ public class PredictorTests
                 Is.EqualTo(expected[i]).Within(2e-6), $"single pair {i}");
     }
 
+    [TestCase(AdapterInput.Pooler, new int[] { 16 }, 2)]
+    [TestCase(AdapterInput.Cls, new int[] { }, 0)]
+    public void Int16ScoresAndLogitsStayCloseToFloat32(AdapterInput input, int[] hidden, int dense)
+    {
+        using var model = TinyModel(dense, input, hidden);
+        using var f32 = new Predictor(model, Opts());
+        using var i16 = new Predictor(model, Opts(precision: ServingPrecision.Int16));
+        Assert.That(i16.PackedBytes, Is.LessThan(f32.PackedBytes * 0.6), "int16 weights take about half the bytes");
+        var ctx = Tokens(6, 31);
+        int[][] cands = Enumerable.Range(0, 12).Select(i => Tokens(1 + i % 7, 40 + (ulong)i)).ToArray();
+        float[]? feats = dense > 0 ? Kernels.TestUtil.Random(cands.Length * dense, 32) : null;
+        var (flat, offsets) = Csr(cands);
+        float[] z32 = new float[12], z16 = new float[12], p32 = new float[12], p16 = new float[12];
+        f32.ScoreLogits(ctx, flat, offsets, z32, feats); i16.ScoreLogits(ctx, flat, offsets, z16, feats);
+        f32.ScoreCandidates(ctx, flat, offsets, p32, feats); i16.ScoreCandidates(ctx, flat, offsets, p16, feats);
+        Assert.That(p32, Is.EqualTo(z32.Select(Sigmoid).ToArray()).Within(1e-7), "ScoreLogits gives the logits of ScoreCandidates");
+        double rms = Math.Sqrt(z32.Average(z => (double)z * z)), worst = z32.Zip(z16, (a, b) => Math.Abs((double)a - b)).Max();
+        Assert.That(worst / rms, Is.LessThan(1e-2), $"max |z_int16 - z_fp32| / rms(z) = {worst / rms:E2}");
+        Assert.That(worst, Is.GreaterThan(0), "int16 is an approximation: identical logits would mean it did not run");
+        Assert.That(p16.Zip(p32, (a, b) => Math.Abs(a - b)).Max(), Is.LessThan(5e-3));
+    }
+
     [Test]
     public void DenseFeaturesAreStandardisedWithTheScaler()
     {
@@ -122,10 +145,10 @@ public class PredictorTests
     }
 
     [Test]
-    public void NoManagedAllocationPerCallAfterWarmUp()
+    public void NoManagedAllocationPerCallAfterWarmUp([Values] ServingPrecision precision)
     {
         using var model = TinyModel(dense: 2);
-        using var pred = new Predictor(model, Opts(mean: [0f, 0f], std: [1f, 1f]));
+        using var pred = new Predictor(model, Opts(mean: [0f, 0f], std: [1f, 1f], precision: precision));
         var ctx = Tokens(6, 12); var cand = Tokens(4, 13); float[] f = [0.3f, -0.2f];
         int[][] cands = [Tokens(2, 14), Tokens(5, 15), Tokens(3, 16)];
         var (flat, offsets) = Csr(cands);
@@ -156,10 +179,10 @@ public class PredictorTests
     }
 
     [Test]
-    public void EightThreadsGiveExactlyTheSingleThreadedScores()
+    public void EightThreadsGiveExactlyTheSingleThreadedScores([Values] ServingPrecision precision)
     {
         using var model = TinyModel(dense: 1);
-        using var pred = new Predictor(model, Opts());
+        using var pred = new Predictor(model, Opts(precision: precision));
         const int Requests = 1000, Threads = 8, Pool = 64;
         var ctxs = Enumerable.Range(0, Pool).Select(i => Tokens(1 + i % 9, 100 + (ulong)i)).ToArray();
         var cands = Enumerable.Range(0, Pool).Select(i => Tokens(1 + i % 6, 300 + (ulong)i)).ToArray();
@@ -244,5 +267,9 @@ public class PredictorTests
             Throws.ArgumentException.With.Message.Contains("DenseMean"));
         Assert.That(() => new Predictor(model, Opts() with { SepId = 50 }),
             Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("SepId"));
+        Assert.That(() => new Predictor(model, Opts() with { Precision = (ServingPrecision)7 }),
+            Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("Precision"));
+        Assert.That(() => pred.ScoreLogits(ctx, [4, 5, 6], [0, 1, 3], new float[3], new float[4]),
+            Throws.ArgumentException.With.Message.Contains("logits"));
     }
 }
