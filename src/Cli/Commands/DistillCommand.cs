@@ -25,12 +25,18 @@ internal sealed class DistillCliOptions
     public readonly Option<int?> MaxVal = new("--max-val") { Description = "Validate on the first N validation examples" };
     public readonly Option<int?> MaxTest = new("--max-test") { Description = "Test on the first N test examples" };
     public readonly Option<int> LatencyRequests = new("--latency-requests") { Description = "Batch-1 requests timed per model (0 = skip)", DefaultValueFactory = _ => 100 };
+    public readonly Option<int> PrecisionCheck = new("--precision-check") { Description = "Test examples scored through fp32 and int16 Predictors of each model to report int16 serving's AUC, score change and latency (0 = skip)", DefaultValueFactory = _ => 300 };
     public readonly Option<string?> Report = new("--report") { Description = "Also write report.md and plots into this directory" };
     public readonly Option<bool> Json = new("--json") { Description = "Print the results as JSON" };
 
     public void AddTo(Command cmd)
     {
-        foreach (var o in new Option[] { Alpha, Temperature, Epochs, BatchSize, Lr, Warmup, WeightDecay, Seed, MaxTrain, MaxVal, MaxTest, LatencyRequests, Report, Json })
+        foreach (var o in new[] { LatencyRequests, PrecisionCheck })
+            o.Validators.Add(v =>
+            {
+                if (v.GetValueOrDefault<int>() < 0) v.AddError($"{o.Name} must be >= 0 (0 = skip), got {v.GetValueOrDefault<int>()}");
+            });
+        foreach (var o in new Option[] { Alpha, Temperature, Epochs, BatchSize, Lr, Warmup, WeightDecay, Seed, MaxTrain, MaxVal, MaxTest, LatencyRequests, PrecisionCheck, Report, Json })
             cmd.Options.Add(o);
     }
 
@@ -49,6 +55,9 @@ internal sealed class DistillCliOptions
                           $"batch-1 latency p50: teacher {rep.TeacherFacts.LatencyP50Ms:0.00} ms, student {rep.StudentFacts.LatencyP50Ms:0.00} ms");
         Console.WriteLine($"  AUC lift over {rep.BestBaseline.Name}: teacher {rep.TeacherLift:+0.0000;-0.0000}, student {rep.StudentLift:+0.0000;-0.0000}" +
                           (double.IsNaN(rep.LiftKept) ? "" : $" (the student keeps {100 * rep.LiftKept:0.0} %)"));
+        foreach (var c in rep.Precision)
+            Console.WriteLine($"  int16 serving, {c.Name}: AUC {c.AucInt16:0.0000} (fp32 {c.AucFloat32:0.0000}) on {c.Examples} test examples, " +
+                              $"max |dp| {c.MaxAbsDiff:E1}; batch-1 p50 {c.P50Int16Ms:0.00} ms (fp32 {c.P50Float32Ms:0.00} ms)");
     }
 
     public static JsonObject ToJson(DistillRunReport rep)
@@ -73,6 +82,13 @@ internal sealed class DistillCliOptions
             ["auc_lift_" + rep.Teacher.Name.Replace(' ', '_')] = rep.TeacherLift,
             ["auc_lift_" + rep.Student.Name.Replace(' ', '_')] = rep.StudentLift,
             ["lift_kept"] = double.IsNaN(rep.LiftKept) ? null : rep.LiftKept,
+            ["int16_serving"] = new JsonArray(rep.Precision.Select(c => (JsonNode)new JsonObject
+            {
+                ["model"] = c.Name, ["examples"] = c.Examples,
+                ["auc_fp32"] = double.IsNaN(c.AucFloat32) ? null : c.AucFloat32, ["auc_int16"] = double.IsNaN(c.AucInt16) ? null : c.AucInt16,
+                ["max_abs_dp"] = c.MaxAbsDiff, ["mean_abs_dp"] = c.MeanAbsDiff,
+                ["p50_fp32_ms"] = Math.Round(c.P50Float32Ms, 3), ["p50_int16_ms"] = Math.Round(c.P50Int16Ms, 3),
+            }).ToArray()),
             ["examples"] = new JsonObject { ["train"] = rep.Sizes.Train, ["validation"] = rep.Sizes.Validation, ["test"] = rep.Sizes.Test },
             ["validation_auc_by_epoch"] = new JsonArray(rep.Epochs.Select(e => (JsonNode?)JsonValue.Create(e.ValidationAuc)).ToArray()),
         };
@@ -124,7 +140,7 @@ internal static class DistillCommand
                 },
                 Epochs = r.GetValue(d.Epochs), BatchSize = r.GetValue(d.BatchSize), LearningRate = r.GetValue(d.Lr), WarmupFraction = r.GetValue(d.Warmup),
                 MaxTrain = r.GetValue(d.MaxTrain), MaxValidation = r.GetValue(d.MaxVal), MaxTest = r.GetValue(d.MaxTest),
-                LatencyRequests = r.GetValue(d.LatencyRequests), Seed = r.GetValue(d.Seed),
+                LatencyRequests = r.GetValue(d.LatencyRequests), PrecisionCheckExamples = r.GetValue(d.PrecisionCheck), Seed = r.GetValue(d.Seed),
             };
             var (student, rep) = DistillationRun.Distill(teacher, dataset, options, CliRun.Info);
             using var _ = student;

@@ -48,6 +48,17 @@ internal static class DistillReportWriter
         sb.AppendLine();
         sb.AppendLine("Latency: one request = one (context, candidate) pair through the Predictor (pre-packed weights, [CLS]-only last layer), " +
                       "both models alternating on this machine, after warm-up.").AppendLine();
+        if (r.Precision.Count > 0)
+        {
+            sb.AppendLine("## Serving precision: fp32 vs int16").AppendLine();
+            sb.AppendLine("The same model served with `PredictorOptions.Precision = Int16` (encoder Linears in symmetric int16, exact int32 sums) " +
+                          "and in fp32, one request per test example, the two alternating.").AppendLine();
+            sb.AppendLine("| model | examples | AUC fp32 | AUC int16 | max abs Δp | mean abs Δp | p50 fp32 | p50 int16 |");
+            sb.AppendLine("|---|---|---|---|---|---|---|---|");
+            foreach (var c in r.Precision)
+                sb.AppendLine($"| {c.Name} | {c.Examples} | {c.AucFloat32:0.0000} | {c.AucInt16:0.0000} | {c.MaxAbsDiff:0.0e+0} | {c.MeanAbsDiff:0.0e+0} | {c.P50Float32Ms:0.00} ms | {c.P50Int16Ms:0.00} ms |");
+            sb.AppendLine();
+        }
 
         sb.AppendLine("## Training").AppendLine();
         bool co = r.Kind == "co-training";

@@ -36,6 +36,9 @@ public sealed record DistillRunOptions
     public int EvalBatchSize { get; init; } = 64;
     /// <summary>Batch-1 requests timed per model with the <see cref="Predictor"/> (0 = no latency).</summary>
     public int LatencyRequests { get; init; } = 100;
+    /// <summary>Test examples scored one by one through fp32 and int16 <see cref="Predictor"/>s of each model, to report what
+    /// <see cref="ServingPrecision.Int16"/> does to AUC, scores and latency (0 = no check).</summary>
+    public int PrecisionCheckExamples { get; init; } = 300;
     /// <summary>Student initialisation seed and epoch order seed.</summary>
     public ulong Seed { get; init; } = 42;
     /// <summary>Options of the test metrics.</summary>
@@ -88,6 +91,19 @@ public sealed record ModelFacts(string Name, long Parameters, double LatencyP50M
     public long? DiskBytes { get; init; }
 }
 
+/// <summary>One model served in fp32 and in <see cref="ServingPrecision.Int16"/> on the same <paramref name="Examples"/> test
+/// examples, one request each (the two predictors alternating).</summary>
+/// <param name="Name">Model name.</param>
+/// <param name="Examples">Test examples scored.</param>
+/// <param name="AucFloat32">AUC of the fp32 Predictor's scores (NaN when the examples hold one class only).</param>
+/// <param name="AucInt16">AUC of the int16 Predictor's scores.</param>
+/// <param name="MaxAbsDiff">max |p_int16 − p_fp32|.</param>
+/// <param name="MeanAbsDiff">mean |p_int16 − p_fp32|.</param>
+/// <param name="P50Float32Ms">Median request latency, fp32.</param>
+/// <param name="P50Int16Ms">Median request latency, int16.</param>
+public sealed record PrecisionCheck(string Name, int Examples, double AucFloat32, double AucInt16, double MaxAbsDiff, double MeanAbsDiff,
+                                    double P50Float32Ms, double P50Int16Ms);
+
 /// <summary>What a distillation or co-training run measured on the test sample.</summary>
 public sealed class DistillRunReport
 {
@@ -113,6 +129,8 @@ public sealed class DistillRunReport
     public string Cache { get; init; } = "";
     /// <summary>"distillation" or "co-training".</summary>
     public required string Kind { get; init; }
+    /// <summary>fp32 against int16 serving of each model on the first test examples (empty when not checked).</summary>
+    public IReadOnlyList<PrecisionCheck> Precision { get; init; } = [];
 
     /// <summary>The baseline with the highest test AUC.</summary>
     public ScoredModel BestBaseline => Baselines.MaxBy(b => b.Metrics.Auc)!;
@@ -197,6 +215,9 @@ public static class DistillationRun
                 Teacher = scoredT, Student = scoredS, Baselines = baselines, TeacherFacts = tFacts, StudentFacts = sFacts, Epochs = epochs,
                 Sizes = (train.Count, val.Count, test.Count), TrainSeconds = trainSecs, StudentInit = init.Summary,
                 Cache = distiller.Cache?.Describe() ?? "", Kind = "distillation",
+                Precision = options.PrecisionCheckExamples > 0
+                    ? [CheckPrecision(teacher, "teacher", test, options.PrecisionCheckExamples), CheckPrecision(student, "student", test, options.PrecisionCheckExamples)]
+                    : [],
             };
             return (student, report);
         }
@@ -338,6 +359,56 @@ public static class DistillationRun
             }
         }
         return (Pct(ta, 0.5), Pct(ta, 0.99), Pct(tb, 0.5), Pct(tb, 0.99));
+    }
+
+    /// <summary>
+    /// Scores the first <paramref name="examples"/> test examples one request at a time through an fp32 and an int16
+    /// <see cref="Predictor"/> of <paramref name="r"/> (alternating, after 10 warm-up requests each): AUC of each, the score
+    /// differences, and the median latency of each.
+    /// </summary>
+    public static PrecisionCheck CheckPrecision(Recommender r, string name, ExampleSet test, int examples)
+    {
+        ArgumentNullException.ThrowIfNull(r); ArgumentNullException.ThrowIfNull(test);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(examples);
+        var encoder = r.EncoderFor(test.Catalog);
+        int n = Math.Min(examples, test.Count);
+        var sample = Experiment.First(test, n);
+        var enc = encoder.Encode(sample);
+        var opts = new PredictorOptions
+        {
+            MaxLength = r.Text.MaxLength, MaxBatch = 1, ClsId = encoder.Tokenizer.ClsId, SepId = encoder.Tokenizer.SepId,
+            DenseMean = r.Scaler.Names.Length > 0 ? r.Scaler.Mean : null, DenseStd = r.Scaler.Names.Length > 0 ? r.Scaler.Std : null,
+        };
+        using var f32 = new Predictor(r.Model, opts);
+        using var i16 = new Predictor(r.Model, opts with { Precision = ServingPrecision.Int16 });
+        var pf = new float[n]; var pq = new float[n];
+        var tf = new List<double>(); var tq = new List<double>();
+        var sw = new Stopwatch();
+        for (int k = -10; k < n; k++)
+        {
+            int i = k < 0 ? (k + 10) % n : k;
+            var row = enc.Row(i);
+            int ts = enc.TypeStart[i];
+            var ctx = row[1..(ts - 1)];
+            var cand = row[ts..^1];
+            var dense = sample.DenseRow(i);
+            for (int e = 0; e < 2; e++)
+            {
+                bool q = (e + k) % 2 != 0;
+                sw.Restart();
+                float p = (q ? i16 : f32).Score(ctx, cand, dense);
+                sw.Stop();
+                if (k < 0) continue;
+                (q ? pq : pf)[i] = p;
+                (q ? tq : tf).Add(sw.Elapsed.TotalMilliseconds);
+            }
+        }
+        float[] labels = sample.Labels.ToArray();
+        bool both = labels.Any(y => y > 0.5f) && labels.Any(y => y < 0.5f);
+        double maxDiff = 0, sumDiff = 0;
+        for (int i = 0; i < n; i++) { double d = Math.Abs((double)pq[i] - pf[i]); maxDiff = Math.Max(maxDiff, d); sumDiff += d; }
+        return new PrecisionCheck(name, n, both ? RocAuc.Compute(labels, pf) : double.NaN, both ? RocAuc.Compute(labels, pq) : double.NaN,
+                                  maxDiff, sumDiff / n, Pct(tf, 0.5), Pct(tq, 0.5));
     }
 
     private static double Pct(List<double> xs, double q)

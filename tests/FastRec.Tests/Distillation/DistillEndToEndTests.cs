@@ -81,7 +81,7 @@ public class DistillEndToEndTests
         string student = Path.Combine(_root, "student"), report = Path.Combine(_root, "report");
         var (code, output, err) = Cli("distill", "--teacher", Teacher, "--out", student, "--layers", "1", "--hidden-weight", "1", "--attention-weight", "1",
             "--alpha", "0.5", "--temperature", "2", "--epochs", "2", "--lr", "3e-3", "--max-train", "3000", "--max-val", "600", "--max-test", "600",
-            "--latency-requests", "30", "--report", report, "--json");
+            "--latency-requests", "30", "--precision-check", "200", "--report", report, "--json");
         TestContext.Out.WriteLine(output + err);
         Assert.That(code, Is.Zero, err);
         var json = LastJson(output);
@@ -90,7 +90,17 @@ public class DistillEndToEndTests
         Assert.That(studentAuc, Is.GreaterThan(popularity), "the distilled student beats the popularity baseline on the test slice");
         Assert.That(json["student_facts"]!["parameters"]!.GetValue<long>(), Is.LessThan(json["teacher_facts"]!["parameters"]!.GetValue<long>()));
         Assert.That(json["student_facts"]!["latency_p50_ms"]!.GetValue<double>(), Is.GreaterThan(0));
+        var checks = json["int16_serving"]!.AsArray();
+        Assert.That(checks.Select(c => c!["model"]!.GetValue<string>()), Is.EqualTo(new[] { "teacher", "student" }));
+        foreach (var c in checks)
+        {
+            double a32 = c!["auc_fp32"]!.GetValue<double>(), a16 = c["auc_int16"]!.GetValue<double>(), dp = c["max_abs_dp"]!.GetValue<double>();
+            Assert.That(c["examples"]!.GetValue<int>(), Is.EqualTo(200));
+            Assert.That(Math.Abs(a16 - a32), Is.LessThan(0.01), $"{c["model"]}: int16 serving keeps the AUC ({a16} vs {a32})");
+            Assert.That(dp, Is.LessThan(0.02).And.GreaterThan(0), $"{c["model"]}: int16 moves scores a little, not at all or a lot");
+        }
         string md = File.ReadAllText(Path.Combine(report, "report.md"));
+        Assert.That(md, Does.Contain("## Serving precision: fp32 vs int16"));
         Assert.That(md, Does.Contain("| teacher |").And.Contain("| student |").And.Contain("| popularity |").And.Contain("batch-1 latency"));
         Assert.That(File.Exists(Path.Combine(report, "auc_side_by_side.png")) && File.Exists(Path.Combine(report, "latency.png")), Is.True, "plots");
 
