@@ -283,7 +283,7 @@ internal static unsafe class MicroKernels
 
     /// <summary>d[k*ldd + r] = s[r*lds + k] for an 8×8 block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* s, nint lds, float* d, nint ldd)
+    internal static void Transpose8x8(float* s, nint lds, float* d, nint ldd)
     {
         Vector256<float> x0 = Avx.LoadVector256(s), x1 = Avx.LoadVector256(s + lds);
         Vector256<float> x2 = Avx.LoadVector256(s + 2 * lds), x3 = Avx.LoadVector256(s + 3 * lds);

@@ -48,6 +48,7 @@ public sealed partial class CpuSimdBackend
 
         [ThreadStatic] private static float[]? t_scratch;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Execute(int start, int end, int part)
         {
             int T = this.T, HS = this.HS, C3 = 3 * C;
@@ -62,9 +63,9 @@ public sealed partial class CpuSimdBackend
                     int b = bh / NH, h = bh - b * NH;
                     float* seq = Qkv + (nint)b * T * C3;
                     float* k0 = seq + C + h * HS, v0 = seq + 2 * C + h * HS;
-                    for (int j = 0; j < T; j++)
-                        for (int d = 0; d < HS; d++) kt[d * T + j] = k0[(nint)j * C3 + d];
-                    var maskRow = Mask is null ? ReadOnlySpan<float>.Empty : new ReadOnlySpan<float>(Mask + (nint)b * T, T);
+                    TransposeK(k0, C3, kt, T, HS);
+                    // A mask of all ones masks nothing: the softmax then skips its compare-and-select (same values).
+                    var maskRow = Mask is null || AllOnes(Mask + (nint)b * T, T) ? ReadOnlySpan<float>.Empty : new ReadOnlySpan<float>(Mask + (nint)b * T, T);
                     float* outBh = Out + (nint)b * R * C + h * HS;
                     for (int i = 0; i < R; i += 4)
                     {
@@ -79,10 +80,66 @@ public sealed partial class CpuSimdBackend
                             SoftmaxRow(row, maskRow, Scale, row);
                         }
                         int r2 = 0;
+                        if (rows == 4 && HS % 32 == 0 && Vector256.IsHardwareAccelerated) { Mix4(s, T, v0, C3, outBh + (nint)i * C, C, T, HS); r2 = 4; }
                         for (; r2 + 2 <= rows; r2 += 2) Mix2(s + r2 * T, T, v0, C3, outBh + (nint)(i + r2) * C, C, T, HS);
                         if (r2 < rows) Mix(s + r2 * T, v0, C3, outBh + (nint)(i + r2) * C, T, HS);
                     }
                 }
+            }
+        }
+
+        /// <summary>kt[d, j] = k[j·ldk + d] for j &lt; T, d &lt; HS: 8×8 AVX transposes, then scalars for the ragged edges.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void TransposeK(float* k, int ldk, float* kt, int T, int HS)
+        {
+            int j = 0;
+            if (System.Runtime.Intrinsics.X86.Avx.IsSupported)
+                for (; j + 8 <= T; j += 8)
+                {
+                    int d = 0;
+                    for (; d + 8 <= HS; d += 8) MicroKernels.Transpose8x8(k + (nint)j * ldk + d, ldk, kt + (nint)d * T + j, T);
+                    for (; d < HS; d++)
+                        for (int jj = j; jj < j + 8; jj++) kt[(nint)d * T + jj] = k[(nint)jj * ldk + d];
+                }
+            for (; j < T; j++)
+                for (int d = 0; d < HS; d++) kt[(nint)d * T + j] = k[(nint)j * ldk + d];
+        }
+
+        private static bool AllOnes(float* m, int T)
+        {
+            for (int j = 0; j < T; j++) if (m[j] != 1f) return false;
+            return true;
+        }
+
+        /// <summary>Four output rows, 32 columns at a time: o[r·ldo + d] = Σ_j p[r·ldp + j]·v[j·ldv + d] (HS a multiple of 32):
+        /// 16 independent FMA chains, each V load shared by four rows. The same chain per element (keys in order) as
+        /// <see cref="Mix"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private static void Mix4(float* p, int ldp, float* v, int ldv, float* o, int ldo, int T, int HS)
+        {
+            float* p1 = p + ldp, p2 = p + 2 * ldp, p3 = p + 3 * ldp;
+            for (int d = 0; d < HS; d += 32)
+            {
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+                Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, e0 = default, e1 = default, e2 = default, e3 = default;
+                float* vj = v + d;
+                for (int j = 0; j < T; j++, vj += ldv)
+                {
+                    var v0 = Vector256.Load(vj); var v1 = Vector256.Load(vj + 8); var v2 = Vector256.Load(vj + 16); var v3 = Vector256.Load(vj + 24);
+                    var x = Vector256.Create(p[j]);
+                    a0 = SimdMath.Fmadd(x, v0, a0); a1 = SimdMath.Fmadd(x, v1, a1); a2 = SimdMath.Fmadd(x, v2, a2); a3 = SimdMath.Fmadd(x, v3, a3);
+                    x = Vector256.Create(p1[j]);
+                    b0 = SimdMath.Fmadd(x, v0, b0); b1 = SimdMath.Fmadd(x, v1, b1); b2 = SimdMath.Fmadd(x, v2, b2); b3 = SimdMath.Fmadd(x, v3, b3);
+                    x = Vector256.Create(p2[j]);
+                    c0 = SimdMath.Fmadd(x, v0, c0); c1 = SimdMath.Fmadd(x, v1, c1); c2 = SimdMath.Fmadd(x, v2, c2); c3 = SimdMath.Fmadd(x, v3, c3);
+                    x = Vector256.Create(p3[j]);
+                    e0 = SimdMath.Fmadd(x, v0, e0); e1 = SimdMath.Fmadd(x, v1, e1); e2 = SimdMath.Fmadd(x, v2, e2); e3 = SimdMath.Fmadd(x, v3, e3);
+                }
+                a0.Store(o + d); a1.Store(o + d + 8); a2.Store(o + d + 16); a3.Store(o + d + 24);
+                float* o1 = o + ldo, o2 = o + 2 * ldo, o3 = o + 3 * ldo;
+                b0.Store(o1 + d); b1.Store(o1 + d + 8); b2.Store(o1 + d + 16); b3.Store(o1 + d + 24);
+                c0.Store(o2 + d); c1.Store(o2 + d + 8); c2.Store(o2 + d + 16); c3.Store(o2 + d + 24);
+                e0.Store(o3 + d); e1.Store(o3 + d + 8); e2.Store(o3 + d + 16); e3.Store(o3 + d + 24);
             }
         }
 

@@ -123,8 +123,9 @@ public static unsafe class QuantizedLinear
     /// <summary>Tests only: run the portable path even where AVX-512BW exists (it must give the same bits).</summary>
     internal static bool ForcePortable;
 
-    /// <summary>int16 elements of the scratch <see cref="Forward"/> needs for M rows of IC inputs: M·2·⌈IC/2⌉.</summary>
-    public static int ScratchLength(int M, int inFeatures) => M * 2 * ((inFeatures + 1) / 2);
+    /// <summary>int16 elements of the scratch <see cref="Forward"/> needs for M rows of IC inputs: ⌈M/6⌉·6·2·⌈IC/2⌉ (the rows
+    /// are stored packed in tiles of six, zero-padded).</summary>
+    public static int ScratchLength(int M, int inFeatures) => (M + 5) / 6 * 6 * 2 * ((inFeatures + 1) / 2);
 
     /// <summary>round(x·inv) to nearest even, clamped to ±8191: the rounding of CVTPS2DQ, so both paths agree.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -138,6 +139,7 @@ public static unsafe class QuantizedLinear
     /// <see cref="ScratchLength"/> elements; <paramref name="rowScale"/>: scratch of at least M. <paramref name="bias"/> empty =
     /// none; <paramref name="act"/> Identity, Gelu or Relu. <paramref name="maxThreads"/> 0 = <see cref="CpuParallel.Threads"/>.</summary>
     /// <exception cref="ShapeException">a span does not match (M, IC) / (OC) / (M, OC), a scratch is too short, M not positive.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(ReadOnlySpan<float> input, int M, Int16Weight w, ReadOnlySpan<float> bias, Span<float> output,
         Span<short> quantized, Span<float> rowScale, Activation act = Activation.Identity, int maxThreads = 0)
     {
@@ -147,14 +149,34 @@ public static unsafe class QuantizedLinear
         if (input.Length != (long)M * K) throw new ShapeException($"input: expected (M={M}, IC={K}) = {(long)M * K} elements, got {input.Length}");
         if (output.Length != (long)M * N) throw new ShapeException($"output: expected (M={M}, OC={N}) = {(long)M * N} elements, got {output.Length}");
         if (!bias.IsEmpty && bias.Length != N) throw new ShapeException($"bias: expected (OC={N}) elements, got {bias.Length}");
-        if (quantized.Length < (long)M * 2 * KP) throw new ShapeException($"quantized: scratch needs M·2·⌈IC/2⌉ = {(long)M * 2 * KP} int16, got {quantized.Length}");
+        long need = (long)(M + 5) / 6 * 6 * 2 * KP;
+        if (quantized.Length < need) throw new ShapeException($"quantized: scratch needs ⌈M/6⌉·6·2·⌈IC/2⌉ = {need} int16, got {quantized.Length}");
         if (rowScale.Length < M) throw new ShapeException($"rowScale: scratch needs M = {M} floats, got {rowScale.Length}");
         if (act is not (Activation.Identity or Activation.Gelu or Activation.Relu))
             throw new ArgumentOutOfRangeException(nameof(act), act, $"act: QuantizedLinear fuses Identity, Gelu or Relu, not {act}");
         fixed (float* a = input, c = output, b = bias, rs = rowScale)
         fixed (short* q = quantized)
         {
-            for (int m = 0; m < M; m++) QuantizeRow(a + (nint)m * K, K, q + (nint)m * 2 * KP, out rs[m]);
+            // Quantise each row, then store its k pairs packed by tiles of six rows: pair k of row r of tile t at int
+            // (t·KP + k)·6 + r, so a tile's six broadcasts per k come from one pointer (no per-row pointers to keep in registers).
+            short* row = stackalloc short[2 * KP <= 8192 ? 2 * KP : 0];
+            if (2 * KP > 8192) row = (short*)NativeMemory.Alloc((nuint)(2 * KP * sizeof(short)));
+            try
+            {
+                int* packed = (int*)q, pr = (int*)row;
+                for (int m = 0; m < M; m++)
+                {
+                    QuantizeRow(a + (nint)m * K, K, row, out rs[m]);
+                    int* dst = packed + (nint)(m / 6) * KP * 6 + m % 6;
+                    for (int k = 0; k < KP; k++) dst[(nint)k * 6] = pr[k];
+                }
+                for (int m = M; m % 6 != 0; m++)                     // the last tile's missing rows: zeros
+                {
+                    int* dst = packed + (nint)(m / 6) * KP * 6 + m % 6;
+                    for (int k = 0; k < KP; k++) dst[(nint)k * 6] = 0;
+                }
+            }
+            finally { if (2 * KP > 8192) NativeMemory.Free(row); }
             var job = new Job { Q = (int*)q, C = c, Bias = bias.IsEmpty ? null : b, RowScale = rs, W = w.Data, ColScale = w.Scales, M = M, N = N, KP = KP, Act = act };
             long work = (long)M * N * K;
             int threads = maxThreads > 0 ? Math.Min(maxThreads, CpuParallel.Threads) : CpuParallel.Threads;
@@ -165,6 +187,7 @@ public static unsafe class QuantizedLinear
     }
 
     /// <summary>q[0, 2·⌈K/2⌉) = round(x·8191/max|x|) (the pad element 0); scale = max|x|/8191 (NaN when x is not finite).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizeRow(float* x, int K, short* q, out float scale)
     {
         float max = 0f;
@@ -241,7 +264,7 @@ public static unsafe class QuantizedLinear
                         int mr = Math.Min(6, ic + mc - i);
                         float* c = full ? C + (nint)i * N + j0 : tile;
                         nint ldc = full ? N : P;
-                        int* q = Q + (nint)i * KP;
+                        int* q = Q + (nint)(i / 6) * KP * 6;
                         float* rs = RowScale + i, cs = ColScale + j0;
                         switch (mr)
                         {
@@ -271,33 +294,33 @@ public static unsafe class QuantizedLinear
 
     /// <summary>An R×32 tile: for each block of 16 k pairs the exact int32 sums Σ q_x·q_w (VPMADDWD + VPADDD), converted and
     /// added to fp32 accumulators in block order; then c = act(acc·(s_x[r]·s_w[j]) + bias[j]). <paramref name="q"/>: the
-    /// tile's first quantised row, as int32 pairs, rows <paramref name="ldq"/> pairs apart.</summary>
+    /// tile's packed quantised rows: pair k of row r at int k·6 + r.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TR>(int* q, nint ldq, short* b, float* c, nint ldc, float* rowScale, float* colScale, float* bias,
+    private static void Tile<TR>(int* q, int KP, short* b, float* c, nint ldc, float* rowScale, float* colScale, float* bias,
         Activation act) where TR : IRows
     {
-        int R = TR.R, KP = (int)ldq;
+        int R = TR.R;
         if (Avx512BW.IsSupported && !ForcePortable)
         {
             Vector512<float> f00 = default, f01 = default, f10 = default, f11 = default, f20 = default, f21 = default;
             Vector512<float> f30 = default, f31 = default, f40 = default, f41 = default, f50 = default, f51 = default;
-            int* q1 = q + ldq, q2 = q + 2 * ldq, q3 = q + 3 * ldq, q4 = q + 4 * ldq, q5 = q + 5 * ldq;
             for (int k0 = 0; k0 < KP; k0 += BlockPairs)
             {
                 int k1 = Math.Min(KP, k0 + BlockPairs);
                 Vector512<int> i00 = default, i01 = default, i10 = default, i11 = default, i20 = default, i21 = default;
                 Vector512<int> i30 = default, i31 = default, i40 = default, i41 = default, i50 = default, i51 = default;
                 short* bk = b + (nint)k0 * 64;
-                for (int k = k0; k < k1; k++, bk += 64)
+                int* ak = q + (nint)k0 * 6;
+                for (int k = k0; k < k1; k++, bk += 64, ak += 6)
                 {
                     Vector512<short> b0 = Vector512.LoadAligned(bk), b1 = Vector512.LoadAligned(bk + 32);
-                    Vector512<short> x = Vector512.Create(q[k]).AsInt16();
+                    Vector512<short> x = Vector512.Create(ak[0]).AsInt16();
                     i00 += Avx512BW.MultiplyAddAdjacent(x, b0); i01 += Avx512BW.MultiplyAddAdjacent(x, b1);
-                    if (R > 1) { x = Vector512.Create(q1[k]).AsInt16(); i10 += Avx512BW.MultiplyAddAdjacent(x, b0); i11 += Avx512BW.MultiplyAddAdjacent(x, b1); }
-                    if (R > 2) { x = Vector512.Create(q2[k]).AsInt16(); i20 += Avx512BW.MultiplyAddAdjacent(x, b0); i21 += Avx512BW.MultiplyAddAdjacent(x, b1); }
-                    if (R > 3) { x = Vector512.Create(q3[k]).AsInt16(); i30 += Avx512BW.MultiplyAddAdjacent(x, b0); i31 += Avx512BW.MultiplyAddAdjacent(x, b1); }
-                    if (R > 4) { x = Vector512.Create(q4[k]).AsInt16(); i40 += Avx512BW.MultiplyAddAdjacent(x, b0); i41 += Avx512BW.MultiplyAddAdjacent(x, b1); }
-                    if (R > 5) { x = Vector512.Create(q5[k]).AsInt16(); i50 += Avx512BW.MultiplyAddAdjacent(x, b0); i51 += Avx512BW.MultiplyAddAdjacent(x, b1); }
+                    if (R > 1) { x = Vector512.Create(ak[1]).AsInt16(); i10 += Avx512BW.MultiplyAddAdjacent(x, b0); i11 += Avx512BW.MultiplyAddAdjacent(x, b1); }
+                    if (R > 2) { x = Vector512.Create(ak[2]).AsInt16(); i20 += Avx512BW.MultiplyAddAdjacent(x, b0); i21 += Avx512BW.MultiplyAddAdjacent(x, b1); }
+                    if (R > 3) { x = Vector512.Create(ak[3]).AsInt16(); i30 += Avx512BW.MultiplyAddAdjacent(x, b0); i31 += Avx512BW.MultiplyAddAdjacent(x, b1); }
+                    if (R > 4) { x = Vector512.Create(ak[4]).AsInt16(); i40 += Avx512BW.MultiplyAddAdjacent(x, b0); i41 += Avx512BW.MultiplyAddAdjacent(x, b1); }
+                    if (R > 5) { x = Vector512.Create(ak[5]).AsInt16(); i50 += Avx512BW.MultiplyAddAdjacent(x, b0); i51 += Avx512BW.MultiplyAddAdjacent(x, b1); }
                 }
                 f00 += Avx512F.ConvertToVector512Single(i00); f01 += Avx512F.ConvertToVector512Single(i01);
                 if (R > 1) { f10 += Avx512F.ConvertToVector512Single(i10); f11 += Avx512F.ConvertToVector512Single(i11); }
@@ -323,12 +346,12 @@ public static unsafe class QuantizedLinear
             {
                 float f = 0f;
                 short* col = b + (j / 16) * 32 + (j % 16) * 2;
-                short* row = qs + (nint)r * ldq * 2;
+                short* row = qs + 2 * r;                           // pair k at shorts 12·k + 2r, 12·k + 2r + 1
                 for (int k0 = 0; k0 < KP; k0 += BlockPairs)
                 {
                     int s = 0;
                     for (int k = k0; k < Math.Min(KP, k0 + BlockPairs); k++)
-                        s += row[2 * k] * col[(nint)k * 64] + row[2 * k + 1] * col[(nint)k * 64 + 1];
+                        s += row[12 * k] * col[(nint)k * 64] + row[12 * k + 1] * col[(nint)k * 64 + 1];
                     f += s;
                 }
                 float y = f * (rowScale[r] * colScale[j]);

@@ -157,11 +157,11 @@ public class QuantizedLinearTests
         Assert.That(() => new Int16Weight(new float[11], 3, 4), Throws.TypeOf<ShapeException>().With.Message.Contains("weight"));
         Assert.That(() => new Int16Weight(new float[] { 1, float.NaN, 0, 0 }, 2, 2), Throws.ArgumentException.With.Message.Contains("weight[0, 1]"));
         using var w = new Int16Weight(new float[12], 3, 4);
-        var q = new short[8]; var s = new float[2];
+        var q = new short[QuantizedLinear.ScratchLength(2, 4)]; var s = new float[2];
         Assert.That(() => QuantizedLinear.Forward(new float[7], 2, w, default, new float[6], q, s), Throws.TypeOf<ShapeException>().With.Message.Contains("input"));
         Assert.That(() => QuantizedLinear.Forward(new float[8], 2, w, default, new float[5], q, s), Throws.TypeOf<ShapeException>().With.Message.Contains("output"));
         Assert.That(() => QuantizedLinear.Forward(new float[8], 2, w, new float[2], new float[6], q, s), Throws.TypeOf<ShapeException>().With.Message.Contains("bias"));
-        Assert.That(() => QuantizedLinear.Forward(new float[8], 2, w, default, new float[6], new short[7], s), Throws.TypeOf<ShapeException>().With.Message.Contains("quantized"));
+        Assert.That(() => QuantizedLinear.Forward(new float[8], 2, w, default, new float[6], new short[23], s), Throws.TypeOf<ShapeException>().With.Message.Contains("quantized"));
         Assert.That(() => QuantizedLinear.Forward(new float[8], 2, w, default, new float[6], q, new float[1]), Throws.TypeOf<ShapeException>().With.Message.Contains("rowScale"));
         Assert.That(() => QuantizedLinear.Forward(new float[8], 2, w, default, new float[6], q, s, Activation.Tanh), Throws.TypeOf<ArgumentOutOfRangeException>());
         w.Dispose();
