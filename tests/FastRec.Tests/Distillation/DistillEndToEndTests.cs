@@ -122,6 +122,16 @@ public class DistillEndToEndTests
         // text front door: item titles in, the same score out
         var ctxTitles = test.Context(0).ToArray().Select(j => test.Catalog.Text(j)).ToArray();
         Assert.That(p.Score(ctxTitles, test.Catalog.Text(test.Items[0]), test.DenseRow(0)), Is.EqualTo(expected[0]).Within(2e-5), "text API");
+        // the same checkpoint served in int16 keeps its options (precision, tokenizer, scaler) through Load
+        using var q = Predictor.Load(student, new PredictorOptions { Precision = ServingPrecision.Int16 });
+        Assert.That(q.Options.Precision, Is.EqualTo(ServingPrecision.Int16));
+        Assert.That(q.PackedBytes, Is.LessThan(p.PackedBytes));
+        for (int i = 0; i < test.Count; i++)
+        {
+            var row = enc.Row(i);
+            int ts = enc.TypeStart[i];
+            Assert.That(q.Score(row[1..(ts - 1)], row[ts..^1], test.DenseRow(i)), Is.EqualTo(expected[i]).Within(5e-3), $"int16, test example {i}");
+        }
     }
 
     [Test]
