@@ -405,7 +405,11 @@ public sealed partial class Predictor : IDisposable
             Mask = p._b.Allocate<float>(B * T);
             Dense = p._b.Allocate<float>(Math.Max(1, B * p.D));
             bool q = p.Options.Precision == ServingPrecision.Int16;
-            Quantized = q ? new short[QuantizedLinear.ScratchLength(B * T, Math.Max(p.C, p.F))] : [];
+            long qn = q ? QuantizedLinear.ScratchLength(B * T, Math.Max(p.C, p.F)) : 0;
+            if (qn > Array.MaxLength)
+                throw new ArgumentOutOfRangeException(nameof(PredictorOptions.MaxBatch), B,
+                    $"PredictorOptions: an int16 workspace for MaxBatch = {B} × MaxLength = {T} needs {qn} int16 values, more than one buffer holds; lower MaxBatch");
+            Quantized = new short[qn];
             RowScale = q ? new float[B * T] : [];
         }
 

@@ -125,7 +125,7 @@ public static unsafe class QuantizedLinear
 
     /// <summary>int16 elements of the scratch <see cref="Forward"/> needs for M rows of IC inputs: ⌈M/6⌉·6·2·⌈IC/2⌉ (the rows
     /// are stored packed in tiles of six, zero-padded).</summary>
-    public static int ScratchLength(int M, int inFeatures) => (M + 5) / 6 * 6 * 2 * ((inFeatures + 1) / 2);
+    public static long ScratchLength(int M, int inFeatures) => (M + 5L) / 6 * 6 * 2 * ((inFeatures + 1L) / 2);
 
     /// <summary>round(x·inv) to nearest even, clamped to ±8191: the rounding of CVTPS2DQ, so both paths agree.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

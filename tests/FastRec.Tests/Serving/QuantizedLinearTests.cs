@@ -12,7 +12,7 @@ public class QuantizedLinearTests
     private static float[] Run(float[] x, int M, Int16Weight w, float[]? bias, Activation act = Activation.Identity, int threads = 0)
     {
         var o = Enumerable.Repeat(float.NaN, M * w.OutFeatures).ToArray();
-        var q = new short[QuantizedLinear.ScratchLength(M, w.InFeatures)];
+        var q = new short[(int)QuantizedLinear.ScratchLength(M, w.InFeatures)];
         var s = new float[M];
         QuantizedLinear.Forward(x, M, w, bias, o, q, s, act, threads);
         return o;
@@ -154,10 +154,11 @@ public class QuantizedLinearTests
     [Test]
     public void BadInputsNameTheArgument()
     {
+        Assert.That(QuantizedLinear.ScratchLength(2_000_000, 1536), Is.EqualTo(2_000_004L * 1536), "no int overflow for large M·IC");
         Assert.That(() => new Int16Weight(new float[11], 3, 4), Throws.TypeOf<ShapeException>().With.Message.Contains("weight"));
         Assert.That(() => new Int16Weight(new float[] { 1, float.NaN, 0, 0 }, 2, 2), Throws.ArgumentException.With.Message.Contains("weight[0, 1]"));
         using var w = new Int16Weight(new float[12], 3, 4);
-        var q = new short[QuantizedLinear.ScratchLength(2, 4)]; var s = new float[2];
+        var q = new short[(int)QuantizedLinear.ScratchLength(2, 4)]; var s = new float[2];
         Assert.That(() => QuantizedLinear.Forward(new float[7], 2, w, default, new float[6], q, s), Throws.TypeOf<ShapeException>().With.Message.Contains("input"));
         Assert.That(() => QuantizedLinear.Forward(new float[8], 2, w, default, new float[5], q, s), Throws.TypeOf<ShapeException>().With.Message.Contains("output"));
         Assert.That(() => QuantizedLinear.Forward(new float[8], 2, w, new float[2], new float[6], q, s), Throws.TypeOf<ShapeException>().With.Message.Contains("bias"));
