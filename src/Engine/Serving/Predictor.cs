@@ -106,14 +106,26 @@ public sealed partial class Predictor : IDisposable
         _wqkv = new ServingLinear[L]; _wo = new ServingLinear[L]; _wi = new ServingLinear[L]; _wout = new ServingLinear[L];
         long bytes = 0;
         var precision = Options.Precision;
-        for (int l = 0; l < L; l++)
+        try
         {
-            var t = _p.Layers[l];
-            _wqkv[l] = new ServingLinear(t.Wqkv.Span, t.Bqkv.Span, 3 * C, C, precision);
-            _wo[l] = new ServingLinear(t.WAttnOut.Span, t.BAttnOut.Span, C, C, precision);
-            _wi[l] = new ServingLinear(t.WInter.Span, t.BInter.Span, F, C, precision);
-            _wout[l] = new ServingLinear(t.WOut.Span, t.BOut.Span, C, F, precision);
-            bytes += _wqkv[l].Bytes + _wo[l].Bytes + _wi[l].Bytes + _wout[l].Bytes;
+            for (int l = 0; l < L; l++)
+            {
+                var t = _p.Layers[l];
+                string pre = $"encoder.layer.{l}.";
+                _wqkv[l] = new ServingLinear(pre + "attention.self.{query,key,value}.weight", t.Wqkv.Span, t.Bqkv.Span, 3 * C, C, precision);
+                _wo[l] = new ServingLinear(pre + "attention.output.dense.weight", t.WAttnOut.Span, t.BAttnOut.Span, C, C, precision);
+                _wi[l] = new ServingLinear(pre + "intermediate.dense.weight", t.WInter.Span, t.BInter.Span, F, C, precision);
+                _wout[l] = new ServingLinear(pre + "output.dense.weight", t.WOut.Span, t.BOut.Span, C, F, precision);
+                bytes += _wqkv[l].Bytes + _wo[l].Bytes + _wi[l].Bytes + _wout[l].Bytes;
+            }
+        }
+        catch
+        {
+            foreach (var a in new[] { _wqkv, _wo, _wi, _wout })
+                foreach (var x in a) x?.Dispose();
+            _params.Dispose();
+            _b.Dispose();
+            throw;
         }
         PackedBytes = bytes;
         _pool = new Workspace?[Options.Workspaces];
@@ -475,9 +487,13 @@ internal sealed class ServingLinear : IDisposable
     private readonly Int16Weight? _i16;
     private readonly float[] _bias;
 
-    public ServingLinear(ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, int outFeatures, int inFeatures, ServingPrecision precision)
+    public ServingLinear(string name, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, int outFeatures, int inFeatures, ServingPrecision precision)
     {
-        if (precision == ServingPrecision.Int16) _i16 = new Int16Weight(weight, outFeatures, inFeatures);
+        if (precision == ServingPrecision.Int16)
+        {
+            try { _i16 = new Int16Weight(weight, outFeatures, inFeatures); }
+            catch (ArgumentException e) { throw new ArgumentException($"{name}: {e.Message} (Precision = Int16 needs finite weights)", e); }
+        }
         else _f32 = new PackedWeight(weight, outFeatures, inFeatures);
         _bias = bias.ToArray();
     }

@@ -114,6 +114,7 @@ public static unsafe class PackedLinear
             if (threads <= 1) job.Execute(0, w.Panels, 0);
             else CpuParallel.ForRange(w.Panels, ref job, threads);
         }
+        GC.KeepAlive(w);   // the job holds raw pointers into w: its finalizer must not run before the job ends
     }
 
     /// <summary>Depth of a k block (default 384: a panel chunk of 384 × 16 floats = 24 KB stays in L1 while the row tiles use
@@ -245,7 +246,7 @@ public static unsafe class PackedLinear
                 if (final)
                 {
                     s += bias[j];
-                    s = act switch { Activation.Gelu => SimdMath.Gelu(s), Activation.Relu => s > 0f ? s : 0f, _ => s };
+                    s = act switch { Activation.Gelu => SimdMath.Gelu(s), Activation.Relu => s > 0f || float.IsNaN(s) ? s : 0f, _ => s };
                 }
                 *o = s;
             }

@@ -22,6 +22,9 @@ public sealed unsafe class Int16Weight : IDisposable
     /// <summary>Largest quantised magnitude, for weights and inputs alike. 16 pairs of products of two such values sum to at
     /// most 32·8191² = 2 146 959 392 &lt; 2³¹, so <see cref="QuantizedLinear.BlockPairs"/> pairs never overflow int32.</summary>
     public const int QMax = 8191;
+    /// <summary>A column (or input row) whose largest magnitude is below this is quantised as zeros: 8191/max would overflow
+    /// float. The absolute error this allows, below 1e-30·Σ|other operand|, is far under fp32 rounding of any real output.</summary>
+    public const float FlushBelow = 1e-30f;
     private short* _data;
     private float* _scale;
 
@@ -56,13 +59,14 @@ public sealed unsafe class Int16Weight : IDisposable
         long shorts = (long)Panels * Panel * Pairs * 2;
         _data = (short*)NativeMemory.AlignedAlloc((nuint)(shorts * sizeof(short)), 64);
         _scale = (float*)NativeMemory.AlignedAlloc((nuint)(Panels * Panel * sizeof(float)), 64);
-        new Span<short>(_data, (int)shorts).Clear();
+        NativeMemory.Clear(_data, (nuint)(shorts * sizeof(short)));
         for (int n = 0; n < Panels * Panel; n++)
         {
             if (n >= outFeatures) { _scale[n] = 0f; continue; }
             ReadOnlySpan<float> w = weight.Slice(n * inFeatures, inFeatures);
             float max = 0f;
             foreach (float v in w) max = MathF.Max(max, MathF.Abs(v));
+            if (max < FlushBelow) max = 0f;                     // a column of magnitudes below 1e-30 is zero (8191/max would overflow)
             _scale[n] = max / QMax;
             float inv = max > 0f ? QMax / max : 0f;
             int p = n / Panel, j = n % Panel;
@@ -184,6 +188,7 @@ public static unsafe class QuantizedLinear
             if (threads <= 1) job.Execute(0, w.Panels, 0);
             else CpuParallel.ForRange(w.Panels, ref job, threads);
         }
+        GC.KeepAlive(w);   // the job holds raw pointers into w: its finalizer must not run before the job ends
     }
 
     /// <summary>q[0, 2·⌈K/2⌉) = round(x·8191/max|x|) (the pad element 0); scale = max|x|/8191 (NaN when x is not finite).</summary>
@@ -217,6 +222,7 @@ public static unsafe class QuantizedLinear
             scale = float.NaN;
             return;
         }
+        if (max < Int16Weight.FlushBelow) max = 0f;             // a row of magnitudes below 1e-30 is zero (8191/max would overflow)
         scale = max / Int16Weight.QMax;
         float inv = max > 0f ? Int16Weight.QMax / max : 0f;
         k = 0;
@@ -354,9 +360,9 @@ public static unsafe class QuantizedLinear
                         s += row[12 * k] * col[(nint)k * 64] + row[12 * k + 1] * col[(nint)k * 64 + 1];
                     f += s;
                 }
-                float y = f * (rowScale[r] * colScale[j]);
+                float y = f * rowScale[r] * colScale[j];
                 y += bias[j];
-                c[r * ldc + j] = act switch { Activation.Gelu => SimdMath.Gelu(y), Activation.Relu => y > 0f ? y : 0f, _ => y };
+                c[r * ldc + j] = act switch { Activation.Gelu => SimdMath.Gelu(y), Activation.Relu => y > 0f || float.IsNaN(y) ? y : 0f, _ => y };
             }
     }
 
@@ -365,8 +371,8 @@ public static unsafe class QuantizedLinear
         Vector512<float> cs1, Vector512<float> b0, Vector512<float> b1, Activation act)
     {
         var rs = Vector512.Create(rowScale);
-        x0 = x0 * (rs * cs0) + b0;
-        x1 = x1 * (rs * cs1) + b1;
+        x0 = x0 * rs * cs0 + b0;                              // (acc·s_x)·s_w: no underflow of s_x·s_w for small scales
+        x1 = x1 * rs * cs1 + b1;
         StoreAct(c, x0.GetLower(), act); StoreAct(c + 8, x0.GetUpper(), act);
         StoreAct(c + 16, x1.GetLower(), act); StoreAct(c + 24, x1.GetUpper(), act);
     }

@@ -29,10 +29,22 @@ public class AttentionInferenceTests
         return m;
     }
 
-    private static readonly (int B, int T, int C, int NH)[] Shapes = [(1, 1, 8, 1), (2, 7, 12, 3), (3, 33, 64, 2), (2, 40, 96, 3), (1, 9, 20, 5)];
+    private static readonly (int B, int T, int C, int NH)[] Shapes =
+        [(1, 1, 8, 1), (2, 7, 12, 3), (3, 33, 64, 2), (2, 40, 96, 3), (1, 9, 20, 5), (1, 20, 128, 2), (2, 9, 36, 3)];
 
     [Test]
-    public void EveryRowMatchesTheReference([Range(0, 4)] int shape, [Values] bool masked, [Values(1, 2)] int threads)
+    public void AllOnesMaskGivesTheBitsOfNoMask()
+    {
+        const int B = 2, T = 37, C = 64, NH = 2;
+        var qkv = TestUtil.Random(B * T * 3 * C, 72, -2f, 2f);
+        var none = new float[B * T * C]; var ones = new float[B * T * C];
+        CpuSimdBackend.AttentionInference(qkv, default, none, B, T, C, NH, T);
+        CpuSimdBackend.AttentionInference(qkv, Enumerable.Repeat(1f, B * T).ToArray(), ones, B, T, C, NH, T);
+        Assert.That(ones, Is.EqualTo(none));
+    }
+
+    [Test]
+    public void EveryRowMatchesTheReference([Range(0, 6)] int shape, [Values] bool masked, [Values(1, 2)] int threads)
     {
         var (B, T, C, NH) = Shapes[shape];
         var qkv = TestUtil.Random(B * T * 3 * C, 70, -2f, 2f);

@@ -269,6 +269,11 @@ public class PredictorTests
             Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("SepId"));
         Assert.That(() => new Predictor(model, Opts() with { Precision = (ServingPrecision)7 }),
             Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("Precision"));
+        var w = model.GetParameter("encoder.layer.0.intermediate.dense.weight");
+        w[5] = float.NaN;
+        model.SetParameter("encoder.layer.0.intermediate.dense.weight", w);
+        Assert.That(() => new Predictor(model, Opts(precision: ServingPrecision.Int16)),
+            Throws.ArgumentException.With.Message.Contains("encoder.layer.0.intermediate.dense").And.Message.Contains("not finite"));
         Assert.That(() => pred.ScoreLogits(ctx, [4, 5, 6], [0, 1, 3], new float[3], new float[4]),
             Throws.ArgumentException.With.Message.Contains("logits"));
     }

@@ -152,6 +152,60 @@ public class QuantizedLinearTests
     }
 
     [Test]
+    public void NonFiniteRowsAreNaNOnBothPaths([Values(Activation.Identity, Activation.Relu, Activation.Gelu)] Activation act)
+    {
+        const int M = 3, K = 40, N = 8;
+        var x = TestUtil.Random(M * K, 17); x[K + 5] = float.NaN; x[2 * K + 9] = float.NegativeInfinity;
+        using var w = new Int16Weight(TestUtil.Random(N * K, 18), N, K);
+        var simd = Run(x, M, w, null, act);
+        float[] portable;
+        try { QuantizedLinear.ForcePortable = true; portable = Run(x, M, w, null, act); }
+        finally { QuantizedLinear.ForcePortable = false; }
+        for (int i = N; i < M * N; i++)
+            Assert.That(float.IsNaN(simd[i]) && float.IsNaN(portable[i]), $"{act}: output {i} of a non-finite row is NaN on both paths");
+        Assert.That(portable.AsSpan(0, N).ToArray(), Is.EqualTo(simd.AsSpan(0, N).ToArray()), "the finite row: same bits");
+    }
+
+    [Test]
+    public void TinyAndSmallMagnitudesStayRight()
+    {
+        // a row below 1e-30 (8191/max would overflow float) is treated as zeros: the output is the bias, on both paths
+        const int K = 64, N = 4;
+        var wf = TestUtil.Random(N * K, 19);
+        using var w = new Int16Weight(wf, N, K);
+        var tiny = Enumerable.Repeat(1e-36f, K).ToArray();
+        var bias = new float[] { 0.5f, -1f, 0f, 2f };
+        var a = Run(tiny, 1, w, bias);
+        float[] b;
+        try { QuantizedLinear.ForcePortable = true; b = Run(tiny, 1, w, bias); }
+        finally { QuantizedLinear.ForcePortable = false; }
+        Assert.That(a, Is.EqualTo(bias), "1e-36 inputs contribute nothing visible in fp32");
+        Assert.That(b, Is.EqualTo(a), "both paths agree");
+        // small but representable: s_x·s_w (1.5e-48) would underflow; the store multiplies the sum by one scale at a time
+        var x = Enumerable.Repeat(1e-20f, K).ToArray();
+        using var w2 = new Int16Weight(Enumerable.Repeat(1e-20f, N * K).ToArray(), N, K);
+        var o = Run(x, 1, w2, null);
+        foreach (float v in o) Assert.That(v, Is.EqualTo(6.4e-39f).Within(6.4e-39f * 1e-4f), "K·1e-20·1e-20");
+        // a column of weights below 1e-30 is a zero column, not ±8191 steps
+        var wt = TestUtil.Random(N * K, 20); for (int k = 0; k < K; k++) wt[k] = (k % 3 - 1) * 1e-36f;
+        using var w3 = new Int16Weight(wt, N, K);
+        Assert.That(w3.Dequantize().AsSpan(0, K).ToArray(), Is.All.EqualTo(0f));
+    }
+
+    [Test]
+    public void ManyRowBlocksMatchTheReference()
+    {
+        // KP = 550: row blocks of 114 rows in L2, so 200 rows run as 114 + 86; rows 150..154 alone give the same bits
+        const int M = 200, K = 1100, N = 40;
+        var x = TestUtil.Random(M * K, 21); var wf = TestUtil.Random(N * K, 22); var b = TestUtil.Random(N, 23);
+        using var w = new Int16Weight(wf, N, K);
+        var o = Run(x, M, w, b, Activation.Gelu, threads: 2);
+        TestUtil.AssertClose(o, Dequantised(x, M, K, w, b, Activation.Gelu), 1e-6f * K, 2e-6f, "200 rows");
+        var five = Run(x.AsSpan(150 * K, 5 * K).ToArray(), 5, w, b, Activation.Gelu);
+        Assert.That(five, Is.EqualTo(o.AsSpan(150 * N, 5 * N).ToArray()), "rows 150..154 alone");
+    }
+
+    [Test]
     public void BadInputsNameTheArgument()
     {
         Assert.That(QuantizedLinear.ScratchLength(2_000_000, 1536), Is.EqualTo(2_000_004L * 1536), "no int overflow for large M·IC");
