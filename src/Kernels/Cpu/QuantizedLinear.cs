@@ -162,28 +162,15 @@ public static unsafe class QuantizedLinear
         fixed (short* q = quantized)
         {
             // Quantise each row, then store its k pairs packed by tiles of six rows: pair k of row r of tile t at int
-            // (t·KP + k)·6 + r, so a tile's six broadcasts per k come from one pointer (no per-row pointers to keep in registers).
-            short* row = stackalloc short[2 * KP <= 8192 ? 2 * KP : 0];
-            if (2 * KP > 8192) row = (short*)NativeMemory.Alloc((nuint)(2 * KP * sizeof(short)));
-            try
-            {
-                int* packed = (int*)q, pr = (int*)row;
-                for (int m = 0; m < M; m++)
-                {
-                    QuantizeRow(a + (nint)m * K, K, row, out rs[m]);
-                    int* dst = packed + (nint)(m / 6) * KP * 6 + m % 6;
-                    for (int k = 0; k < KP; k++) dst[(nint)k * 6] = pr[k];
-                }
-                for (int m = M; m % 6 != 0; m++)                     // the last tile's missing rows: zeros
-                {
-                    int* dst = packed + (nint)(m / 6) * KP * 6 + m % 6;
-                    for (int k = 0; k < KP; k++) dst[(nint)k * 6] = 0;
-                }
-            }
-            finally { if (2 * KP > 8192) NativeMemory.Free(row); }
+            // (t·KP + k)·6 + r, so a tile's six broadcasts per k come from one pointer (no per-row pointers to keep in
+            // registers). Tiles are independent: split over threads when there are enough rows.
+            int tilesM = (M + 5) / 6;
+            int threads = maxThreads > 0 ? Math.Min(maxThreads, CpuParallel.Threads) : CpuParallel.Threads;
+            var pack = new PackJob { X = a, Q = (int*)q, RowScale = rs, M = M, K = K, KP = KP };
+            if (threads <= 1 || (long)M * K < 32768) pack.Execute(0, tilesM, 0);
+            else CpuParallel.ForRange(tilesM, ref pack, threads);
             var job = new Job { Q = (int*)q, C = c, Bias = bias.IsEmpty ? null : b, RowScale = rs, W = w.Data, ColScale = w.Scales, M = M, N = N, KP = KP, Act = act };
             long work = (long)M * N * K;
-            int threads = maxThreads > 0 ? Math.Min(maxThreads, CpuParallel.Threads) : CpuParallel.Threads;
             threads = (int)Math.Clamp(work / Grain, 1, Math.Min(threads, w.Panels));
             if (threads <= 1) job.Execute(0, w.Panels, 0);
             else CpuParallel.ForRange(w.Panels, ref job, threads);
@@ -239,6 +226,39 @@ public static unsafe class QuantizedLinear
         }
         for (; k < K; k++) q[k] = Quantize(x[k], inv);
         if ((K & 1) != 0) q[K] = 0;
+    }
+
+    /// <summary>Quantises the rows of tiles [start, end) into the packed layout (zero rows past M).</summary>
+    private struct PackJob : IParallelRangeJob
+    {
+        public float* X, RowScale;
+        public int* Q;
+        public int M, K, KP;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Execute(int start, int end, int part)
+        {
+            int KP = this.KP;
+            short* row = stackalloc short[2 * KP <= 8192 ? 2 * KP : 0];
+            bool heap = 2 * KP > 8192;
+            if (heap) row = (short*)NativeMemory.Alloc((nuint)(2 * KP * sizeof(short)));
+            try
+            {
+                int* pr = (int*)row;
+                for (int m = start * 6; m < end * 6; m++)
+                {
+                    int* dst = Q + (nint)(m / 6) * KP * 6 + m % 6;
+                    if (m < M)
+                    {
+                        QuantizeRow(X + (nint)m * K, K, row, out RowScale[m]);
+                        for (int k = 0; k < KP; k++) dst[(nint)k * 6] = pr[k];
+                    }
+                    else
+                        for (int k = 0; k < KP; k++) dst[(nint)k * 6] = 0;   // the last tile's missing rows
+                }
+            }
+            finally { if (heap) NativeMemory.Free(row); }
+        }
     }
 
     private struct Job : IParallelRangeJob
