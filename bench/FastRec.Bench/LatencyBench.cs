@@ -35,10 +35,10 @@ public static class LatencyBench
     private sealed record Options(int Threads, int Requests, int Warmup, int[] Seqs, int[] Batches, int StudentLayers, bool Ort,
                                   bool OrtNoSpin, string ModelDir, bool Json, bool Int16);
 
-    /// <summary><paramref name="MaxDp"/>: for an int16 engine, max |z_int16 − z_fp32| / rms(z_fp32) over the request's logits
+    /// <summary><paramref name="RelLogitErr"/>: for an int16 engine, max |z_int16 − z_fp32| / rms(z_fp32) over the request's logits
     /// (else null). The head is a bias-free random projection of the pooled [CLS] vector, so this is the relative error of the
     /// encoder's output along a random direction.</summary>
-    private sealed record Row(int Batch, int Seq, string Engine, double P50, double P99, double Mean, double CpuP50, double? MaxDp = null);
+    private sealed record Row(int Batch, int Seq, string Engine, double P50, double P99, double Mean, double CpuP50, double? RelLogitErr = null);
 
     /// <summary>Runs the benchmark; <paramref name="args"/>[0] is "latency". Returns the process exit code.</summary>
     public static int Run(string[] args)
@@ -92,7 +92,7 @@ public static class LatencyBench
                 if (req is not null) engines.Add(("ort", req.Run));
                 engines.Add(("fastrec", () => fast.ScoreCandidates(ctx, cands, offsets, scores)));
                 engines.Add(("student", () => small.ScoreCandidates(ctx, cands, offsets, scores)));
-                var maxDp = new Dictionary<string, double>();
+                var relErr = new Dictionary<string, double>();
                 if (fastQ is not null && smallQ is not null)
                 {
                     engines.Add(("fastrec-i16", () => fastQ.ScoreCandidates(ctx, cands, offsets, scores)));
@@ -103,7 +103,7 @@ public static class LatencyBench
                         f32.ScoreLogits(ctx, cands, offsets, zf);
                         i16.ScoreLogits(ctx, cands, offsets, zq);
                         double rms = Math.Sqrt(zf.Average(z => (double)z * z));
-                        maxDp[name] = zf.Zip(zq, (x, y) => Math.Abs((double)x - y)).Max() / rms;
+                        relErr[name] = zf.Zip(zq, (x, y) => Math.Abs((double)x - y)).Max() / rms;
                     }
                 }
                 var wall = engines.ToDictionary(e => e.Name, _ => new List<double>());
@@ -126,7 +126,7 @@ public static class LatencyBench
                 {
                     var s = wall[engine].Order().ToArray();
                     rows.Add(new Row(B, T, engine, Percentile(s, 0.5), Percentile(s, 0.99), s.Average(), Percentile(cpu[engine].Order().ToArray(), 0.5),
-                        maxDp.TryGetValue(engine, out double dp) ? dp : null));
+                        relErr.TryGetValue(engine, out double err) ? err : null));
                 }
                 if (!o.Json)
                     Console.Error.WriteLine($"  B {B,2} T {T,3}: " + string.Join("  ", rows.Where(x => x.Batch == B && x.Seq == T)
@@ -159,7 +159,7 @@ public static class LatencyBench
                 {
                     ["batch"] = r.Batch, ["seq"] = r.Seq, ["engine"] = r.Engine, ["p50_ms"] = Math.Round(r.P50, 3), ["p99_ms"] = Math.Round(r.P99, 3),
                     ["mean_ms"] = Math.Round(r.Mean, 3), ["cpu_p50_ms"] = Math.Round(r.CpuP50, 3), ["p50_over_ort"] = r.Engine == "ort" ? null : Ratio(r.Batch, r.Seq, r.Engine),
-                    ["rel_logit_err_vs_fp32"] = r.MaxDp,
+                    ["rel_logit_err_vs_fp32"] = r.RelLogitErr,
                 }).ToArray(),
             };
             Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
@@ -170,7 +170,7 @@ public static class LatencyBench
             Console.WriteLine($"machine  {machine}; {date}");
             Console.WriteLine($"{"B",3} {"T",4} {"engine",-11} {"p50 ms",9} {"p99 ms",9} {"cpu p50",9} {"p50/ort",8} {"|dz|/rms z",12}");
             foreach (var r in rows)
-                Console.WriteLine($"{r.Batch,3} {r.Seq,4} {r.Engine,-11} {r.P50,9:F2} {r.P99,9:F2} {r.CpuP50,9:F2} {(r.Engine == "ort" ? "" : Ratio(r.Batch, r.Seq, r.Engine)?.ToString("F3", CultureInfo.InvariantCulture)),8} {r.MaxDp?.ToString("E1", CultureInfo.InvariantCulture),12}");
+                Console.WriteLine($"{r.Batch,3} {r.Seq,4} {r.Engine,-11} {r.P50,9:F2} {r.P99,9:F2} {r.CpuP50,9:F2} {(r.Engine == "ort" ? "" : Ratio(r.Batch, r.Seq, r.Engine)?.ToString("F3", CultureInfo.InvariantCulture)),8} {r.RelLogitErr?.ToString("E1", CultureInfo.InvariantCulture),12}");
         }
         return 0;
     }

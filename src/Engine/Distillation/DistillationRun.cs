@@ -329,35 +329,11 @@ public static class DistillationRun
     {
         ArgumentNullException.ThrowIfNull(a); ArgumentNullException.ThrowIfNull(b); ArgumentNullException.ThrowIfNull(test);
         var encoder = a.EncoderFor(test.Catalog);
-        int n = Math.Min(64, test.Count);
-        var sample = Experiment.First(test, n);
+        var sample = Experiment.First(test, Math.Min(64, test.Count));
         var enc = encoder.Encode(sample);
-        PredictorOptions Opts(Recommender r) => new()
-        {
-            MaxLength = r.Text.MaxLength, MaxBatch = 1, ClsId = encoder.Tokenizer.ClsId, SepId = encoder.Tokenizer.SepId,
-            DenseMean = r.Scaler.Names.Length > 0 ? r.Scaler.Mean : null, DenseStd = r.Scaler.Names.Length > 0 ? r.Scaler.Std : null,
-        };
-        using var pa = new Predictor(a.Model, Opts(a));
-        using var pb = new Predictor(b.Model, Opts(b));
-        var ta = new List<double>(); var tb = new List<double>();
-        var sw = new Stopwatch();
-        for (int r = 0; r < 10 + requests; r++)
-        {
-            int i = r % n;
-            var row = enc.Row(i);
-            int ts = enc.TypeStart[i];
-            var ctx = row[1..(ts - 1)];
-            var cand = row[ts..^1];
-            var dense = sample.DenseRow(i);
-            for (int k = 0; k < 2; k++)
-            {
-                var p = (k + r) % 2 == 0 ? pa : pb;
-                sw.Restart();
-                p.Score(ctx, cand, dense);
-                sw.Stop();
-                if (r >= 10) (p == pa ? ta : tb).Add(sw.Elapsed.TotalMilliseconds);
-            }
-        }
+        using var pa = new Predictor(a.Model, ServingOptions(a, encoder));
+        using var pb = new Predictor(b.Model, ServingOptions(b, encoder));
+        var (ta, tb, _, _) = Alternate(sample, enc, pa, pb, requests);
         return (Pct(ta, 0.5), Pct(ta, 0.99), Pct(tb, 0.5), Pct(tb, 0.99));
     }
 
@@ -374,41 +350,57 @@ public static class DistillationRun
         int n = Math.Min(examples, test.Count);
         var sample = Experiment.First(test, n);
         var enc = encoder.Encode(sample);
-        var opts = new PredictorOptions
-        {
-            MaxLength = r.Text.MaxLength, MaxBatch = 1, ClsId = encoder.Tokenizer.ClsId, SepId = encoder.Tokenizer.SepId,
-            DenseMean = r.Scaler.Names.Length > 0 ? r.Scaler.Mean : null, DenseStd = r.Scaler.Names.Length > 0 ? r.Scaler.Std : null,
-        };
+        var opts = ServingOptions(r, encoder);
         using var f32 = new Predictor(r.Model, opts);
         using var i16 = new Predictor(r.Model, opts with { Precision = ServingPrecision.Int16 });
-        var pf = new float[n]; var pq = new float[n];
-        var tf = new List<double>(); var tq = new List<double>();
-        var sw = new Stopwatch();
-        for (int k = -10; k < n; k++)
-        {
-            int i = k < 0 ? (k + 10) % n : k;
-            var row = enc.Row(i);
-            int ts = enc.TypeStart[i];
-            var ctx = row[1..(ts - 1)];
-            var cand = row[ts..^1];
-            var dense = sample.DenseRow(i);
-            for (int e = 0; e < 2; e++)
-            {
-                bool q = (e + k) % 2 != 0;
-                sw.Restart();
-                float p = (q ? i16 : f32).Score(ctx, cand, dense);
-                sw.Stop();
-                if (k < 0) continue;
-                (q ? pq : pf)[i] = p;
-                (q ? tq : tf).Add(sw.Elapsed.TotalMilliseconds);
-            }
-        }
+        var (tf, tq, pf, pq) = Alternate(sample, enc, f32, i16, n);
         float[] labels = sample.Labels.ToArray();
         bool both = labels.Any(y => y > 0.5f) && labels.Any(y => y < 0.5f);
         double maxDiff = 0, sumDiff = 0;
         for (int i = 0; i < n; i++) { double d = Math.Abs((double)pq[i] - pf[i]); maxDiff = Math.Max(maxDiff, d); sumDiff += d; }
         return new PrecisionCheck(name, n, both ? RocAuc.Compute(labels, pf) : double.NaN, both ? RocAuc.Compute(labels, pq) : double.NaN,
                                   maxDiff, sumDiff / n, Pct(tf, 0.5), Pct(tq, 0.5));
+    }
+
+    /// <summary>Batch-1 Predictor options for <paramref name="r"/>: its text length, the tokenizer's special ids, its scaler.</summary>
+    private static PredictorOptions ServingOptions(Recommender r, ExampleEncoder encoder) => new()
+    {
+        MaxLength = r.Text.MaxLength, MaxBatch = 1, ClsId = encoder.Tokenizer.ClsId, SepId = encoder.Tokenizer.SepId,
+        DenseMean = r.Scaler.Names.Length > 0 ? r.Scaler.Mean : null, DenseStd = r.Scaler.Names.Length > 0 ? r.Scaler.Std : null,
+    };
+
+    /// <summary>
+    /// One (context, candidate) request per round on example r mod n of <paramref name="sample"/>, through <paramref name="pa"/>
+    /// and <paramref name="pb"/> in alternating order; 10 warm-up rounds, then <paramref name="rounds"/> timed ones. Returns each
+    /// predictor's request times and its score of every example (from the timed rounds).
+    /// </summary>
+    private static (List<double> TimesA, List<double> TimesB, float[] ScoresA, float[] ScoresB) Alternate(ExampleSet sample,
+        EncodedExamples enc, Predictor pa, Predictor pb, int rounds)
+    {
+        int n = sample.Count;
+        var ta = new List<double>(); var tb = new List<double>();
+        var sa = new float[n]; var sb = new float[n];
+        var sw = new Stopwatch();
+        for (int r = 0; r < 10 + rounds; r++)
+        {
+            int i = r % n;
+            var row = enc.Row(i);
+            int ts = enc.TypeStart[i];
+            var ctx = row[1..(ts - 1)];
+            var cand = row[ts..^1];
+            var dense = sample.DenseRow(i);
+            for (int k = 0; k < 2; k++)
+            {
+                bool first = (k + r) % 2 == 0;
+                sw.Restart();
+                float p = (first ? pa : pb).Score(ctx, cand, dense);
+                sw.Stop();
+                if (r < 10) continue;
+                (first ? sa : sb)[i] = p;
+                (first ? ta : tb).Add(sw.Elapsed.TotalMilliseconds);
+            }
+        }
+        return (ta, tb, sa, sb);
     }
 
     private static double Pct(List<double> xs, double q)

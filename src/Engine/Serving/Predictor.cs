@@ -1,5 +1,6 @@
 // The serving API: thread-safe, allocation-free scoring of (context, candidate) pairs on pre-packed CPU weights.
 using FastRec.Engine.Model;
+using FastRec.Engine.Text;
 using FastRec.Kernels;
 using FastRec.Kernels.Cpu;
 
@@ -247,7 +248,7 @@ public sealed partial class Predictor : IDisposable
         Span<int> na = stackalloc int[B], nb = stackalloc int[B];
         for (int b = 0; b < B; b++)
         {
-            (na[b], nb[b]) = Truncate(context.Length, offsets[b + 1] - offsets[b], budget);
+            (na[b], nb[b]) = BertTextTokenizer.TruncatePair(context.Length, offsets[b + 1] - offsets[b], budget);   // as training does
             T = Math.Max(T, na[b] + nb[b] + 3);
         }
         Span<int> ids = w.Ids.All.Span[..(B * T)], types = w.Types.All.Span[..(B * T)];
@@ -281,20 +282,6 @@ public sealed partial class Predictor : IDisposable
             }
         }
         return T;
-    }
-
-    /// <summary>Hugging Face "longest_first" truncation of a pair to <paramref name="budget"/> tokens: tokens leave the end of
-    /// the longer segment (the candidate's on ties) — exactly what training's example encoder does.</summary>
-    internal static (int A, int B) Truncate(int na, int nb, int budget)
-    {
-        if (na + nb <= budget) return (na, nb);
-        int excess = na + nb - budget;
-        int d = Math.Min(excess, Math.Abs(na - nb));
-        if (na > nb) na -= d; else nb -= d;
-        excess -= d;
-        nb -= (excess + 1) / 2;
-        na -= excess / 2;
-        return (na, nb);
     }
 
     // ------------------------------------------------------------------ the inference forward
@@ -417,11 +404,8 @@ public sealed partial class Predictor : IDisposable
             Mask = p._b.Allocate<float>(B * T);
             Dense = p._b.Allocate<float>(Math.Max(1, B * p.D));
             bool q = p.Options.Precision == ServingPrecision.Int16;
-            long qn = q ? QuantizedLinear.ScratchLength(B * T, Math.Max(p.C, p.F)) : 0;
-            if (qn > Array.MaxLength)
-                throw new ArgumentOutOfRangeException(nameof(PredictorOptions.MaxBatch), B,
-                    $"PredictorOptions: an int16 workspace for MaxBatch = {B} × MaxLength = {T} needs {qn} int16 values, more than one buffer holds; lower MaxBatch");
-            Quantized = new short[qn];
+            // ≤ (B·T + 5)·(max(C, F) + 1) int16: within one array whenever the float buffer checked above (B·T·(F + 8C) and more) is.
+            Quantized = q ? new short[QuantizedLinear.ScratchLength(B * T, Math.Max(p.C, p.F))] : [];
             RowScale = q ? new float[B * T] : [];
         }
 

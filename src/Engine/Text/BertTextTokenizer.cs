@@ -155,6 +155,16 @@ public sealed class BertTextTokenizer
         if (budget < 0) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, $"max length {maxLength} too small ([CLS] a [SEP]{(isPair ? " b [SEP]" : "")} needs {(isPair ? 3 : 2)} special tokens)");
         if (na + nb <= budget) return false;
         if (!isPair) { na = budget; return true; }
+        (na, nb) = TruncatePair(na, nb, budget);
+        return true;
+    }
+
+    /// <summary>Hugging Face "longest_first" truncation of a pair of <paramref name="na"/> and <paramref name="nb"/> tokens to
+    /// <paramref name="budget"/> tokens (special tokens excluded): tokens leave the end of the longer segment, the second
+    /// one on ties. The one implementation used by the tokenizer, the training example encoder and the Predictor.</summary>
+    public static (int A, int B) TruncatePair(int na, int nb, int budget)
+    {
+        if (na + nb <= budget) return (na, nb);
         int excess = na + nb - budget;
         // Equivalent to popping one at a time: first level the longer side down, then alternate (second side first).
         int d = Math.Min(excess, Math.Abs(na - nb));
@@ -162,7 +172,7 @@ public sealed class BertTextTokenizer
         excess -= d;
         nb -= (excess + 1) / 2;
         na -= excess / 2;
-        return true;
+        return (na, nb);
     }
 
     /// <summary>Writes [CLS] a[..na] [SEP] (b[..nb] [SEP]) into ids/types; returns the count written.</summary>

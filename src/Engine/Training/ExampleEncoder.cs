@@ -110,12 +110,7 @@ public sealed class ExampleEncoder
             if (na + nb > budget)
             {
                 truncated++;
-                int excess = na + nb - budget;
-                int d = Math.Min(excess, Math.Abs(na - nb));
-                if (na > nb) na -= d; else nb -= d;
-                excess -= d;
-                nb -= (excess + 1) / 2;
-                na -= excess / 2;
+                (na, nb) = BertTextTokenizer.TruncatePair(na, nb, budget);
             }
             ids.Add(_tok.ClsId);
             for (int k = 0; k < na; k++) ids.Add(a[k]);

@@ -192,21 +192,13 @@ public static unsafe class PackedLinear
         }
     }
 
-    /// <summary>A compile-time row count: the JIT specialises <see cref="Tile{TRows}"/> per count and drops unused rows.</summary>
-    private interface IRows { static abstract int R { get; } }
-    private struct R1 : IRows { public static int R => 1; }
-    private struct R2 : IRows { public static int R => 2; }
-    private struct R3 : IRows { public static int R => 3; }
-    private struct R4 : IRows { public static int R => 4; }
-    private struct R5 : IRows { public static int R => 5; }
-    private struct R6 : IRows { public static int R => 6; }
 
     /// <summary>An R×16 tile over one k block: s[r, :] = Σ_{k &lt; kc} a[r·lda + k]·b[k, :] (one FMA chain per element);
     /// then c = (add ? c + s : s), and in the final block c = act(c + bias) (bias: 16 values). Prefetches
     /// <paramref name="pfCount"/> cache lines from <paramref name="pf"/> on the way.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile<TR>(float* a, nint lda, int kc, float* b, float* c, nint ldc, float* bias, Activation act, bool add, bool final,
-        float* pf, int pfCount) where TR : IRows
+        float* pf, int pfCount) where TR : ITileRows
     {
         int R = TR.R;
         if (Fma.IsSupported && Avx2.IsSupported)

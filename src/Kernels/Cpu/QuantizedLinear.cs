@@ -310,20 +310,13 @@ public static unsafe class QuantizedLinear
         }
     }
 
-    private interface IRows { static abstract int R { get; } }
-    private struct R1 : IRows { public static int R => 1; }
-    private struct R2 : IRows { public static int R => 2; }
-    private struct R3 : IRows { public static int R => 3; }
-    private struct R4 : IRows { public static int R => 4; }
-    private struct R5 : IRows { public static int R => 5; }
-    private struct R6 : IRows { public static int R => 6; }
 
     /// <summary>An R×32 tile: for each block of 16 k pairs the exact int32 sums Σ q_x·q_w (VPMADDWD + VPADDD), converted and
     /// added to fp32 accumulators in block order; then c = act(acc·(s_x[r]·s_w[j]) + bias[j]). <paramref name="q"/>: the
     /// tile's packed quantised rows: pair k of row r at int k·6 + r.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile<TR>(int* q, int KP, short* b, float* c, nint ldc, float* rowScale, float* colScale, float* bias,
-        Activation act) where TR : IRows
+        Activation act) where TR : ITileRows
     {
         int R = TR.R;
         if (Avx512BW.IsSupported && !ForcePortable)

@@ -177,5 +177,10 @@ public class DistillEndToEndTests
         (code, _, err) = Cli("distill", "--teacher", Teacher, "--out", Path.Combine(_root, "y"), "--alpha", "2", "--max-train", "200", "--max-val", "200", "--max-test", "200");
         Assert.That(code, Is.EqualTo(2));
         Assert.That(err, Does.Contain("Alpha"));
+        foreach (var opt in new[] { "--precision-check", "--latency-requests" })
+        {
+            parse = CliApp.Root().Parse(["distill", "--teacher", Teacher, "--out", Path.Combine(_root, "z"), opt, "-3"]);
+            Assert.That(string.Join("\n", parse.Errors.Select(x => x.Message)), Does.Contain($"{opt} must be >= 0"), opt);
+        }
     }
 }

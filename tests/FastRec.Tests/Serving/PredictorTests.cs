@@ -1,6 +1,7 @@
 // The Predictor: scores equal the model's, batching/truncation, zero allocation per call, 8-thread determinism, dispose, bad inputs.
 using FastRec.Engine.Model;
 using FastRec.Engine.Serving;
+using FastRec.Engine.Text;
 using FastRec.Kernels;
 using FastRec.Kernels.Cpu;
 using FastRec.Tests.Model;
@@ -34,7 +35,7 @@ public class PredictorTests
         var rows = new List<(int[] Ids, int TypeStart)>();
         foreach (var c in cands)
         {
-            var (na, nb) = Predictor.Truncate(ctx.Length, c.Length, maxLength - 3);
+            var (na, nb) = BertTextTokenizer.TruncatePair(ctx.Length, c.Length, maxLength - 3);
             rows.Add(([Cls, .. ctx[..na], Sep, .. c[..nb], Sep], na + 2));
         }
         int T = rows.Max(r => r.Ids.Length);
@@ -117,10 +118,10 @@ public class PredictorTests
     [Test]
     public void LongPairsAreTruncatedLongestFirstAsInTraining()
     {
-        Assert.That(Predictor.Truncate(3, 4, 10), Is.EqualTo((3, 4)), "fits");
-        Assert.That(Predictor.Truncate(20, 2, 10), Is.EqualTo((8, 2)), "the longer (context) loses its tail");
-        Assert.That(Predictor.Truncate(5, 5, 7), Is.EqualTo((4, 3)), "ties: the candidate goes first, then alternate");
-        Assert.That(Predictor.Truncate(2, 30, 10), Is.EqualTo((2, 8)));
+        Assert.That(BertTextTokenizer.TruncatePair(3, 4, 10), Is.EqualTo((3, 4)), "fits");
+        Assert.That(BertTextTokenizer.TruncatePair(20, 2, 10), Is.EqualTo((8, 2)), "the longer (context) loses its tail");
+        Assert.That(BertTextTokenizer.TruncatePair(5, 5, 7), Is.EqualTo((4, 3)), "ties: the candidate goes first, then alternate");
+        Assert.That(BertTextTokenizer.TruncatePair(2, 30, 10), Is.EqualTo((2, 8)));
 
         using var model = TinyModel();
         using var pred = new Predictor(model, Opts(maxLength: 12));
