@@ -247,6 +247,13 @@ public sealed class DenseLogisticBaseline : IBaseline
         return s;
     }
 
+    /// <summary>The fitted weights on the standardised features (F), then the intercept: logit = Σ w_f·(x_f − mean_f)/std_f + w_F.</summary>
+    public ReadOnlySpan<double> Coefficients => _w;
+    /// <summary>The training mean of each feature (F).</summary>
+    public ReadOnlySpan<double> FeatureMean => _mean;
+    /// <summary>The training standard deviation of each feature (F; 1 where a feature is constant).</summary>
+    public ReadOnlySpan<double> FeatureStd => _std;
+
     /// <inheritdoc/>
     public float[] Predict(ExampleSet set)
     {

@@ -78,6 +78,12 @@ public sealed record ExampleOptions
     public double TrainFraction { get; init; } = 0.8;
     /// <summary>Fraction that validates, in (0, 1); the test set gets the rest, which must be positive.</summary>
     public double ValidationFraction { get; init; } = 0.1;
+    /// <summary>Temporal split at fixed times instead of fractions: when set (with <see cref="TestStart"/>), examples with
+    /// timestamp &lt; ValidationStart train, those in [ValidationStart, TestStart) validate, the rest test. Used to keep the
+    /// validation and test rows fixed while the training window changes (learning curves, cold-item holdouts).</summary>
+    public long? ValidationStart { get; init; }
+    /// <summary>First timestamp of the test split when <see cref="ValidationStart"/> is set.</summary>
+    public long? TestStart { get; init; }
     /// <summary>Sampled negatives per positive interaction (0 = none, at most 100): items the user never interacted
     /// with, label 0, drawn uniformly from the catalog with the counter RNG keyed by <see cref="Seed"/>.</summary>
     public int NegativesPerPositive { get; init; }

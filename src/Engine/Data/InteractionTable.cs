@@ -53,6 +53,22 @@ public sealed class InteractionTable
     /// <summary>Line of the file each row came from (1-based). (N)</summary>
     public ReadOnlySpan<int> Lines => _line;
 
+    /// <summary>A table of rows <paramref name="rows"/> of this one (in the order given; keep it increasing to keep file
+    /// order), sharing the catalogue and the user ids (users absent from the subset keep their index).</summary>
+    public InteractionTable Subset(ReadOnlySpan<int> rows)
+    {
+        int n = rows.Length, F = DenseNames.Length;
+        var u = new int[n]; var it = new int[n]; var l = new float[n]; var w = new float[n]; var t = new long[n]; var d = new float[(long)n * F]; var ln = new int[n];
+        for (int q = 0; q < n; q++)
+        {
+            int r = rows[q];
+            if ((uint)r >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(rows), r, $"row {r} is outside [0, {Count})");
+            u[q] = _user[r]; it[q] = _item[r]; l[q] = _label[r]; w[q] = _weight[r]; t[q] = _timestamp[r]; ln[q] = _line[r];
+            _dense.AsSpan(r * F, F).CopyTo(d.AsSpan(q * F, F));
+        }
+        return new InteractionTable(Source, Catalog, UserIds, DenseNames, u, it, l, w, t, d, ln, ItemsWithoutText, InteractionsWithoutText);
+    }
+
     /// <summary>Reads an interactions CSV/TSV (see <see cref="InteractionFileOptions"/>) against an item catalog.
     /// Errors are <see cref="InvalidDataException"/> naming the file (and line for a row): a missing column (listing the
     /// columns present), an unparseable value, NaN/Inf in a feature or weight, a negative weight, a label outside [0, 1],

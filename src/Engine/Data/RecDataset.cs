@@ -130,6 +130,10 @@ public sealed class RecDataset
         // 4. Split: 0 train, 1 validation, 2 test, per example position.
         var split = new byte[M];
         if (single) { }
+        else if (options.Split == SplitKind.Temporal && options.ValidationStart is long vs && options.TestStart is long tst)
+        {
+            for (int p = 0; p < M; p++) split[p] = (byte)(exTs[p] < vs ? 0 : exTs[p] < tst ? 1 : 2);
+        }
         else if (options.Split == SplitKind.Temporal)
         {
             int b1 = Cut(exTs, options.TrainFraction), b2 = Math.Max(b1, Cut(exTs, options.TrainFraction + options.ValidationFraction));
@@ -204,6 +208,12 @@ public sealed class RecDataset
         if (!(o.TrainFraction + o.ValidationFraction < 1))
             throw new ArgumentOutOfRangeException(nameof(o.ValidationFraction), o.ValidationFraction,
                 $"train + validation fractions must be < 1 to leave a test split, got {o.TrainFraction} + {o.ValidationFraction}");
+        if ((o.ValidationStart is null) != (o.TestStart is null))
+            throw new ArgumentException($"ValidationStart and TestStart must be set together (got {o.ValidationStart?.ToString() ?? "null"} and {o.TestStart?.ToString() ?? "null"})");
+        if (o.ValidationStart is long v && o.TestStart is long t && v > t)
+            throw new ArgumentOutOfRangeException(nameof(o.TestStart), t, $"TestStart {t} is before ValidationStart {v}");
+        if (o.ValidationStart is not null && o.Split != SplitKind.Temporal)
+            throw new ArgumentException("ValidationStart/TestStart need the temporal split");
         if (o.NegativesPerPositive < 0 || o.NegativesPerPositive > 100)
             throw new ArgumentOutOfRangeException(nameof(o.NegativesPerPositive), o.NegativesPerPositive, $"negatives per positive must be in [0, 100], got {o.NegativesPerPositive}");
     }

@@ -91,9 +91,34 @@ public sealed class EvalWindow
     /// <summary>The user's interactions with timestamp strictly before <paramref name="timestamp"/> (any split), time order.</summary>
     public UserRows Before(int user, long timestamp)
     {
-        int s = _offsets[user], e = s;
-        while (e < _offsets[user + 1] && _timestamps[e] < timestamp) e++;
-        return Slice(user, s, e);
+        int s = _offsets[user], lo = s, hi = _offsets[user + 1];   // first row with timestamp >= t, by bisection
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (_timestamps[mid] < timestamp) lo = mid + 1; else hi = mid;
+        }
+        return Slice(user, s, lo);
+    }
+
+    /// <summary>The four <see cref="HistoryFeatures"/> as they stand at the start of the test window (over every
+    /// interaction before it, same formula and α): per user (U, 2) = [hist_user_rate, hist_user_log_count] and per item
+    /// (V, 2) = [hist_item_rate, hist_item_log_count]. What a full-ranking scorer feeds a model trained on those features.</summary>
+    public (float[] User, float[] Item) HistoryFeaturesAtTestStart(double alpha = 5)
+    {
+        int U = UserCount, V = ItemCount;
+        var uN = new double[U]; var uP = new double[U]; var iN = new double[V]; var iP = new double[V];
+        double gN = 0, gP = 0;
+        for (int u = 0; u < U; u++)
+            for (int r = _offsets[u]; r < _offsets[u] + _beforeTest[u]; r++)
+            {
+                double y = _labels[r];
+                uN[u]++; uP[u] += y; iN[_items[r]]++; iP[_items[r]] += y; gN++; gP += y;
+            }
+        double g = (gP + 1) / (gN + 2);
+        var user = new float[U * 2]; var item = new float[V * 2];
+        for (int u = 0; u < U; u++) { user[2 * u] = (float)((uP[u] + alpha * g) / (uN[u] + alpha)); user[2 * u + 1] = (float)Math.Log(1 + uN[u]); }
+        for (int i = 0; i < V; i++) { item[2 * i] = (float)((iP[i] + alpha * g) / (iN[i] + alpha)); item[2 * i + 1] = (float)Math.Log(1 + iN[i]); }
+        return (user, item);
     }
 
     private UserRows Slice(int user, int start, int end) => new(user,
