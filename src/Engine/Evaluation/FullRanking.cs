@@ -169,7 +169,7 @@ public sealed class FullRankingResult
     public RankingSummary Summarize(Slice users, int restriction = 0)
     {
         ArgumentNullException.ThrowIfNull(users);
-        if (users.Kind != SliceKind.User) throw new ArgumentException($"slice '{users.Name}' is a {users.Kind} slice; pass a user slice", nameof(users));
+        if (users.Kind != SliceKind.User) throw new ArgumentException($"slice '{users.Name}' selects {users.Selects}; pass a user slice", nameof(users));
         CheckRestriction(restriction);
         var include = new bool[_users.Length];
         for (int p = 0; p < include.Length; p++)
@@ -342,7 +342,7 @@ public static class FullRanking
             foreach (var f in _filters)
             {
                 ArgumentNullException.ThrowIfNull(f, nameof(o.RelevantFilters));
-                if (f.Kind != SliceKind.Item) throw new ArgumentException($"relevant filter '{f.Name}' is a {f.Kind} slice; relevant filters must be item slices", nameof(o.RelevantFilters));
+                if (f.Kind != SliceKind.Item) throw new ArgumentException($"relevant filter '{f.Name}' selects {f.Selects}; relevant filters must be item slices", nameof(o.RelevantFilters));
                 if (f.Members.Length != V) throw new ArgumentException($"relevant filter '{f.Name}' has {f.Members.Length} flags but the catalogue has {V} items", nameof(o.RelevantFilters));
             }
             _nr = 1 + _filters.Length; _nk = _ks.Length;

@@ -56,7 +56,7 @@ public static class PairedBootstrap
         var (population, rowPop) = Population(users);
         var y = labels.ToArray();
         var job = new AucJob(y, rowPop, Sorted(model), Sorted(baseline));
-        double delta = AucJob.Weighted(y, rowPop, job.Model, null) - AucJob.Weighted(y, rowPop, job.Baseline, null);
+        double delta = job.Delta(null);
         if (double.IsNaN(delta)) throw new ArgumentException("AUC is undefined: the rows hold one class only", nameof(labels));
         return Interval(delta, o, population.Length, job);
     }
@@ -187,36 +187,35 @@ public static class PairedBootstrap
     /// <summary>Global AUC difference with row weights = the drawn multiplicity of the row's user.</summary>
     private readonly struct AucJob(float[] labels, int[] rowPop, (int[] Order, int[] GroupEnd) model, (int[] Order, int[] GroupEnd) baseline) : IResampled
     {
-        public (int[] Order, int[] GroupEnd) Model => model;
-        public (int[] Order, int[] GroupEnd) Baseline => baseline;
+        public double Delta(int[]? weights) => WeightedAuc(labels, rowPop, model, weights) - WeightedAuc(labels, rowPop, baseline, weights);
+    }
 
-        public double Delta(int[]? weights) => Weighted(labels, rowPop, model, weights) - Weighted(labels, rowPop, baseline, weights);
-
-        /// <summary>Weighted Mann-Whitney AUC over the sorted order; each tie group adds fp·(2·tp_before + tp_group) / 2.</summary>
-        public static double Weighted(float[] labels, int[] rowPop, (int[] Order, int[] GroupEnd) sorted, int[]? weights)
+    /// <summary>AUC with row r weighted by weights[rowPop[r]] (null = 1) over <paramref name="sorted"/> (see
+    /// <see cref="Sorted"/>): each tie group adds fp·(2·tp_before + tp_group) / 2 (weighted Mann-Whitney, ties 1/2).
+    /// NaN when one class has zero weight.</summary>
+    internal static double WeightedAuc(float[] labels, int[] rowPop, (int[] Order, int[] GroupEnd) sorted, int[]? weights)
+    {
+        var (order, groupEnd) = sorted;
+        double tp = 0, fp = 0, twice = 0;
+        for (int a = 0; a < order.Length;)
         {
-            var (order, groupEnd) = sorted;
-            double tp = 0, fp = 0, twice = 0;
-            for (int a = 0; a < order.Length;)
+            int end = groupEnd[a];
+            double tpg = 0, fpg = 0;
+            for (int r = a; r < end; r++)
             {
-                int end = groupEnd[a];
-                double tpg = 0, fpg = 0;
-                for (int r = a; r < end; r++)
-                {
-                    int row = order[r];
-                    double w = weights is null ? 1 : weights[rowPop[row]];
-                    if (MetricsInput.IsPositive(labels[row])) tpg += w; else fpg += w;
-                }
-                twice += fpg * (2 * tp + tpg);
-                tp += tpg; fp += fpg;
-                a = end;
+                int row = order[r];
+                double w = weights is null ? 1 : weights[rowPop[row]];
+                if (MetricsInput.IsPositive(labels[row])) tpg += w; else fpg += w;
             }
-            return tp == 0 || fp == 0 ? double.NaN : twice / (2 * tp * fp);
+            twice += fpg * (2 * tp + tpg);
+            tp += tpg; fp += fpg;
+            a = end;
         }
+        return tp == 0 || fp == 0 ? double.NaN : twice / (2 * tp * fp);
     }
 
     /// <summary>The descending-score order and, at each group start, the end of its group of equal scores.</summary>
-    private static (int[] Order, int[] GroupEnd) Sorted(ReadOnlySpan<float> scores)
+    internal static (int[] Order, int[] GroupEnd) Sorted(ReadOnlySpan<float> scores)
     {
         int[] order = RocAuc.SortedByScore(scores);
         var groupEnd = new int[order.Length];

@@ -19,7 +19,11 @@ public enum SliceKind : byte
 /// <param name="Name">Label for tables, e.g. "cold items (0 train)".</param>
 /// <param name="Kind">Whether <paramref name="Members"/> flags items or users.</param>
 /// <param name="Members">One flag per item (V) or user (U); empty for <see cref="SliceKind.All"/>.</param>
-public sealed record Slice(string Name, SliceKind Kind, bool[] Members);
+public sealed record Slice(string Name, SliceKind Kind, bool[] Members)
+{
+    /// <summary>"items", "users" or "all rows", for messages.</summary>
+    internal string Selects => Kind switch { SliceKind.Item => "items", SliceKind.User => "users", _ => "all rows" };
+}
 
 /// <summary>Per-example metrics of one slice of the test rows. Undefined values are NaN (tables print "n/a").</summary>
 /// <param name="Name">The slice.</param>
