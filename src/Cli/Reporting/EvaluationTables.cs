@@ -43,7 +43,12 @@ public static class EvaluationTables
             sb.AppendLine();
             sb.Append(SampledTable(results, format));
         }
-        var notes = results.SelectMany(r => r.Notes.Select(n => $"{r.Scorer}: {n}")).ToList();
+        // Each distinct note once, prefixed by the models it concerns unless it concerns all of them.
+        var notes = results.SelectMany(r => r.Notes).Distinct().Select(n =>
+        {
+            var models = results.Where(r => r.Notes.Contains(n)).Select(r => r.Scorer).ToList();
+            return models.Count == results.Count ? n : $"{string.Join(", ", models)}: {n}";
+        }).ToList();
         if (notes.Count > 0)
         {
             sb.AppendLine();

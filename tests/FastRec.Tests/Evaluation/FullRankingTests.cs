@@ -173,6 +173,46 @@ public class FullRankingTests
     }
 
     [Test]
+    public void UntiedScoresMatchANaiveSortOverExplicitCandidates()
+    {
+        var (w, _) = RandomCase(users: 50, items: 40);
+        // Per user a permutation of 0..39 (7919 is prime to 40): no ties, so a plain sort is the truth.
+        var scorer = new FixedScorer("perm", (u, i) => (i * 7919 + int.Parse(u[1..]) * 31) % 40);
+        var mask = Enumerable.Range(0, 40).Select(i => Rng.Uniform(77, (ulong)i) < 0.6f).ToArray();
+        foreach (var m in new[] { null, mask })
+        {
+            int[] ks = [1, 5, 10];
+            var r = FullRanking.Evaluate(w, scorer, new FullRankingOptions { Ks = ks, ItemMask = m, SampledNegatives = 0 });
+            for (int p = 0; p < r.Users.Length; p++)
+            {
+                int u = r.Users[p];
+                string id = w.UserIds[u];
+                var history = w.HistoryBeforeTest(u).Items.ToArray().ToHashSet();
+                int[] testItemRows = w.TestRows(u).Items.ToArray();
+                float[] testLabels = w.TestRows(u).Labels.ToArray();
+                var testItems = testItemRows.ToHashSet();
+                var relevant = testItemRows.Where((i, j) => testLabels[j] >= 0.5f && (m is null || m[i])).ToHashSet();
+                var candidates = Enumerable.Range(0, 40).Where(i => (m is null || m[i]) && (!history.Contains(i) || testItems.Contains(i)))
+                    .OrderByDescending(i => (i * 7919 + int.Parse(id[1..]) * 31) % 40).ToList();
+                Assert.That(r.Candidates[p], Is.EqualTo(candidates.Count), $"user {id} mask {m is not null}");
+                if (relevant.Count == 0) { Assert.That(r.PerUser(RankingMetric.Mrr)[p], Is.NaN); continue; }
+                var ranks = candidates.Select((item, at) => (item, rank: at + 1)).Where(x => relevant.Contains(x.item)).Select(x => x.rank).ToArray();
+                Assert.That(r.PerUser(RankingMetric.Mrr)[p], Is.EqualTo(1.0 / ranks.Min()).Within(1e-12), $"user {id}");
+                foreach (int k in ks)
+                {
+                    int hits = ranks.Count(x => x <= k);
+                    double dcg = ranks.Where(x => x <= k).Sum(x => 1 / Math.Log2(x + 1));
+                    double idcg = Enumerable.Range(1, Math.Min(k, relevant.Count)).Sum(x => 1 / Math.Log2(x + 1));
+                    Assert.That(r.PerUser(RankingMetric.HitRate, k)[p], Is.EqualTo(hits > 0 ? 1.0 : 0.0), $"user {id} HR@{k}");
+                    Assert.That(r.PerUser(RankingMetric.Recall, k)[p], Is.EqualTo((double)hits / relevant.Count).Within(1e-12), $"user {id} Recall@{k}");
+                    Assert.That(r.PerUser(RankingMetric.Ndcg, k)[p], Is.EqualTo(dcg / idcg).Within(1e-12), $"user {id} NDCG@{k}");
+                }
+            }
+            Assert.That(r.Overall.Users, Is.GreaterThan(20));
+        }
+    }
+
+    [Test]
     public void UserWithoutTestPositiveIsSkippedAndCounted()
     {
         var w = Window(10, [.. ScenarioA(), Train("b", 5), Test("b", 6, 0)]);
