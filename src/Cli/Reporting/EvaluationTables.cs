@@ -76,10 +76,7 @@ public static class EvaluationTables
     /// then NDCG@K and HR@K of each model at the first K.</summary>
     public static string RankingSliceTable(IReadOnlyList<(string Model, IReadOnlyList<RankingSummary> Slices)> models, TableFormat format)
     {
-        ArgumentNullException.ThrowIfNull(models);
-        if (models.Count == 0) throw new ArgumentException("no models to tabulate", nameof(models));
-        var first = models[0].Slices;
-        CheckSameNames(models.Select(m => (m.Model, m.Slices.Select(s => s.Name).ToArray())).ToList());
+        var first = FirstOfSameSlices(models, s => s.Name);
         int k = first[0].Ks[0];
         string[] header = ["slice", "users", .. models.Select(m => $"NDCG@{k} {m.Model}"), .. models.Select(m => $"HR@{k} {m.Model}")];
         var rows = first.Select((s, i) => (string[])[s.Name, Count(s.Users),
@@ -90,10 +87,7 @@ public static class EvaluationTables
     /// <summary>Per-example metrics per slice: slice, rows, share, then AUC, GAUC and log loss of each model.</summary>
     public static string SliceTable(IReadOnlyList<(string Model, IReadOnlyList<SliceMetrics> Slices)> models, TableFormat format)
     {
-        ArgumentNullException.ThrowIfNull(models);
-        if (models.Count == 0) throw new ArgumentException("no models to tabulate", nameof(models));
-        var first = models[0].Slices;
-        CheckSameNames(models.Select(m => (m.Model, m.Slices.Select(s => s.Name).ToArray())).ToList());
+        var first = FirstOfSameSlices(models, s => s.Name);
         string[] header = ["slice", "rows", "share",
             .. models.Select(m => $"AUC {m.Model}"), .. models.Select(m => $"GAUC {m.Model}"), .. models.Select(m => $"log loss {m.Model}")];
         var rows = first.Select((s, i) => (string[])[s.Name, Count(s.Rows), Percent(s.Share),
@@ -120,11 +114,16 @@ public static class EvaluationTables
     private static string Title(string title, TableFormat format)
         => format == TableFormat.Markdown ? $"**{title}**\n\n" : $"{title}\n";
 
-    private static void CheckSameNames(List<(string Model, string[] Names)> models)
+    /// <summary>The first model's slices, after checking that there is a model and that every model lists the same slices.</summary>
+    private static IReadOnlyList<T> FirstOfSameSlices<T>(IReadOnlyList<(string Model, IReadOnlyList<T> Slices)> models, Func<T, string> name)
     {
-        foreach (var (model, names) in models)
-            if (!names.SequenceEqual(models[0].Names))
-                throw new ArgumentException($"'{model}' has slices [{string.Join(", ", names)}] but '{models[0].Model}' has [{string.Join(", ", models[0].Names)}]", nameof(models));
+        ArgumentNullException.ThrowIfNull(models);
+        if (models.Count == 0) throw new ArgumentException("no models to tabulate", nameof(models));
+        var names = models[0].Slices.Select(name).ToArray();
+        foreach (var (model, slices) in models)
+            if (!slices.Select(name).SequenceEqual(names))
+                throw new ArgumentException($"'{model}' has slices [{string.Join(", ", slices.Select(name))}] but '{models[0].Model}' has [{string.Join(", ", names)}]", nameof(models));
+        return models[0].Slices;
     }
 
     /// <summary>The table: markdown with a header rule, or plain text with padded columns (the first

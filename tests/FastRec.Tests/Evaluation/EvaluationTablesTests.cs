@@ -83,5 +83,8 @@ public class EvaluationTablesTests
         DataAssert.Throws<ArgumentException>(() => EvaluationTables.FullRankingTable([good, other], TableFormat.Markdown), "'k5' was evaluated at K = 5 but 'good' at 1, 3");
         DataAssert.Throws<ArgumentException>(() => EvaluationTables.SampledTable([Results(0).Good], TableFormat.Markdown), "no result holds the sampled variant");
         DataAssert.Throws<ArgumentException>(() => EvaluationTables.LiftTable([], TableFormat.Markdown), "no lifts");
+        var a = new SliceMetrics("all", SliceKind.All, 2, 1, 1, 1, double.NaN, 0, 0.1);
+        DataAssert.Throws<ArgumentException>(() => EvaluationTables.SliceTable([("m1", [a]), ("m2", [a, a with { Name = "cold" }])], TableFormat.Console),
+            "'m2' has slices [all, cold] but 'm1' has [all]");
     }
 }

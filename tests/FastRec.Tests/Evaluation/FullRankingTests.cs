@@ -141,7 +141,7 @@ public class FullRankingTests
     {
         int n = s.Length, R = rel.Count(x => x), orders = 0;
         var hr = new double[ks.Length]; var recall = new double[ks.Length]; var ndcg = new double[ks.Length]; double mrr = 0;
-        foreach (var p in Permutations([.. Enumerable.Range(0, n)], 0))
+        foreach (var p in Metrics.RankingTests.Permutations([.. Enumerable.Range(0, n)], 0))
         {
             bool sorted = true;
             for (int i = 0; i + 1 < n; i++) sorted &= s[p[i]] >= s[p[i + 1]];
@@ -159,17 +159,6 @@ public class FullRankingTests
         }
         for (int q = 0; q < ks.Length; q++) { hr[q] /= orders; recall[q] /= orders; ndcg[q] /= orders; }
         return (hr, recall, ndcg, mrr / orders);
-    }
-
-    private static IEnumerable<int[]> Permutations(int[] a, int from)
-    {
-        if (from == a.Length) { yield return (int[])a.Clone(); yield break; }
-        for (int i = from; i < a.Length; i++)
-        {
-            (a[from], a[i]) = (a[i], a[from]);
-            foreach (var p in Permutations(a, from + 1)) yield return p;
-            (a[from], a[i]) = (a[i], a[from]);
-        }
     }
 
     [Test]
