@@ -82,7 +82,8 @@ public class RankingTests
         return (recallSum / orders, ndcgSum / orders);
     }
 
-    private static IEnumerable<int[]> Permutations(int[] a, int from)
+    /// <summary>Every permutation of a[from..] (a is restored afterwards).</summary>
+    internal static IEnumerable<int[]> Permutations(int[] a, int from)
     {
         if (from == a.Length) { yield return (int[])a.Clone(); yield break; }
         for (int i = from; i < a.Length; i++)
