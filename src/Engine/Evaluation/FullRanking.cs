@@ -55,7 +55,16 @@ public sealed record SampledRanking(int Negatives, int K, double HitRate, double
 /// <param name="UsersBelowK">Per cut-off, users with fewer candidates than K (their whole list is the top K).</param>
 /// <param name="Sampled">The sampled variant, or null when it was off.</param>
 public sealed record RankingSummary(string Name, int[] Ks, double[] HitRate, double[] Recall, double[] Ndcg, double Mrr,
-    int Users, int UsersSkipped, int[] UsersBelowK, SampledRanking? Sampled);
+    int Users, int UsersSkipped, int[] UsersBelowK, SampledRanking? Sampled)
+{
+    /// <summary>NDCG at cut-off <paramref name="k"/> (one of <see cref="Ks"/>; NaN when it was not computed).</summary>
+    public double NdcgAt(int k) => At(Ndcg, k);
+    /// <summary>Recall at cut-off <paramref name="k"/> (NaN when it was not computed).</summary>
+    public double RecallAt(int k) => At(Recall, k);
+    /// <summary>HR at cut-off <paramref name="k"/> (NaN when it was not computed).</summary>
+    public double HitRateAt(int k) => At(HitRate, k);
+    private double At(double[] values, int k) { int q = Array.IndexOf(Ks, k); return q < 0 ? double.NaN : values[q]; }
+}
 
 /// <summary>A per-user metric of a <see cref="FullRankingResult"/>.</summary>
 public enum RankingMetric
