@@ -198,19 +198,12 @@ public sealed partial class Predictor : IDisposable
         Enter();
         try
         {
-            int n = offsets.Length - 1;
-            if (n < 1) throw new ArgumentException($"offsets: expected N + 1 >= 2 values (CSR offsets of N candidates), got {offsets.Length}", nameof(offsets));
             string outName = probabilities ? "scores" : "logits";
+            int n = CheckCsr(candidates, nameof(candidates), offsets, minItems: 1);
             if (scores.Length != n) throw new ArgumentException($"{outName}: expected N = {n} elements, got {scores.Length}", outName);
             if (dense.Length != (long)n * D)
                 throw new ArgumentException($"dense: expected (N={n}, D={D}) = {(long)n * D} raw features, got {dense.Length}", nameof(dense));
-            if (offsets[0] != 0 || offsets[n] != candidates.Length)
-                throw new ArgumentException($"offsets: must run from 0 to candidates.Length = {candidates.Length}, got {offsets[0]} .. {offsets[n]}", nameof(offsets));
-            for (int i = 0; i < n; i++)
-                if (offsets[i + 1] < offsets[i])
-                    throw new ArgumentException($"offsets: must not decrease, but offsets[{i + 1}] = {offsets[i + 1]} < offsets[{i}] = {offsets[i]}", nameof(offsets));
             CheckIds(context, nameof(context));
-            CheckIds(candidates, nameof(candidates));
 
             var w = Rent();
             try
@@ -228,6 +221,22 @@ public sealed partial class Predictor : IDisposable
             finally { Return(w); }
         }
         finally { Exit(); }
+    }
+
+    /// <summary>Checks N token sequences in CSR form (<paramref name="offsets"/>: N + 1 non-decreasing values from 0 to
+    /// <paramref name="items"/>.Length, N at least <paramref name="minItems"/>) and their token ids; returns N.</summary>
+    private int CheckCsr(ReadOnlySpan<int> items, string itemsName, ReadOnlySpan<int> offsets, int minItems)
+    {
+        int n = offsets.Length - 1;
+        if (n < minItems)
+            throw new ArgumentException($"offsets: expected N + 1 >= {minItems + 1} values (CSR offsets of N {itemsName}), got {offsets.Length}", nameof(offsets));
+        if (offsets[0] != 0 || offsets[n] != items.Length)
+            throw new ArgumentException($"offsets: must run from 0 to {itemsName}.Length = {items.Length}, got {offsets[0]} .. {offsets[n]}", nameof(offsets));
+        for (int i = 0; i < n; i++)
+            if (offsets[i + 1] < offsets[i])
+                throw new ArgumentException($"offsets: must not decrease, but offsets[{i + 1}] = {offsets[i + 1]} < offsets[{i}] = {offsets[i]}", nameof(offsets));
+        CheckIds(items, itemsName);
+        return n;
     }
 
     private void CheckIds(ReadOnlySpan<int> ids, string name)
@@ -286,7 +295,9 @@ public sealed partial class Predictor : IDisposable
 
     // ------------------------------------------------------------------ the inference forward
 
-    private void Forward(Workspace w, in Views v, int B, int T)
+    /// <summary>The encoder (and head) of one packed batch. With <paramref name="allTokens"/> every layer runs on every token and
+    /// the pass stops there: v.H holds the last hidden state (B, T, C) and the head is not run.</summary>
+    private void Forward(Workspace w, in Views v, int B, int T, bool allTokens = false)
     {
         int N = B * T, threads = Options.ThreadsPerCall;
         var p = _p;
@@ -294,7 +305,7 @@ public sealed partial class Predictor : IDisposable
         _b.EmbeddingForward(v.Sum, w.Ids.Slice(0, N), typeIds, p.WordEmb, p.PosEmb, p.TypeEmb, B, T, C);       // (B, T, C)
         _b.AddLayerNormForward(v.H, v.Sum, v.Mean, v.Rstd, v.Sum, View<float>.None, p.EmbLnW, p.EmbLnB, N, C, _eps);
         var mask = w.Mask.Slice(0, N);
-        for (int l = 0; l < L - 1; l++)
+        for (int l = 0; l < (allTokens ? L : L - 1); l++)
         {
             var t = p.Layers[l];
             _wqkv[l].Forward(w.Quantized, w.RowScale, v.H.Span, N, v.Qkv.Span, Activation.Identity, threads);                         // (B, T, 3C)
@@ -305,6 +316,7 @@ public sealed partial class Predictor : IDisposable
             _wout[l].Forward(w.Quantized, w.RowScale, v.Inter.Span, N, v.Ao.Span, Activation.Identity, threads);                      // (B, T, C)
             _b.AddLayerNormForward(v.H, v.Sum, v.Mean, v.Rstd, v.H1, v.Ao, t.Ln2W, t.Ln2B, N, C, _eps);
         }
+        if (allTokens) return;
         // The last layer: keys and values of every token, but the head reads only [CLS], so the query, the attention output
         // and the feed-forward run on the B [CLS] rows alone (rows B·C of the scratch views).
         {

@@ -10,9 +10,18 @@ public static class SentenceEmbedding
     /// </summary>
     public static float[] MeanPooled(ReadOnlySpan<float> hidden, ReadOnlySpan<float> mask, int B, int T, int C)
     {
+        var outp = new float[B * C];   // (B, C)
+        MeanPooled(hidden, mask, B, T, C, outp);
+        return outp;
+    }
+
+    /// <summary>As <see cref="MeanPooled(ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int)"/>, into
+    /// <paramref name="outp"/> (B, C).</summary>
+    public static void MeanPooled(ReadOnlySpan<float> hidden, ReadOnlySpan<float> mask, int B, int T, int C, Span<float> outp)
+    {
         if (hidden.Length != (long)B * T * C) throw new ArgumentException($"hidden: expected (B={B}, T={T}, C={C}) = {(long)B * T * C} elements, got {hidden.Length}");
         if (mask.Length != B * T) throw new ArgumentException($"mask: expected (B={B}, T={T}) = {B * T} elements, got {mask.Length}");
-        var outp = new float[B * C];   // (B, C)
+        if (outp.Length != B * C) throw new ArgumentException($"outp: expected (B={B}, C={C}) = {B * C} elements, got {outp.Length}");
         var acc = new double[C];
         for (int b = 0; b < B; b++)
         {
@@ -32,6 +41,5 @@ public static class SentenceEmbedding
             norm = Math.Max(Math.Sqrt(norm), 1e-12);
             for (int c = 0; c < C; c++) outp[b * C + c] = (float)(acc[c] / norm);
         }
-        return outp;
     }
 }
