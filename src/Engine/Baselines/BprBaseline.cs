@@ -240,7 +240,7 @@ public sealed class BprBaseline : CalibratedBaseline
     }
 
     /// <inheritdoc/>
-    protected override double RawScore(int user, int item, UserRows history, bool leaveOut)
+    protected internal override double RawScore(int user, int item, UserRows history, bool leaveOut)
         => TensorPrimitives.Dot(UserVector(user), ItemVector(item)) + _b[item];
 
     /// <summary>Writes p_u·q_i + b_i for every item: (users, d)·(V, d)ᵀ by one GEMM, plus the biases. (users.Length, V)</summary>

@@ -122,7 +122,7 @@ public sealed class ItemKnnBaseline : CalibratedBaseline
     }
 
     /// <inheritdoc/>
-    protected override double RawScore(int user, int item, UserRows history, bool leaveOut)
+    protected internal override double RawScore(int user, int item, UserRows history, bool leaveOut)
     {
         _liked.Advance(history);
         double s = 0;

@@ -38,7 +38,7 @@ public sealed class MostPopularBaseline : CalibratedBaseline
     }
 
     /// <inheritdoc/>
-    protected override double RawScore(int user, int item, UserRows history, bool leaveOut)
+    protected internal override double RawScore(int user, int item, UserRows history, bool leaveOut)
         => Math.Log(1 + _likes[item] - (leaveOut ? 1 : 0));
 
     /// <summary>Writes n(i) for every item into each user's row. (users.Length, V)</summary>

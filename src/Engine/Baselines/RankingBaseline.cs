@@ -79,7 +79,7 @@ public abstract class CalibratedBaseline : IRankingBaseline
     /// scores it as if that interaction had not been trained on, where it can do so exactly. Consecutive calls for one
     /// user see histories that only grow while the user does not change (see <see cref="LikedHistory"/>).
     /// </summary>
-    protected abstract double RawScore(int user, int item, UserRows history, bool leaveOut);
+    protected internal abstract double RawScore(int user, int item, UserRows history, bool leaveOut);
 
     /// <inheritdoc/>
     public abstract void ScoreItems(EvalWindow window, ReadOnlySpan<int> users, Span<float> scores);

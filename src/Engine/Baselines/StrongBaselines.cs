@@ -62,13 +62,15 @@ public static class StrongBaselines
         fits.Add(() => ItemKnnBaseline.Fit(window, o.KnnNeighbours, o.KnnShrink));
         fits.Add(() => BprBaseline.Fit(window, backend, o.Bpr));
         if (textVectors is not null) fits.Add(() => ZeroShotTextBaseline.Fit(window, textVectors));
+        int positives = validation.Positives;
+        bool bothClasses = positives > 0 && positives < validation.Count;
         var fitted = new List<FittedBaseline>();
         foreach (var fit in fits)
         {
             var sw = Stopwatch.StartNew();
             var model = fit();
             double seconds = sw.Elapsed.TotalSeconds;
-            fitted.Add(new FittedBaseline(model, seconds, RocAuc.Compute(validation.Labels, model.Predict(validation))));
+            fitted.Add(new FittedBaseline(model, seconds, bothClasses ? RocAuc.Compute(validation.Labels, model.Predict(validation)) : double.NaN));
         }
         return fitted;
     }

@@ -63,7 +63,7 @@ public sealed class ZeroShotTextBaseline : CalibratedBaseline
     }
 
     /// <inheritdoc/>
-    protected override double RawScore(int user, int item, UserRows history, bool leaveOut)
+    protected internal override double RawScore(int user, int item, UserRows history, bool leaveOut)
     {
         int from = _liked.Advance(history);
         if (from < _liked.Items.Count || from == 0) Profile(_liked.Items, from, _sum, _profile);
