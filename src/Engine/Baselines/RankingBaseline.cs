@@ -1,5 +1,4 @@
-// What the strong baselines share: the IBaseline + IItemScorer contract, score-calibration on the training window, and
-// a user's distinct liked history kept incrementally.
+// Shared by the strong baselines: the IBaseline + IItemScorer contract, training-window score calibration, liked history.
 using FastRec.Engine.Data;
 using FastRec.Engine.Evaluation;
 

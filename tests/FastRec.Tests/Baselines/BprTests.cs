@@ -1,5 +1,4 @@
-// BPR matrix factorisation: recovers a planted block structure, is deterministic for a seed, new users get the item
-// bias, cross-fitted calibration, bad options.
+// BPR-MF: planted blocks recovered, deterministic per seed, new users get the item bias, device-memory path, bad options.
 using FastRec.Engine.Baselines;
 using FastRec.Engine.Evaluation;
 using FastRec.Kernels.Cpu;

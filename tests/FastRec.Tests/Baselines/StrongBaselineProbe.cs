@@ -1,5 +1,4 @@
-// Explicit (never in CI): fits every strong baseline on MovieTweetings and prints test AUC, GAUC, log loss, fit time
-// and a full-ranking hit@10 / NDCG@10 sanity check (history items masked, ties by item index).
+// Explicit (never in CI): every strong baseline on MovieTweetings: test AUC, GAUC, log loss, fit time, hit@10, NDCG@10.
 using System.Diagnostics;
 using FastRec.Engine.Baselines;
 using FastRec.Engine.Data;
@@ -11,6 +10,9 @@ using FastRec.Kernels.Cpu;
 
 namespace FastRec.Tests.Baselines;
 
+/// <summary>Temporal split, history features, no sampled negatives. The full-ranking check masks the items of each test
+/// user's history and breaks ties by item index (a sanity check, not the evaluation core's metric). PROBE_TEXT=1 adds
+/// the zero-shot baseline on MiniLM title vectors (cached in the temp folder); BPR_* and GRID_* variables set BPR options.</summary>
 [Explicit("measurement probe on the real data")]
 public class StrongBaselineProbe
 {
