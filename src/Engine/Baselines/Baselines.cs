@@ -1,5 +1,6 @@
-// Non-text baselines on the same split: smoothed item popularity and a user + item bias logistic model.
+// Non-text baselines on the same split: smoothed item popularity, a user + item bias logistic model, dense logistic.
 using FastRec.Engine.Data;
+using FastRec.Engine.Evaluation;
 
 namespace FastRec.Engine.Baselines;
 
@@ -15,8 +16,9 @@ public interface IBaseline
 /// <summary>
 /// Global item popularity as a smoothed positive rate: p(i) = (Σ w·y over i's training examples + α·p̄) / (Σ w + α),
 /// with p̄ the weighted positive rate of the whole training set (an item never seen in training gets p̄).
+/// As an <see cref="IItemScorer"/> every user gets the same ranking: items by p(i).
 /// </summary>
-public sealed class PopularityBaseline : IBaseline
+public sealed class PopularityBaseline : IRankingBaseline
 {
     private readonly float[] _rate;
     private readonly float _prior;
@@ -59,14 +61,22 @@ public sealed class PopularityBaseline : IBaseline
         for (int k = 0; k < p.Length; k++) { int i = set.Items[k]; p[k] = i < _rate.Length ? _rate[i] : _prior; }
         return p;
     }
+
+    /// <summary>Writes p(i) for every item into each user's row. (users.Length, V)</summary>
+    public void ScoreItems(EvalWindow window, ReadOnlySpan<int> users, Span<float> scores)
+    {
+        ScorerArgs.Check(window, users, scores, _rate.Length);
+        for (int b = 0; b < users.Length; b++) _rate.CopyTo(scores.Slice(b * _rate.Length, _rate.Length));
+    }
 }
 
 /// <summary>
 /// Logistic regression on a global bias plus a user bias and an item bias: p = σ(b₀ + b_u + b_i), fitted on the training
 /// split by minimising the weighted BCE sum + (λ/2)(Σ b_u² + Σ b_i²), with alternating diagonal Newton steps (users, items,
 /// global) until the largest change is below 1e-6 or <see cref="Iterations"/> passes. Unknown users or items get bias 0.
+/// As an <see cref="IItemScorer"/> a user's items rank by the item bias (the row holds the full logit b₀ + b_u + b_i).
 /// </summary>
-public sealed class BiasBaseline : IBaseline
+public sealed class BiasBaseline : IRankingBaseline
 {
     private readonly double _b0;
     private readonly double[] _bu, _bi;
@@ -151,6 +161,20 @@ public sealed class BiasBaseline : IBaseline
         }
         return p;
     }
+
+    /// <summary>Writes the logit b₀ + b_u + b_i of every item into each user's row. (users.Length, V)</summary>
+    public void ScoreItems(EvalWindow window, ReadOnlySpan<int> users, Span<float> scores)
+    {
+        int V = _bi.Length;
+        ScorerArgs.Check(window, users, scores, V);
+        for (int b = 0; b < users.Length; b++)
+        {
+            int u = users[b];
+            double c = _b0 + (u < _bu.Length ? _bu[u] : 0);
+            var row = scores.Slice(b * V, V);
+            for (int i = 0; i < V; i++) row[i] = (float)(c + _bi[i]);
+        }
+    }
 }
 
 /// <summary>
@@ -166,19 +190,35 @@ public sealed class DenseLogisticBaseline : IBaseline
     /// <inheritdoc/>
     public string Name { get; }
 
-    private DenseLogisticBaseline(string name, double[] w, double[] mean, double[] std) { Name = name; _w = w; _mean = mean; _std = std; }
+    /// <summary>Names of the F features the model reads, in order.</summary>
+    public IReadOnlyList<string> FeatureNames { get; }
+
+    private DenseLogisticBaseline(string name, string[] featureNames, double[] w, double[] mean, double[] std)
+    { Name = name; FeatureNames = featureNames; _w = w; _mean = mean; _std = std; }
 
     /// <summary>Fits on <paramref name="train"/>'s dense features (at least one).</summary>
     public static DenseLogisticBaseline Fit(ExampleSet train, double lambda = 1, int iterations = 25, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(train);
-        int F = train.DenseCount, N = train.Count, P = F + 1;
+        if (train.DenseCount == 0) throw new ArgumentException("the examples have no dense features");
+        if (train.Count == 0) throw new ArgumentException("the training set is empty");
+        return Fit(name ?? $"logistic on {string.Join(", ", train.DenseNames)}", train.DenseNames, train.Dense, train.Labels, train.Weights, lambda, iterations);
+    }
+
+    /// <summary>Fits on N rows of F = <paramref name="featureNames"/>.Length features: <paramref name="dense"/> (N, F),
+    /// <paramref name="labels"/> (N), <paramref name="weights"/> (N, or empty for weight 1).</summary>
+    internal static DenseLogisticBaseline Fit(string name, string[] featureNames, ReadOnlySpan<float> dense, ReadOnlySpan<float> labels,
+        ReadOnlySpan<float> weights, double lambda = 1, int iterations = 25)
+    {
+        int F = featureNames.Length, N = labels.Length, P = F + 1;
         if (F == 0) throw new ArgumentException("the examples have no dense features");
         if (N == 0) throw new ArgumentException("the training set is empty");
+        if (dense.Length != N * F) throw new ArgumentException($"dense: expected {N} x {F} = {N * F} values, got {dense.Length}");
+        if (!weights.IsEmpty && weights.Length != N) throw new ArgumentException($"weights: expected {N} values, got {weights.Length}");
         var mean = new double[F]; var std = new double[F];
-        for (int k = 0; k < N; k++) for (int f = 0; f < F; f++) mean[f] += train.Dense[k * F + f];
+        for (int k = 0; k < N; k++) for (int f = 0; f < F; f++) mean[f] += dense[k * F + f];
         for (int f = 0; f < F; f++) mean[f] /= N;
-        for (int k = 0; k < N; k++) for (int f = 0; f < F; f++) { double d = train.Dense[k * F + f] - mean[f]; std[f] += d * d; }
+        for (int k = 0; k < N; k++) for (int f = 0; f < F; f++) { double d = dense[k * F + f] - mean[f]; std[f] += d * d; }
         for (int f = 0; f < F; f++) { std[f] = Math.Sqrt(std[f] / N); if (std[f] < 1e-12) std[f] = 1; }
         var w = new double[P];
         var x = new double[P];
@@ -188,10 +228,10 @@ public sealed class DenseLogisticBaseline : IBaseline
             var h = new double[P * P];
             for (int k = 0; k < N; k++)
             {
-                Row(train.DenseRow(k), mean, std, x);
+                Row(dense.Slice(k * F, F), mean, std, x);
                 double z = 0;
                 for (int j = 0; j < P; j++) z += w[j] * x[j];
-                double p = 1 / (1 + Math.Exp(-z)), sw = train.Weights[k], r = sw * (p - train.Labels[k]), c = sw * p * (1 - p);
+                double p = 1 / (1 + Math.Exp(-z)), sw = weights.IsEmpty ? 1 : weights[k], r = sw * (p - labels[k]), c = sw * p * (1 - p);
                 for (int a = 0; a < P; a++)
                 {
                     g[a] += r * x[a];
@@ -205,7 +245,7 @@ public sealed class DenseLogisticBaseline : IBaseline
             for (int j = 0; j < P; j++) { w[j] -= step[j]; change = Math.Max(change, Math.Abs(step[j])); }
             if (change < 1e-9) break;
         }
-        return new DenseLogisticBaseline(name ?? $"logistic on {string.Join(", ", train.DenseNames)}", w, mean, std);
+        return new DenseLogisticBaseline(name, featureNames, w, mean, std);
     }
 
     private static void Row(ReadOnlySpan<float> dense, double[] mean, double[] std, double[] x)
@@ -253,20 +293,21 @@ public sealed class DenseLogisticBaseline : IBaseline
     public ReadOnlySpan<double> FeatureMean => _mean;
     /// <summary>The training standard deviation of each feature (F; 1 where a feature is constant).</summary>
     public ReadOnlySpan<double> FeatureStd => _std;
+    /// <summary>The logit z = w·standardise(x) + b of one row of the F features (in <see cref="FeatureNames"/> order).</summary>
+    public double Logit(ReadOnlySpan<float> dense)
+    {
+        if (dense.Length != _mean.Length) throw new ArgumentException($"dense: the model reads {_mean.Length} features, the row has {dense.Length}", nameof(dense));
+        double z = 0;
+        for (int f = 0; f < _mean.Length; f++) z += _w[f] * ((dense[f] - _mean[f]) / _std[f]);
+        return z + _w[_mean.Length];   // the intercept last, as in the fit's sum
+    }
 
     /// <inheritdoc/>
     public float[] Predict(ExampleSet set)
     {
         if (set.DenseCount != _mean.Length) throw new ArgumentException($"the '{set.Name}' examples have {set.DenseCount} dense features, the model {_mean.Length}");
         var p = new float[set.Count];
-        var x = new double[_w.Length];
-        for (int k = 0; k < p.Length; k++)
-        {
-            Row(set.DenseRow(k), _mean, _std, x);
-            double z = 0;
-            for (int j = 0; j < x.Length; j++) z += _w[j] * x[j];
-            p[k] = (float)(1 / (1 + Math.Exp(-z)));
-        }
+        for (int k = 0; k < p.Length; k++) p[k] = (float)(1 / (1 + Math.Exp(-Logit(set.DenseRow(k)))));
         return p;
     }
 }

@@ -18,8 +18,20 @@ public static class HistoryFeatures
     /// <summary>Names of the appended features, in order.</summary>
     public static readonly string[] Names = ["hist_user_rate", "hist_user_log_count", "hist_item_rate", "hist_item_log_count"];
 
+    /// <summary>α of <see cref="Append"/> when not given.</summary>
+    public const double DefaultAlpha = 5;
+
+    /// <summary>The running prior g = (positives + 1) / (interactions + 2) over every earlier interaction.</summary>
+    public static double Prior(double positives, double interactions) => (positives + 1) / (interactions + 2);
+
+    /// <summary>A user's or item's smoothed rate (positives + α·g) / (interactions + α).</summary>
+    public static double Rate(double positives, double interactions, double prior, double alpha) => (positives + alpha * prior) / (interactions + alpha);
+
+    /// <summary>ln(1 + interactions).</summary>
+    public static double LogCount(double interactions) => Math.Log(1 + interactions);
+
     /// <summary>A copy of <paramref name="table"/> with the four history features appended to its dense features.</summary>
-    public static InteractionTable Append(InteractionTable table, double alpha = 5)
+    public static InteractionTable Append(InteractionTable table, double alpha = DefaultAlpha)
     {
         ArgumentNullException.ThrowIfNull(table);
         if (!(alpha > 0 && double.IsFinite(alpha))) throw new ArgumentOutOfRangeException(nameof(alpha), alpha, $"alpha must be finite and > 0, got {alpha}");
@@ -39,16 +51,16 @@ public static class HistoryFeatures
         {
             int e = s;
             while (e < N && ts[order[e]] == ts[order[s]]) e++;
-            double g = (gP + 1) / (gN + 2);
+            double g = Prior(gP, gN);
             for (int k = s; k < e; k++)
             {
                 int r = order[k], u = users[r], it = items[r];
                 var row = dense.AsSpan(r * G, G);
                 old.Slice(r * F, F).CopyTo(row);
-                row[F] = (float)((uP[u] + alpha * g) / (uN[u] + alpha));
-                row[F + 1] = (float)Math.Log(1 + uN[u]);
-                row[F + 2] = (float)((iP[it] + alpha * g) / (iN[it] + alpha));
-                row[F + 3] = (float)Math.Log(1 + iN[it]);
+                row[F] = (float)Rate(uP[u], uN[u], g, alpha);
+                row[F + 1] = (float)LogCount(uN[u]);
+                row[F + 2] = (float)Rate(iP[it], iN[it], g, alpha);
+                row[F + 3] = (float)LogCount(iN[it]);
             }
             for (int k = s; k < e; k++)
             {

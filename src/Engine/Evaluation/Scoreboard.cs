@@ -73,7 +73,7 @@ public sealed class Scoreboard
         var lifts = new List<LiftRow>();
         if (reference is not null)
             foreach (var r in rows.Where(r => !r.Entry.IsBaseline))
-                lifts.AddRange(LiftsOver(set, r, reference, o));
+                lifts.AddRange(LiftsOver(test, r, reference, o));
         return new Scoreboard
         {
             Rows = rows, Reference = reference, Lifts = lifts,
@@ -81,10 +81,12 @@ public sealed class Scoreboard
         };
     }
 
-    /// <summary>Paired-bootstrap lifts of <paramref name="model"/> over <paramref name="baseline"/> on <paramref name="set"/>.</summary>
-    public static IEnumerable<LiftRow> LiftsOver(ExampleSet set, ScoreboardRow model, ScoreboardRow baseline, ScoreboardOptions o)
+    /// <summary>Paired-bootstrap lifts of <paramref name="model"/> over <paramref name="baseline"/> on the rows
+    /// <see cref="ScoreboardOptions.Rows"/> of <paramref name="test"/> (the whole test set the entries were scored on).</summary>
+    public static IEnumerable<LiftRow> LiftsOver(ExampleSet test, ScoreboardRow model, ScoreboardRow baseline, ScoreboardOptions o)
     {
-        var pm = Probabilities(model, set, o); var pb = Probabilities(baseline, set, o);
+        var set = o.Rows is null ? test : test.Subset(o.Rows, test.Name);
+        var pm = Probabilities(model, o); var pb = Probabilities(baseline, o);
         if (model.Metrics is not null && baseline.Metrics is not null)
         {
             yield return new LiftRow(model.Name, baseline.Name, "AUC", PairedBootstrap.Auc(set.Labels, set.Users, pm, pb, o.Bootstrap));
@@ -94,7 +96,7 @@ public sealed class Scoreboard
             yield return new LiftRow(model.Name, baseline.Name, "NDCG@10", PairedBootstrap.Ndcg(model.Ranking, baseline.Ranking, 10, o.Bootstrap));
     }
 
-    private static float[] Probabilities(ScoreboardRow r, ExampleSet set, ScoreboardOptions o)
+    private static float[] Probabilities(ScoreboardRow r, ScoreboardOptions o)
         => o.Rows is null ? r.Entry.Test : o.Rows.Select(k => r.Entry.Test[k]).ToArray();
 
     /// <summary>The row named <paramref name="name"/>.</summary>
