@@ -23,8 +23,85 @@ public sealed record DataSchema
     /// dense features.</summary>
     public bool HistoryFeatures { get; init; }
 
+    /// <summary>The interactions file the model was trained on (a full path in memory; stored in fastrec.json relative to
+    /// the checkpoint directory when possible), or null for the vendored MovieTweetings.</summary>
+    public string? InteractionsPath { get; init; }
+    /// <summary>The items file, like <see cref="InteractionsPath"/>.</summary>
+    public string? ItemsPath { get; init; }
+
     /// <summary>Applies the schema's derived features to a freshly loaded table.</summary>
     public InteractionTable Prepare(InteractionTable table) => HistoryFeatures ? Data.HistoryFeatures.Append(table) : table;
+
+    /// <summary>This schema with its file paths relative to <paramref name="directory"/> (as written into a checkpoint there).</summary>
+    public DataSchema RelativeTo(string directory) => this with
+    {
+        InteractionsPath = InteractionsPath is null ? null : Path.GetRelativePath(directory, Path.GetFullPath(InteractionsPath)),
+        ItemsPath = ItemsPath is null ? null : Path.GetRelativePath(directory, Path.GetFullPath(ItemsPath)),
+    };
+
+    /// <summary>This schema with relative file paths resolved against <paramref name="directory"/> (the checkpoint read).</summary>
+    public DataSchema ResolvedFrom(string directory) => this with
+    {
+        InteractionsPath = InteractionsPath is null ? null : Path.GetFullPath(InteractionsPath, Path.GetFullPath(directory)),
+        ItemsPath = ItemsPath is null ? null : Path.GetFullPath(ItemsPath, Path.GetFullPath(directory)),
+    };
+
+    /// <summary>The fields (not the file paths) in which <paramref name="other"/> differs from this schema: (field, this
+    /// value, other value), field named as in fastrec.json ("examples.split", "interactions.positive_threshold", ...).</summary>
+    public IReadOnlyList<(string Field, string Value, string Other)> Differences(DataSchema other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        var c = System.Globalization.CultureInfo.InvariantCulture;
+        string F(object? v) => v switch
+        {
+            null => "none",
+            IEnumerable<string> l when v is not string => "[" + string.Join(", ", l) + "]",
+            double d => d.ToString("R", c),
+            IFormattable f => f.ToString(null, c),
+            _ => v.ToString() ?? "",
+        };
+        InteractionFileOptions ia = Interactions ?? new(), ib = other.Interactions ?? new();
+        ItemFileOptions ta = Items ?? new(), tb = other.Items ?? new();
+        var fields = new (string, object?, object?)[]
+        {
+            ("kind", Kind, other.Kind),
+            ("positive_threshold", PositiveThreshold, other.PositiveThreshold),
+            ("history_features", HistoryFeatures, other.HistoryFeatures),
+            ("interactions.separator", ia.Separator, ib.Separator),
+            ("interactions.user_column", ia.UserColumn, ib.UserColumn),
+            ("interactions.item_column", ia.ItemColumn, ib.ItemColumn),
+            ("interactions.label_column", ia.LabelColumn, ib.LabelColumn),
+            ("interactions.rating_column", ia.RatingColumn, ib.RatingColumn),
+            ("interactions.positive_threshold", ia.PositiveThreshold, ib.PositiveThreshold),
+            ("interactions.timestamp_column", ia.TimestampColumn, ib.TimestampColumn),
+            ("interactions.weight_column", ia.WeightColumn, ib.WeightColumn),
+            ("interactions.dense_columns", ia.DenseColumns, ib.DenseColumns),
+            ("interactions.missing_item_text", ia.MissingItemText, ib.MissingItemText),
+            ("items.separator", ta.Separator, tb.Separator),
+            ("items.id_column", ta.IdColumn, tb.IdColumn),
+            ("items.text_columns", ta.TextColumns, tb.TextColumns),
+            ("items.text_joiner", ta.TextJoiner, tb.TextJoiner),
+            ("examples.context_size", Examples.ContextSize, other.Examples.ContextSize),
+            ("examples.split", Examples.Split, other.Examples.Split),
+            ("examples.train_fraction", Examples.TrainFraction, other.Examples.TrainFraction),
+            ("examples.validation_fraction", Examples.ValidationFraction, other.Examples.ValidationFraction),
+            ("examples.negatives_per_positive", Examples.NegativesPerPositive, other.Examples.NegativesPerPositive),
+            ("examples.seed", Examples.Seed, other.Examples.Seed),
+        };
+        var diff = new List<(string, string, string)>();
+        foreach (var (name, a, b) in fields)
+            if (F(a) != F(b)) diff.Add((name, F(a), F(b)));
+        return diff;
+    }
+
+    /// <summary>The fields that decide which examples fall in which split, where <paramref name="other"/> differs: the
+    /// split kind, the fractions, and the seed when either split is random (see <see cref="Differences"/>).</summary>
+    public IReadOnlyList<(string Field, string Value, string Other)> SplitDifferences(DataSchema other)
+    {
+        bool random = Examples.Split == SplitKind.Random || other.Examples.Split == SplitKind.Random;
+        return Differences(other).Where(d => d.Field is "examples.split" or "examples.train_fraction" or "examples.validation_fraction"
+                                                 || (random && d.Field == "examples.seed")).ToList();
+    }
 }
 
 /// <summary>
