@@ -40,7 +40,8 @@ internal static class EvalCommand
                 "validation" or "val" => ds.Validation,
                 "train" => ds.Train,
                 "all" => RecDataset.BuildAll(table, schema.Examples),
-                _ => throw new ArgumentException($"--split: '{which}' is not test, validation, train or all"),
+                _ => throw new ArgumentException($"--split: '{which}' is not test, validation, train or all" +
+                                                 (which is "temporal" or "random" ? " (how the data is split is --split-kind)" : "")),
             };
             set = Experiment.Spaced(set, r.GetValue(max));
             var mo = new MetricsOptions { ItemCount = ds.Catalog.Count };

@@ -89,6 +89,7 @@ public class CliReliabilityTests
         Assert.That(code, Is.Zero, err);
         Assert.That(err, Does.Contain("warning: re-split"));
         Assert.That(JsonNode.Parse(output)!["examples"]!.GetValue<int>(), Is.GreaterThan(0));
+        OneLineError(Run("eval", "--model", _ckpt, "--split", "random", "--backend", "cpu"), "how the data is split is --split-kind");
         // A random split's seed is part of the split; a temporal one's is not.
         OneLineError(Run("eval", "--model", _ckpt, "--split-kind", "random", "--data-seed", "7", "--backend", "cpu"), "--data-seed");
     }
