@@ -84,19 +84,7 @@ public sealed record ExampleOptions
     /// <summary>Seed of the random split and of negative sampling.</summary>
     public ulong Seed { get; init; } = 42;
 
-    /// <summary>Checks every field; throws <see cref="ArgumentOutOfRangeException"/> whose ParamName is the property.</summary>
-    public void Validate()
-    {
-        if (ContextSize < 1 || ContextSize > MaxContextSize)
-            throw new ArgumentOutOfRangeException(nameof(ContextSize), ContextSize, $"context size K must be in [1, {MaxContextSize}], got {ContextSize}");
-        if (!(TrainFraction > 0 && TrainFraction < 1))
-            throw new ArgumentOutOfRangeException(nameof(TrainFraction), TrainFraction, $"train fraction must be in (0, 1), got {TrainFraction}");
-        if (!(ValidationFraction > 0 && ValidationFraction < 1))
-            throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction, $"validation fraction must be in (0, 1), got {ValidationFraction}");
-        if (!(TrainFraction + ValidationFraction < 1))
-            throw new ArgumentOutOfRangeException(nameof(ValidationFraction), ValidationFraction,
-                $"train + validation fractions must be < 1 to leave a test split, got {TrainFraction} + {ValidationFraction}");
-        if (NegativesPerPositive < 0 || NegativesPerPositive > 100)
-            throw new ArgumentOutOfRangeException(nameof(NegativesPerPositive), NegativesPerPositive, $"negatives per positive must be in [0, 100], got {NegativesPerPositive}");
-    }
+    /// <summary>Checks every field; throws <see cref="ArgumentOutOfRangeException"/> whose ParamName is the property
+    /// (what <see cref="RecDataset.Build"/> checks first).</summary>
+    public void Validate() => RecDataset.Validate(this);
 }

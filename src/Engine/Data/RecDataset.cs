@@ -66,7 +66,7 @@ public sealed class RecDataset
 
     private static (ExampleSet[] Sets, int Sampled) Examples(InteractionTable table, ExampleOptions options, bool single)
     {
-        options.Validate();
+        Validate(options);
         int K = options.ContextSize, F = table.DenseNames.Length, N = table.Count, U = table.UserIds.Length;
         var ts = table.Timestamps; var labels = table.Labels; var users = table.Users; var items = table.Items;
 
@@ -191,6 +191,22 @@ public sealed class RecDataset
         int b = (int)Math.Clamp(Math.Round(ts.Length * fraction), 0, ts.Length);
         while (b > 0 && b < ts.Length && ts[b] == ts[b - 1]) b++;
         return b;
+    }
+
+    /// <summary>See <see cref="ExampleOptions.Validate"/>.</summary>
+    internal static void Validate(ExampleOptions o)
+    {
+        if (o.ContextSize < 1 || o.ContextSize > ExampleOptions.MaxContextSize)
+            throw new ArgumentOutOfRangeException(nameof(o.ContextSize), o.ContextSize, $"context size K must be in [1, {ExampleOptions.MaxContextSize}], got {o.ContextSize}");
+        if (!(o.TrainFraction > 0 && o.TrainFraction < 1))
+            throw new ArgumentOutOfRangeException(nameof(o.TrainFraction), o.TrainFraction, $"train fraction must be in (0, 1), got {o.TrainFraction}");
+        if (!(o.ValidationFraction > 0 && o.ValidationFraction < 1))
+            throw new ArgumentOutOfRangeException(nameof(o.ValidationFraction), o.ValidationFraction, $"validation fraction must be in (0, 1), got {o.ValidationFraction}");
+        if (!(o.TrainFraction + o.ValidationFraction < 1))
+            throw new ArgumentOutOfRangeException(nameof(o.ValidationFraction), o.ValidationFraction,
+                $"train + validation fractions must be < 1 to leave a test split, got {o.TrainFraction} + {o.ValidationFraction}");
+        if (o.NegativesPerPositive < 0 || o.NegativesPerPositive > 100)
+            throw new ArgumentOutOfRangeException(nameof(o.NegativesPerPositive), o.NegativesPerPositive, $"negatives per positive must be in [0, 100], got {o.NegativesPerPositive}");
     }
 
     private readonly struct ByTimeThenRow(long[] ts) : IComparer<int>

@@ -47,60 +47,50 @@ public sealed record DataSchema
     };
 
     /// <summary>The fields (not the file paths) in which <paramref name="other"/> differs from this schema: (field, this
-    /// value, other value), field named as in fastrec.json ("examples.split", "interactions.positive_threshold", ...).</summary>
+    /// value, other value), named as in fastrec.json ("examples.split", "interactions.positive_threshold", ...). The
+    /// column mappings and example options are compared property by property, so a field added to them is compared too.</summary>
     public IReadOnlyList<(string Field, string Value, string Other)> Differences(DataSchema other)
     {
         ArgumentNullException.ThrowIfNull(other);
-        var c = System.Globalization.CultureInfo.InvariantCulture;
-        string F(object? v) => v switch
-        {
-            null => "none",
-            IEnumerable<string> l when v is not string => "[" + string.Join(", ", l) + "]",
-            double d => d.ToString("R", c),
-            IFormattable f => f.ToString(null, c),
-            _ => v.ToString() ?? "",
-        };
-        InteractionFileOptions ia = Interactions ?? new(), ib = other.Interactions ?? new();
-        ItemFileOptions ta = Items ?? new(), tb = other.Items ?? new();
-        var fields = new (string, object?, object?)[]
-        {
-            ("kind", Kind, other.Kind),
-            ("positive_threshold", PositiveThreshold, other.PositiveThreshold),
-            ("history_features", HistoryFeatures, other.HistoryFeatures),
-            ("interactions.separator", ia.Separator, ib.Separator),
-            ("interactions.user_column", ia.UserColumn, ib.UserColumn),
-            ("interactions.item_column", ia.ItemColumn, ib.ItemColumn),
-            ("interactions.label_column", ia.LabelColumn, ib.LabelColumn),
-            ("interactions.rating_column", ia.RatingColumn, ib.RatingColumn),
-            ("interactions.positive_threshold", ia.PositiveThreshold, ib.PositiveThreshold),
-            ("interactions.timestamp_column", ia.TimestampColumn, ib.TimestampColumn),
-            ("interactions.weight_column", ia.WeightColumn, ib.WeightColumn),
-            ("interactions.dense_columns", ia.DenseColumns, ib.DenseColumns),
-            ("interactions.missing_item_text", ia.MissingItemText, ib.MissingItemText),
-            ("items.separator", ta.Separator, tb.Separator),
-            ("items.id_column", ta.IdColumn, tb.IdColumn),
-            ("items.text_columns", ta.TextColumns, tb.TextColumns),
-            ("items.text_joiner", ta.TextJoiner, tb.TextJoiner),
-            ("examples.context_size", Examples.ContextSize, other.Examples.ContextSize),
-            ("examples.split", Examples.Split, other.Examples.Split),
-            ("examples.train_fraction", Examples.TrainFraction, other.Examples.TrainFraction),
-            ("examples.validation_fraction", Examples.ValidationFraction, other.Examples.ValidationFraction),
-            ("examples.negatives_per_positive", Examples.NegativesPerPositive, other.Examples.NegativesPerPositive),
-            ("examples.seed", Examples.Seed, other.Examples.Seed),
-        };
         var diff = new List<(string, string, string)>();
-        foreach (var (name, a, b) in fields)
-            if (F(a) != F(b)) diff.Add((name, F(a), F(b)));
+        void Add(string field, object? a, object? b)
+        {
+            string x = Text(a), y = Text(b);
+            if (x != y) diff.Add((field, x, y));
+        }
+        void Each<T>(string prefix, T a, T b)
+        {
+            foreach (var p in typeof(T).GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+                if (p.GetIndexParameters().Length == 0)
+                    Add(prefix + "." + System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name), p.GetValue(a), p.GetValue(b));
+        }
+        Add("kind", Kind, other.Kind);
+        Add("positive_threshold", PositiveThreshold, other.PositiveThreshold);
+        Add("history_features", HistoryFeatures, other.HistoryFeatures);
+        Each("interactions", Interactions ?? new(), other.Interactions ?? new());
+        Each("items", Items ?? new(), other.Items ?? new());
+        Each("examples", Examples, other.Examples);
         return diff;
     }
 
+    private static string Text(object? v) => v switch
+    {
+        null => "none",
+        string s => s,
+        System.Collections.IEnumerable l => "[" + string.Join(", ", l.Cast<object?>().Select(Text)) + "]",
+        double d => d.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+        IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+        _ => v.ToString() ?? "",
+    };
+
     /// <summary>The fields that decide which examples fall in which split, where <paramref name="other"/> differs: the
-    /// split kind, the fractions, and the seed when either split is random (see <see cref="Differences"/>).</summary>
+    /// split kind, the fractions or boundary times, and the seed when either split is random (see <see cref="Differences"/>).</summary>
     public IReadOnlyList<(string Field, string Value, string Other)> SplitDifferences(DataSchema other)
     {
         bool random = Examples.Split == SplitKind.Random || other.Examples.Split == SplitKind.Random;
         return Differences(other).Where(d => d.Field is "examples.split" or "examples.train_fraction" or "examples.validation_fraction"
-                                                 || (random && d.Field == "examples.seed")).ToList();
+                                                 or "examples.validation_start" or "examples.test_start"
+                                             || (random && d.Field == "examples.seed")).ToList();
     }
 }
 
