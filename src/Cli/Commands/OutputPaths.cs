@@ -65,12 +65,14 @@ internal static class OutputPaths
     /// </summary>
     public static void SaveCheckpoint(Recommender rec, string dir, string flag, TrainingState? state, TrainerOptions? options, JsonObject? metrics, JsonObject? result = null)
     {
+        var started = DateTime.UtcNow.AddSeconds(-2);   // file times are coarse on some file systems
         try { Checkpoint.Save(rec, dir, state, options, metrics); return; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            string tmp = Path.GetFullPath(dir).TrimEnd(Path.DirectorySeparatorChar) + ".tmp";
+            string tmp = Path.GetFullPath(dir).TrimEnd(Path.DirectorySeparatorChar) + ".tmp", tmpInfo = Path.Combine(tmp, Checkpoint.InfoFile);
             string where;
-            if (File.Exists(Path.Combine(tmp, Checkpoint.InfoFile))) where = $"the complete checkpoint is in {tmp} (move it to {dir})";
+            // fastrec.json is written last: in DIR.tmp and written by this save, it marks a complete checkpoint.
+            if (File.Exists(tmpInfo) && File.GetLastWriteTimeUtc(tmpInfo) >= started) where = $"the complete checkpoint is in {tmp} (move it to {dir})";
             else
             {
                 string rescue = Path.Combine(Path.GetTempPath(), $"fastrec-rescue-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}");

@@ -139,6 +139,22 @@ public class CliReliabilityTests
         finally { Directory.Delete(m.Groups[1].Value, recursive: true); }
     }
 
+    [Test]
+    public void FailedSwapNamesTheCompleteTemporaryCheckpoint()
+    {
+        string output = _fx.Ckpt("swap");
+        CopyDirectory(_ckpt, output);
+        File.WriteAllText(output + ".bak", "a file where the save moves the old checkpoint");
+        var (code, stdout, err) = Run([.. TrainArgs(output), "--overwrite", "--json"]);
+        Assert.That(code, Is.EqualTo(2), err);
+        var doc = JsonNode.Parse(stdout)!;
+        Assert.That(doc["test"]!["auc"]!.GetValue<double>(), Is.InRange(0, 1), "--json still carries the metrics");
+        Assert.That(doc["error"]!.GetValue<string>(), Does.Contain($"the complete checkpoint is in {output}.tmp"));
+        using var b = new CpuSimdBackend();
+        using var rec = Checkpoint.Load(output + ".tmp", b).Recommender;
+        Assert.That(rec.Model.Bert.NumHiddenLayers, Is.EqualTo(2));
+    }
+
     // ---- 5. --resume compares the whole data schema; an existing checkpoint needs --resume or --overwrite ----
 
     [Test]
