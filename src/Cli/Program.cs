@@ -2,7 +2,7 @@
 using System.CommandLine;
 using FastRec.Cli.Commands;
 
-return FastRec.Cli.CliApp.Root().Parse(args).Invoke();
+return FastRec.Cli.CliApp.Run(args);
 
 namespace FastRec.Cli
 {
@@ -23,6 +23,14 @@ namespace FastRec.Cli
             root.Subcommands.Add(DistillCommand.Build());
             root.Subcommands.Add(CotrainCommand.Build());
             return root;
+        }
+
+        /// <summary>Parses and runs a command line. A parse error (unknown flag, bad value, missing required flag) is one
+        /// line on stderr and exit code 2, like every other expected failure; with --json, stdout is {"error": ...}.</summary>
+        public static int Run(string[] args)
+        {
+            var parse = Root().Parse(args);
+            return parse.Errors.Count > 0 ? CliRun.ParseErrors(parse, args) : parse.Invoke();
         }
     }
 }

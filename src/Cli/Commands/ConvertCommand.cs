@@ -18,49 +18,40 @@ internal static class ConvertCommand
         {
             package, onnx, vocab, cased, hf, outDir,
         };
-        cmd.SetAction(r =>
+        cmd.SetAction(r => CliRun.Guard(() =>
         {
             string output = r.GetValue(outDir)!;
             string? pkg = r.GetValue(package), onnxPath = r.GetValue(onnx), vocabPath = r.GetValue(vocab), hfDir = r.GetValue(hf);
             int sources = (pkg is null ? 0 : 1) + (onnxPath is null ? 0 : 1) + (hfDir is null ? 0 : 1);
-            if (sources != 1) return Fail("give exactly one source: --package minilm, --onnx FILE --vocab FILE, or --hf DIR");
+            if (sources != 1) throw new ArgumentException("give exactly one source: --package minilm, --onnx FILE --vocab FILE, or --hf DIR");
+            if (pkg is not null && !pkg.Equals("minilm", StringComparison.OrdinalIgnoreCase)) throw new ArgumentException($"--package {pkg}: unknown package (known: minilm)");
+            if (onnxPath is not null && vocabPath is null) throw new ArgumentException("--onnx needs --vocab FILE (the model's vocab.txt)");
+            OutputPaths.Dir(output, "--out");
+            BertCheckpointInfo info;
+            IReadOnlyList<string> notes = [];
             try
             {
-                BertCheckpointInfo info;
-                IReadOnlyList<string> notes = [];
                 if (pkg is not null)
                 {
-                    if (!pkg.Equals("minilm", StringComparison.OrdinalIgnoreCase)) return Fail($"--package {pkg}: unknown package (known: minilm)");
                     var (i, c) = ModelConversion.FromMiniLmPackage(output);
                     (info, notes) = (i, c.Notes);
                 }
                 else if (onnxPath is not null)
                 {
-                    if (vocabPath is null) return Fail("--onnx needs --vocab FILE (the model's vocab.txt)");
-                    var (i, c) = ModelConversion.FromOnnxFile(onnxPath, vocabPath, output, lowerCase: !r.GetValue(cased));
+                    var (i, c) = ModelConversion.FromOnnxFile(onnxPath, vocabPath!, output, lowerCase: !r.GetValue(cased));
                     (info, notes) = (i, c.Notes);
                 }
                 else info = ModelConversion.FromHfDirectory(hfDir!, output);
+            }
+            catch (BadImageFormatException e) { throw new InvalidDataException($"{onnxPath ?? hfDir ?? pkg}: {e.Message}", e); }
 
-                foreach (string n in notes) Console.Error.WriteLine($"note: {n}");
-                var c2 = info.Config;
-                Console.WriteLine($"wrote {Path.GetFullPath(output)}: BERT L={c2.NumHiddenLayers} C={c2.HiddenSize} NH={c2.NumAttentionHeads} " +
-                                  $"F={c2.IntermediateSize} V={c2.VocabSize} P={c2.MaxPositionEmbeddings} pooler={(c2.AddPoolingLayer ? "yes" : "no")} " +
-                                  $"eps={c2.LayerNormEps:G} lower_case={info.LowerCase}");
-                return 0;
-            }
-            catch (Exception e) when (e is WeightsFormatException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException
-                                      or ArgumentException or BadImageFormatException or IOException)
-            {
-                return Fail(e.Message);
-            }
-        });
+            foreach (string n in notes) Console.Error.WriteLine($"note: {n}");
+            var c2 = info.Config;
+            Console.WriteLine($"wrote {Path.GetFullPath(output)}: BERT L={c2.NumHiddenLayers} C={c2.HiddenSize} NH={c2.NumAttentionHeads} " +
+                              $"F={c2.IntermediateSize} V={c2.VocabSize} P={c2.MaxPositionEmbeddings} pooler={(c2.AddPoolingLayer ? "yes" : "no")} " +
+                              $"eps={c2.LayerNormEps:G} lower_case={info.LowerCase}");
+            return 0;
+        }));
         return cmd;
-    }
-
-    private static int Fail(string message)
-    {
-        Console.Error.WriteLine($"fastrec convert: {message}");
-        return 1;
     }
 }

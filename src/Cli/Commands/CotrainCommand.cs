@@ -25,10 +25,19 @@ internal static class CotrainCommand
         var headHidden = new Option<string>("--head-hidden") { Description = "Hidden widths of the heads, comma separated ('none' = one Linear)", DefaultValueFactory = _ => "64" };
         var cmd = new Command("cotrain", "Train two models together by deep mutual learning (each on BCE plus a soft-label loss towards the other)");
         data.AddTo(cmd); backend.AddTo(cmd); d.AddTo(cmd);
+        CliRun.AtLeast(layersB, 1); CliRun.AtLeast(maxLength, 3);
         foreach (var o in new Option[] { modelA, modelB, layersB, outA, outB, maxLength, headHidden }) cmd.Options.Add(o);
         cmd.SetAction(r => CliRun.Guard(() =>
         {
             var wall = Stopwatch.StartNew();
+            string oa = r.GetValue(outA)!, ob = r.GetValue(outB)!;
+            OutputPaths.CheckpointDir(oa, "--out");
+            OutputPaths.CheckpointDir(ob, "--out-b");
+            if (Path.GetFullPath(oa).TrimEnd(Path.DirectorySeparatorChar) == Path.GetFullPath(ob).TrimEnd(Path.DirectorySeparatorChar))
+                throw new ArgumentException($"--out and --out-b are the same directory ({oa}); give two");
+            if (r.GetValue(d.Report) is { } reportDir) OutputPaths.Dir(reportDir, "--report");
+            var distill = d.Distill(r);
+            d.Check(distill);
             using var b = backend.Create(r);
             var schema = data.Schema(r);
             var table = data.Table(r, schema);
@@ -58,18 +67,17 @@ internal static class CotrainCommand
             bRec.Schema = schema;
             var options = new MutualRunOptions
             {
-                Distill = d.Distill(r), Epochs = r.GetValue(d.Epochs), BatchSize = r.GetValue(d.BatchSize), LearningRate = r.GetValue(d.Lr),
+                Distill = distill, Epochs = r.GetValue(d.Epochs), BatchSize = r.GetValue(d.BatchSize), LearningRate = r.GetValue(d.Lr),
                 WarmupFraction = r.GetValue(d.Warmup), MaxTrain = r.GetValue(d.MaxTrain), MaxValidation = r.GetValue(d.MaxVal), MaxTest = r.GetValue(d.MaxTest),
                 LatencyRequests = r.GetValue(d.LatencyRequests), Seed = seed,
             };
             var rep = DistillationRun.CoTrain(a, bRec, dataset, options, CliRun.Info);
-            string oa = r.GetValue(outA)!, ob = r.GetValue(outB)!;
             var json = DistillCliOptions.ToJson(rep);
-            Checkpoint.Save(a, oa, null, null, json);
-            Checkpoint.Save(bRec, ob, null, null, json);
+            Console.WriteLine(ExperimentReportWriter.ConsoleTable([rep.Teacher, rep.Student, .. rep.Baselines]));
+            OutputPaths.SaveCheckpoint(a, oa, "--out", null, null, json, json);
+            OutputPaths.SaveCheckpoint(bRec, ob, "--out-b", null, null, json, json);
             rep.TeacherFacts = rep.TeacherFacts with { DiskBytes = DistillCliOptions.DirectoryBytes(oa) };
             rep.StudentFacts = rep.StudentFacts with { DiskBytes = DistillCliOptions.DirectoryBytes(ob) };
-            Console.WriteLine(ExperimentReportWriter.ConsoleTable([rep.Teacher, rep.Student, .. rep.Baselines]));
             Console.WriteLine($"  AUC lift over {rep.BestBaseline.Name}: A {rep.TeacherLift:+0.0000;-0.0000}, B {rep.StudentLift:+0.0000;-0.0000}; " +
                               $"batch-1 latency p50: A {rep.TeacherFacts.LatencyP50Ms:0.00} ms, B {rep.StudentFacts.LatencyP50Ms:0.00} ms");
             Console.WriteLine($"checkpoints: {Path.GetFullPath(oa)}, {Path.GetFullPath(ob)}");
@@ -80,10 +88,10 @@ internal static class CotrainCommand
                      $"loss of each: (1-α)·BCE + α·T²·soft BCE towards the other's logits, α = {options.Distill.Alpha}, T = {options.Distill.Temperature}",
                      $"schedule: {options.Epochs} epochs of batch {options.BatchSize}, peak LR {options.LearningRate}; backend {b.Name}"],
                     wall.Elapsed.TotalSeconds));
-            if (r.GetValue(d.Json)) Console.WriteLine(DistillCliOptions.ToJson(rep).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             Console.WriteLine($"wall time {wall.Elapsed.TotalSeconds:0.0} s");
+            if (r.GetValue(d.Json)) CliRun.EmitJson(DistillCliOptions.ToJson(rep));
             return 0;
-        }));
+        }, r.GetValue(d.Json)));
         return cmd;
     }
 }

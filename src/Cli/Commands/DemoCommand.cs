@@ -43,6 +43,9 @@ internal static class DemoCommand
         {
             var wall = Stopwatch.StartNew();
             string dir = r.GetValue(outDir)!;
+            OutputPaths.Dir(dir, "--out");
+            OutputPaths.CheckpointDir(Path.Combine(dir, "checkpoint"), "--out");
+            OutputPaths.CheckpointDir(Path.Combine(dir, "distill", "student"), "--out");
             string baseDir = CliRun.ResolveModel(r.GetValue(model)!);
             using var b = backend.Create(r);
             bool history = History && !r.GetValue(textOnly);
@@ -61,9 +64,9 @@ internal static class DemoCommand
                         $"freeze {trainer.Freeze}{(trainer.Freeze == Freeze.TopK ? $" (top {trainer.TopK})" : "")}");
             var result = TrainProgressView.Run(p => Experiment.Run(rec, data, exp, p));
             string ckpt = Path.Combine(dir, "checkpoint");
-            Checkpoint.Save(rec, ckpt, result.Training.State, trainer, CliRun.Json(result));
             Console.WriteLine(ExperimentReportWriter.ConsoleTable([result.Model, .. result.Baselines]));
             Console.WriteLine($"  AUC lift over {result.BestBaseline.Name}: {result.AucLift:+0.0000;-0.0000}");
+            OutputPaths.SaveCheckpoint(rec, ckpt, "--out", result.Training.State, trainer, CliRun.Json(result));
             string report = ExperimentReportWriter.Write(dir, "FastRec demo: MiniLM fine-tuned on MovieTweetings", result,
             [
                 $"base model: all-MiniLM-L6-v2 ({rec.Model.Bert.NumHiddenLayers} layers, hidden {rec.Model.Bert.HiddenSize}) from {baseDir}; head {string.Join("-", head.HiddenSizes)} on the {head.Input.ToString().ToLowerInvariant()} output",
@@ -98,7 +101,7 @@ internal static class DemoCommand
         using var _ = student;
         DistillCliOptions.PrintSummary(rep);
         string sdir = Path.Combine(dir, "distill");
-        Checkpoint.Save(student, Path.Combine(sdir, "student"), null, null, DistillCliOptions.ToJson(rep));
+        OutputPaths.SaveCheckpoint(student, Path.Combine(sdir, "student"), "--out", null, null, DistillCliOptions.ToJson(rep));
         Console.WriteLine("distillation report: " + Path.GetFullPath(DistillReportWriter.Write(sdir, "FastRec demo: distilling the fine-tuned MiniLM", rep,
             [$"teacher: the demo's fine-tuned all-MiniLM-L6-v2 ({teacher.Model.Bert.NumHiddenLayers} layers)",
              $"student: {student.Model.Bert.NumHiddenLayers} layers initialised from every other teacher layer, same head",

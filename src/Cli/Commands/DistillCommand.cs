@@ -27,10 +27,12 @@ internal sealed class DistillCliOptions
     public readonly Option<int> LatencyRequests = new("--latency-requests") { Description = "Batch-1 requests timed per model (0 = skip)", DefaultValueFactory = _ => 100 };
     public readonly Option<int> PrecisionCheck = new("--precision-check") { Description = "Test examples scored through fp32 and int16 Predictors of each model to report int16 serving's AUC, score change and latency (0 = skip)", DefaultValueFactory = _ => 300 };
     public readonly Option<string?> Report = new("--report") { Description = "Also write report.md and plots into this directory" };
-    public readonly Option<bool> Json = new("--json") { Description = "Print the results as JSON" };
+    public readonly Option<bool> Json = new("--json") { Description = "Print the results as JSON on stdout (progress and logs go to stderr)" };
 
     public void AddTo(Command cmd)
     {
+        foreach (var o in new[] { Epochs, BatchSize }) CliRun.AtLeast(o, 1);
+        foreach (var o in new[] { MaxTrain, MaxVal, MaxTest }) CliRun.AtLeast(o, 1);
         foreach (var o in new[] { LatencyRequests, PrecisionCheck })
             o.Validators.Add(v =>
             {
@@ -45,6 +47,17 @@ internal sealed class DistillCliOptions
         Alpha = r.GetValue(Alpha), Temperature = r.GetValue(Temperature), Seed = r.GetValue(Seed),
         Optimizer = new AdamWOptions { Lr = r.GetValue(Lr), WeightDecay = r.GetValue(WeightDecay) },
     };
+
+    /// <summary>Checks <paramref name="o"/> before any work, in the flags' words (<paramref name="more"/>: the verb's own flags).</summary>
+    public void Check(DistillOptions o, params (string Property, Option Flag)[] more)
+    {
+        var flags = new Dictionary<string, Option>
+        {
+            [nameof(DistillOptions.Alpha)] = Alpha, [nameof(DistillOptions.Temperature)] = Temperature, [nameof(DistillOptions.Optimizer)] = Lr,
+        };
+        foreach (var (p, f) in more) flags[p] = f;
+        CliRun.InFlagWords(o.Validate, flags);
+    }
 
     /// <summary>The run's results as JSON (metrics of every model, facts, lift).</summary>
     /// <summary>Prints the teacher/student/baselines table, parameters, batch-1 latency and the AUC lift kept.</summary>
@@ -118,18 +131,16 @@ internal static class DistillCommand
         var spill = new Option<string?>("--spill-dir") { Description = "Where teacher outputs beyond the budget spill (default: refused and recomputed)" };
         var noCache = new Option<bool>("--no-cache") { Description = "Run the teacher on every batch instead of caching its outputs" };
         var cmd = new Command("distill", "Distil a fine-tuned teacher checkpoint into a smaller student (soft labels, optional hidden/attention transfer)");
-        data.AddTo(cmd); backend.AddTo(cmd); d.AddTo(cmd);
+        data.AddTo(cmd); data.AddResplitGuardTo(cmd); backend.AddTo(cmd); d.AddTo(cmd);
+        CliRun.AtLeast(layers, 1); CliRun.AtLeast(cacheMb, 0);
         foreach (var o in new Option[] { teacherOpt, outDir, layers, hidden, heads, ffn, hiddenW, attnW, noEmb, cacheMb, spill, noCache }) cmd.Options.Add(o);
         cmd.SetAction(r => CliRun.Guard(() =>
         {
             var wall = Stopwatch.StartNew();
             string teacherDir = r.GetValue(teacherOpt)!, output = r.GetValue(outDir)!;
-            using var b = backend.Create(r);
-            using var teacher = Checkpoint.Load(teacherDir, b).Recommender;
-            var schema = data.Schema(r, teacher.Schema);
-            var table = data.Table(r, schema);
-            var dataset = RecDataset.Build(table, schema.Examples);
-            CliRun.Info($"{table.Source}: {table.Count:N0} interactions -> train {dataset.Train.Count:N0}, validation {dataset.Validation.Count:N0}, test {dataset.Test.Count:N0}");
+            OutputPaths.CheckpointDir(output, "--out");
+            if (r.GetValue(d.Report) is { } reportDir) OutputPaths.Dir(reportDir, "--report");
+            if (r.GetValue(spill) is { } spillDir) OutputPaths.Dir(spillDir, "--spill-dir");
             var options = new DistillRunOptions
             {
                 Student = new StudentConfig { Layers = r.GetValue(layers), Hidden = r.GetValue(hidden), Heads = r.GetValue(heads), Intermediate = r.GetValue(ffn) },
@@ -142,14 +153,22 @@ internal static class DistillCommand
                 MaxTrain = r.GetValue(d.MaxTrain), MaxValidation = r.GetValue(d.MaxVal), MaxTest = r.GetValue(d.MaxTest),
                 LatencyRequests = r.GetValue(d.LatencyRequests), PrecisionCheckExamples = r.GetValue(d.PrecisionCheck), Seed = r.GetValue(d.Seed),
             };
+            d.Check(options.Distill, (nameof(DistillOptions.HiddenWeight), hiddenW), (nameof(DistillOptions.AttentionWeight), attnW), (nameof(DistillOptions.CacheBudgetBytes), cacheMb));
+            using var b = backend.Create(r);
+            using var teacher = Checkpoint.Load(teacherDir, b).Recommender;
+            var schema = data.Schema(r, teacher.Schema);
+            data.CheckSplit(r, schema, teacher.Schema, teacherDir);
+            var table = data.Table(r, schema);
+            var dataset = RecDataset.Build(table, schema.Examples);
+            CliRun.Info($"{table.Source}: {table.Count:N0} interactions -> train {dataset.Train.Count:N0}, validation {dataset.Validation.Count:N0}, test {dataset.Test.Count:N0}");
             var (student, rep) = DistillationRun.Distill(teacher, dataset, options, CliRun.Info);
             using var _ = student;
             var json = DistillCliOptions.ToJson(rep);
-            Checkpoint.Save(student, output, null, null, json);
+            DistillCliOptions.PrintSummary(rep);
+            OutputPaths.SaveCheckpoint(student, output, "--out", null, null, json, json);
             rep.TeacherFacts = rep.TeacherFacts with { DiskBytes = DistillCliOptions.DirectoryBytes(teacherDir) };
             rep.StudentFacts = rep.StudentFacts with { DiskBytes = DistillCliOptions.DirectoryBytes(output) };
             json = DistillCliOptions.ToJson(rep);
-            DistillCliOptions.PrintSummary(rep);
             Console.WriteLine($"checkpoint: {Path.GetFullPath(output)}");
             if (r.GetValue(d.Report) is { } dir)
                 Console.WriteLine("report: " + DistillReportWriter.Write(dir, "FastRec distillation report", rep,
@@ -158,10 +177,10 @@ internal static class DistillCommand
                      $"loss: (1-α)·BCE + α·T²·soft BCE with α = {options.Distill.Alpha}, T = {options.Distill.Temperature}; hidden-state MSE × {options.Distill.HiddenWeight}; attention MSE × {options.Distill.AttentionWeight}",
                      $"schedule: {options.Epochs} epochs of batch {options.BatchSize}, peak LR {options.LearningRate}, warmup {options.WarmupFraction}; backend {b.Name}"],
                     wall.Elapsed.TotalSeconds));
-            if (r.GetValue(d.Json)) Console.WriteLine(json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             Console.WriteLine($"wall time {wall.Elapsed.TotalSeconds:0.0} s");
+            if (r.GetValue(d.Json)) CliRun.EmitJson(json);
             return 0;
-        }));
+        }, r.GetValue(d.Json)));
         return cmd;
     }
 }

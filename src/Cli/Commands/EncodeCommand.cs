@@ -23,19 +23,9 @@ internal static class EncodeCommand
         {
             model, text, pair, maxLen, json, backend,
         };
-        cmd.SetAction(r =>
-        {
-            try
-            {
-                return Run(r.GetValue(model)!, r.GetValue(text)!, r.GetValue(pair), r.GetValue(maxLen), r.GetValue(json), r.GetValue(backend));
-            }
-            catch (Exception e) when (e is WeightsFormatException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException
-                                      or ArgumentException or ShapeException or InvalidOperationException)
-            {
-                Console.Error.WriteLine($"fastrec encode: {e.Message}");
-                return 1;
-            }
-        });
+        cmd.SetAction(r => CliRun.Guard(
+            () => Run(r.GetValue(model)!, r.GetValue(text)!, r.GetValue(pair), r.GetValue(maxLen), r.GetValue(json), r.GetValue(backend)),
+            r.GetValue(json)));
         return cmd;
     }
 
@@ -53,8 +43,8 @@ internal static class EncodeCommand
             Console.WriteLine($"sentence_embedding[0..8]: [{string.Join(", ", e.SentenceEmbedding.Take(8).Select(v => v.ToString("F6")))}]");
             return 0;
         }
-        using var stdout = Console.OpenStandardOutput();
-        using (var w = new Utf8JsonWriter(stdout))
+        var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
         {
             w.WriteStartObject();
             Ints(w, "input_ids", e.InputIds);
@@ -66,7 +56,7 @@ internal static class EncodeCommand
             Floats(w, "sentence_embedding", e.SentenceEmbedding);
             w.WriteEndObject();
         }
-        stdout.WriteByte((byte)'\n');
+        CliRun.EmitJsonText(System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
         return 0;
     }
 

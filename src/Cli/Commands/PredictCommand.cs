@@ -20,9 +20,11 @@ internal static class PredictCommand
         var cmd = new Command("predict",
             "Score every row of --interactions (context = the user's earlier positive rows in the same file, as in training) and write scores.csv");
         data.AddTo(cmd); backend.AddTo(cmd);
+        CliRun.AtLeast(batch, 1);
         foreach (var o in new Option[] { model, outFile, batch }) cmd.Options.Add(o);
         cmd.SetAction(r => CliRun.Guard(() =>
         {
+            OutputPaths.OutFile(r.GetValue(outFile)!, "--out");
             using var b = backend.Create(r);
             using var rec = Checkpoint.Load(r.GetValue(model)!, b).Recommender;
             var schema = data.Schema(r, rec.Schema);

@@ -1,6 +1,7 @@
 // `fastrec train`: fine-tune a BERT model directory (or continue a checkpoint) on interactions + items, save a checkpoint.
 using System.CommandLine;
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using FastRec.Cli.Reporting;
 using FastRec.Engine.Data;
 using FastRec.Engine.Model;
@@ -20,26 +21,38 @@ internal static class TrainCommand
         var outDir = new Option<string>("--out") { Description = "Checkpoint directory to write", Required = true };
         var initFrom = new Option<string?>("--init-from") { Description = "Continue from this fine-tuned FastRec checkpoint (periodic re-tuning on new data)" };
         var resume = new Option<bool>("--resume") { Description = "Resume the interrupted run saved in --out (same options and data)" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace the checkpoint already in --out (without it, an existing checkpoint is refused)" };
         var report = new Option<string?>("--report") { Description = "Also write report.md and plots into this directory" };
-        var json = new Option<bool>("--json") { Description = "Print the final metrics as JSON" };
+        var json = new Option<bool>("--json") { Description = "Print the final metrics as JSON on stdout (progress and logs go to stderr)" };
         var cmd = new Command("train", "Fine-tune a BERT recommender on interactions + item texts and save a FastRec checkpoint");
         data.AddTo(cmd); backend.AddTo(cmd); t.AddTo(cmd);
-        cmd.Options.Add(model); cmd.Options.Add(outDir); cmd.Options.Add(initFrom); cmd.Options.Add(resume); cmd.Options.Add(report); cmd.Options.Add(json);
+        cmd.Options.Add(model); cmd.Options.Add(outDir); cmd.Options.Add(initFrom); cmd.Options.Add(resume); cmd.Options.Add(overwrite); cmd.Options.Add(report); cmd.Options.Add(json);
         cmd.SetAction(r => CliRun.Guard(() =>
         {
             var wall = Stopwatch.StartNew();
             string output = r.GetValue(outDir)!;
+            // Everything that would make the finished run unsavable is refused before any work.
+            OutputPaths.CheckpointDir(output, "--out");
+            if (r.GetValue(report) is { } reportDir) OutputPaths.Dir(reportDir, "--report");
+            bool resuming = r.GetValue(resume) && Checkpoint.Exists(output);
+            if (Checkpoint.Exists(output) && !r.GetValue(resume) && !r.GetValue(overwrite))
+                throw new ArgumentException($"--out {output}: already holds a FastRec checkpoint; add --resume to continue its run, or --overwrite to replace it");
+            if (r.GetValue(resume) && !resuming) CliRun.Info($"--resume: no checkpoint in {output} yet; starting the run from the beginning");
+            var trainer = t.Trainer(r, new TrainerOptions { Epochs = 2, BatchSize = 32, LearningRate = 5e-5f }, output);
+            var exp = t.Experiment(r, new ExperimentOptions(), trainer);
             using var b = backend.Create(r);
             Recommender? rec = null;
             TrainingState? state = null;
             var text = t.Text(r, new TextOptions());
+            JsonObject? finishedMetrics = null;
             try
             {
-                if (r.GetValue(resume) && Checkpoint.Exists(output))
+                if (resuming)
                 {
                     var loaded = Checkpoint.Load(output, b);
                     rec = loaded.Recommender;
                     state = loaded.State ?? throw new InvalidOperationException($"{output}: the checkpoint has no training state to resume");
+                    if (state.Finished) finishedMetrics = loaded.Metrics;
                     CliRun.Info($"resuming {output} at step {state.Step} of {state.TotalSteps}");
                 }
                 else if (r.GetValue(initFrom) is { } init)
@@ -55,6 +68,15 @@ internal static class TrainCommand
             }
             catch { rec?.Dispose(); throw; }
             var schema = data.Schema(r, rec?.Schema);
+            if (resuming) data.CheckResume(schema, rec!.Schema, output);
+            if (finishedMetrics is not null)
+            {
+                // Resuming after a crash that struck after the final save: the run is complete, nothing to do.
+                rec!.Dispose();
+                CliRun.Info($"{output}: the run already finished at step {state!.Step} of {state.TotalSteps}; nothing to resume");
+                if (r.GetValue(json)) CliRun.EmitJson(finishedMetrics);
+                return 0;
+            }
             var table = data.Table(r, schema);
             var dataset = RecDataset.Build(table, schema.Examples);
             CliRun.Info($"{table.Source}: {table.Count:N0} interactions -> train {dataset.Train.Count:N0}, validation {dataset.Validation.Count:N0}, test {dataset.Test.Count:N0}");
@@ -67,21 +89,20 @@ internal static class TrainCommand
             using var _ = rec;
             rec.Schema = schema;
 
-            var trainer = t.Trainer(r, new TrainerOptions { Epochs = 2, BatchSize = 32, LearningRate = 5e-5f }, output);
-            var exp = t.Experiment(r, new ExperimentOptions(), trainer);
             var result = TrainProgressView.Run(p => Experiment.Run(rec, dataset, exp, p, state));
-            Checkpoint.Save(rec, output, result.Training.State, exp.Trainer, CliRun.Json(result));
+            var resultJson = CliRun.Json(result);
             Console.WriteLine(ExperimentReportWriter.ConsoleTable([result.Model, .. result.Baselines]));
             Console.WriteLine($"  AUC lift over {result.BestBaseline.Name}: {result.AucLift:+0.0000;-0.0000}");
+            OutputPaths.SaveCheckpoint(rec, output, "--out", result.Training.State, exp.Trainer, resultJson, resultJson);
             Console.WriteLine($"checkpoint: {Path.GetFullPath(output)}");
             if (r.GetValue(report) is { } rep)
                 Console.WriteLine("report: " + ExperimentReportWriter.Write(rep, "FastRec training report", result,
                     [$"base model: {rec.BaseModel}", $"backend: {b.Name}", $"trainer: {string.Join(", ", exp.Trainer.Fingerprint().Select(f => $"{f.Name}={f.Value}"))}"],
                     wall.Elapsed.TotalSeconds));
-            if (r.GetValue(json)) Console.WriteLine(CliRun.Json(result).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             Console.WriteLine($"wall time {wall.Elapsed.TotalSeconds:0.0} s");
+            if (r.GetValue(json)) CliRun.EmitJson(resultJson);
             return 0;
-        }));
+        }, r.GetValue(json)));
         return cmd;
     }
 }

@@ -40,6 +40,7 @@ internal sealed class TrainerCliOptions
 
     public void AddTo(Command cmd)
     {
+        foreach (var o in new[] { MaxTrain, MaxVal, MaxTest }) CliRun.AtLeast(o, 1);
         foreach (var o in new Option[] { Epochs, BatchSize, GradAccum, Lr, Warmup, WeightDecay, MaxGradNorm, LayerLrDecay, Freeze, TopK, NoCache,
                      PosWeight, NegWeight, Seed, EvalEvery, Patience, NoRestoreBest, CheckpointEvery, EvalBatch, MaxLength, HeadHidden, HeadDropout,
                      HeadInput, HeadActivation, MaxTrain, MaxVal, MaxTest })
@@ -59,7 +60,7 @@ internal sealed class TrainerCliOptions
             : d.Freeze;
         if (r.GetValue(TopK) is not null && freeze != Engine.Model.Freeze.TopK)
             throw new ArgumentException("--top-k needs --freeze top-k");
-        return d with
+        var t = d with
         {
             Epochs = r.GetValue(Epochs) ?? d.Epochs,
             BatchSize = r.GetValue(BatchSize) ?? d.BatchSize,
@@ -82,6 +83,16 @@ internal sealed class TrainerCliOptions
             CheckpointDir = checkpointDir,
             CheckpointEverySteps = r.GetValue(CheckpointEvery) ?? d.CheckpointEverySteps,
         };
+        CliRun.InFlagWords(t.Validate, new Dictionary<string, Option>
+        {
+            [nameof(TrainerOptions.Epochs)] = Epochs, [nameof(TrainerOptions.BatchSize)] = BatchSize, [nameof(TrainerOptions.GradientAccumulation)] = GradAccum,
+            [nameof(TrainerOptions.LearningRate)] = Lr, [nameof(TrainerOptions.WarmupFraction)] = Warmup, [nameof(TrainerOptions.WeightDecay)] = WeightDecay,
+            [nameof(TrainerOptions.MaxGradNorm)] = MaxGradNorm, [nameof(TrainerOptions.LayerLrDecay)] = LayerLrDecay, [nameof(TrainerOptions.TopK)] = TopK,
+            [nameof(TrainerOptions.PositiveWeight)] = PosWeight, [nameof(TrainerOptions.NegativeWeight)] = NegWeight,
+            [nameof(TrainerOptions.EvalEverySteps)] = EvalEvery, [nameof(TrainerOptions.Patience)] = Patience,
+            [nameof(TrainerOptions.EvalBatchSize)] = EvalBatch, [nameof(TrainerOptions.CheckpointEverySteps)] = CheckpointEvery,
+        });
+        return t;
     }
 
     /// <summary>True when any head option was given.</summary>
@@ -114,11 +125,19 @@ internal sealed class TrainerCliOptions
 
     public TextOptions Text(ParseResult r, TextOptions d) => d with { MaxLength = r.GetValue(MaxLength) ?? d.MaxLength };
 
-    public ExperimentOptions Experiment(ParseResult r, ExperimentOptions d, TrainerOptions trainer) => d with
+    public ExperimentOptions Experiment(ParseResult r, ExperimentOptions d, TrainerOptions trainer)
     {
-        MaxTrain = r.GetValue(MaxTrain) ?? d.MaxTrain,
-        MaxValidation = r.GetValue(MaxVal) ?? d.MaxValidation,
-        MaxTest = r.GetValue(MaxTest) ?? d.MaxTest,
-        Trainer = trainer,
-    };
+        var e = d with
+        {
+            MaxTrain = r.GetValue(MaxTrain) ?? d.MaxTrain,
+            MaxValidation = r.GetValue(MaxVal) ?? d.MaxValidation,
+            MaxTest = r.GetValue(MaxTest) ?? d.MaxTest,
+            Trainer = trainer,
+        };
+        CliRun.InFlagWords(e.Validate, new Dictionary<string, Option>
+        {
+            [nameof(ExperimentOptions.MaxTrain)] = MaxTrain, [nameof(ExperimentOptions.MaxValidation)] = MaxVal, [nameof(ExperimentOptions.MaxTest)] = MaxTest,
+        });
+        return e;
+    }
 }

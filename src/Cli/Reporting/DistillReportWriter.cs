@@ -31,7 +31,7 @@ internal static class DistillReportWriter
         Row(sb, r.Teacher, r.TeacherFacts);
         Row(sb, r.Student, r.StudentFacts);
         foreach (var b in r.Baselines)
-            sb.AppendLine($"| {b.Name} | {b.Metrics.Auc:0.0000} | {b.Metrics.Gauc.Value:0.0000} | {b.Metrics.LogLoss:0.0000} | – | – | – | – |");
+            sb.AppendLine($"| {b.Name} | {b.Metrics.Auc:0.0000} | {b.Metrics.Gauc.Format()} | {b.Metrics.LogLoss:0.0000} | – | – | – | – |");
         sb.AppendLine();
         var best = r.BestBaseline;
         sb.AppendLine($"Best baseline: **{best.Name}** (AUC {best.Metrics.Auc:0.0000}). AUC lift over it: {r.Teacher.Name} {Signed(r.TeacherLift)}, " +
@@ -79,7 +79,7 @@ internal static class DistillReportWriter
     {
         string disk = f.DiskBytes is { } d ? Mb(d) : Mb(f.Bytes) + " (fp32)";
         string lat(double v) => double.IsNaN(v) ? "–" : $"{v:0.00} ms";
-        sb.AppendLine($"| {m.Name} | {m.Metrics.Auc:0.0000} | {m.Metrics.Gauc.Value:0.0000} | {m.Metrics.LogLoss:0.0000} | {f.Parameters / 1e6:0.00} M | {disk} | {lat(f.LatencyP50Ms)} | {lat(f.LatencyP99Ms)} |");
+        sb.AppendLine($"| {m.Name} | {m.Metrics.Auc:0.0000} | {m.Metrics.Gauc.Format()} | {m.Metrics.LogLoss:0.0000} | {f.Parameters / 1e6:0.00} M | {disk} | {lat(f.LatencyP50Ms)} | {lat(f.LatencyP99Ms)} |");
     }
 
     private static string Mb(long bytes) => (bytes / 1048576.0).ToString("0.0", Inv) + " MiB";

@@ -36,15 +36,16 @@ internal static class ExperimentReportWriter
         {
             var x = m.Metrics;
             var rank = k > 0 ? x.Ranking[0] : null;
-            sb.AppendLine($"| {m.Name} | {x.Auc:0.0000} | {x.Gauc.Value:0.0000} | {x.LogLoss:0.0000} | {x.AtHalf.Accuracy:0.0000} | {x.AtBestF1.F1:0.0000} | {x.Rmse:0.0000} | {x.Ece:0.0000} |" +
+            sb.AppendLine($"| {m.Name} | {x.Auc:0.0000} | {x.Gauc.Format()} | {x.LogLoss:0.0000} | {x.AtHalf.Accuracy:0.0000} | {x.AtBestF1.F1:0.0000} | {x.Rmse:0.0000} | {x.Ece:0.0000} |" +
                           (rank is null ? "" : $" {rank.Recall:0.0000} | {rank.Ndcg:0.0000} |"));
         }
         sb.AppendLine();
         var best = r.BestBaseline;
         sb.AppendLine($"**Lift over the best baseline ({best.Name})**: AUC {Signed(r.AucLift)} ({Signed(100 * r.AucLift / best.Metrics.Auc)} %), " +
-                      $"GAUC {Signed(r.Model.Metrics.Gauc.Value - best.Metrics.Gauc.Value)}, log loss {Signed(r.Model.Metrics.LogLoss - best.Metrics.LogLoss)} (lower is better).");
+                      (r.Model.Metrics.Gauc.Reportable && best.Metrics.Gauc.Reportable ? $"GAUC {Signed(r.Model.Metrics.Gauc.Value - best.Metrics.Gauc.Value)}, " : "") + $"log loss {Signed(r.Model.Metrics.LogLoss - best.Metrics.LogLoss)} (lower is better).");
         sb.AppendLine();
-        sb.AppendLine($"GAUC uses {r.Model.Metrics.Gauc.UsersUsed} users; {r.Model.Metrics.Gauc.UsersSkipped} users with one class only are skipped.");
+        sb.AppendLine($"GAUC uses {r.Model.Metrics.Gauc.UsersUsed} users; {r.Model.Metrics.Gauc.UsersSkipped} users with one class only are skipped" +
+                      (r.Model.Metrics.Gauc.Reportable ? "." : $"; below {GaucResult.MinUsers} users it is not reported (n/a)."));
         sb.AppendLine("Validation AUC of the baselines: " + string.Join(", ", r.BaselineValidationAuc.Select(kv => $"{kv.Key} {kv.Value:0.0000}")) + ".");
         sb.AppendLine();
         sb.AppendLine("## Training curves").AppendLine();
@@ -163,11 +164,11 @@ internal static class ExperimentReportWriter
     public static string ConsoleTable(IEnumerable<ScoredModel> models)
     {
         var sb = new StringBuilder();
-        sb.AppendLine($"  {"model",-28} {"AUC",8} {"GAUC",8} {"logloss",8} {"acc@0.5",8} {"F1@best",8} {"ECE",8}");
+        sb.AppendLine($"  {"model",-28} {"AUC",8} {"GAUC (users)",-20} {"logloss",8} {"acc@0.5",8} {"F1@best",8} {"ECE",8}");
         foreach (var m in models)
         {
             MetricsReport x = m.Metrics;
-            sb.AppendLine($"  {Trim(m.Name, 28),-28} {x.Auc,8:0.0000} {x.Gauc.Value,8:0.0000} {x.LogLoss,8:0.0000} {x.AtHalf.Accuracy,8:0.0000} {x.AtBestF1.F1,8:0.0000} {x.Ece,8:0.0000}");
+            sb.AppendLine($"  {Trim(m.Name, 28),-28} {x.Auc,8:0.0000} {x.Gauc.Format(),-20} {x.LogLoss,8:0.0000} {x.AtHalf.Accuracy,8:0.0000} {x.AtBestF1.F1,8:0.0000} {x.Ece,8:0.0000}");
         }
         return sb.ToString();
     }

@@ -7,14 +7,14 @@ namespace FastRec.Cli.Reporting;
 
 /// <summary>
 /// Runs <paramref name="work"/> with an <see cref="IProgress{T}"/> that shows loss, examples/s and ETA. On an interactive
-/// terminal a Spectre.Console progress display (one task per phase); when output is redirected, one line per evaluation,
-/// per message and at most one status line every 15 seconds.
+/// terminal a Spectre.Console progress display (one task per phase); when output is redirected (or under --json, where
+/// Console.Out is stderr), one line per evaluation, per message and at most one status line every 15 seconds.
 /// </summary>
 internal static class TrainProgressView
 {
     public static T Run<T>(Func<IProgress<TrainProgress>, T> work)
     {
-        if (!AnsiConsole.Profile.Capabilities.Interactive || Console.IsOutputRedirected)
+        if (!AnsiConsole.Profile.Capabilities.Interactive || Console.IsOutputRedirected || Commands.CliRun.JsonMode)
             return work(new LineProgress());
         T result = default!;
         AnsiConsole.Progress()

@@ -24,7 +24,8 @@ internal static class CsvFiles
             if (reader.Header.IsEmpty) { reader.Dispose(); throw new InvalidDataException($"{path}: the file is empty; expected a header row"); }
             return reader;
         }
-        catch (ArgumentException e) { throw new InvalidDataException($"{path}: cannot read the header: {e.Message}", e); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{path}: cannot read the header: {e.Message.ReplaceLineEndings(" ")}", e); }
+        catch (NotSupportedException e) { throw new InvalidDataException(TooLong(path), e); }
     }
 
     /// <summary>Index of column <paramref name="name"/> (the option <paramref name="option"/> names it); otherwise an
@@ -53,14 +54,42 @@ internal static class CsvFiles
         throw new InvalidDataException($"{path}:{line}: column '{column}': cannot parse '{text}' as a timestamp (integer or ISO-8601 date-time)");
     }
 
-    /// <summary>Runs <paramref name="body"/> and rewrites Sep's own parse errors (e.g. a row with the wrong number of
-    /// columns, an unterminated quote) so they name the file.</summary>
+    /// <summary>Runs <paramref name="body"/> and rewrites Sep's own errors so they name the file and fit on one line: a
+    /// row with the wrong number of columns (an unterminated quote swallows the lines after it: the message keeps the
+    /// first line of the row only) and a row over Sep's 16 MiB limit (a <see cref="NotSupportedException"/>).</summary>
     public static T Wrap<T>(string path, Func<T> body)
     {
         try { return body(); }
         catch (InvalidDataException e) when (!e.Message.StartsWith(path, StringComparison.Ordinal))
         {
-            throw new InvalidDataException($"{path}: unparseable row: {e.Message}", e);
+            throw new InvalidDataException(RowError(path, e.Message), e);
         }
+        catch (NotSupportedException e)
+        {
+            throw new InvalidDataException(TooLong(path), e);
+        }
+    }
+
+    /// <summary>Sep's limit on a row (and its read buffer), in characters.</summary>
+    public const int MaxRowChars = 16 << 20;
+
+    private static string TooLong(string path)
+        => $"{path}: a row is longer than {MaxRowChars:N0} characters (16 MiB, the reader's limit); if no row should be that long, look for a quote (\") that is never closed";
+
+    /// <summary>One line from Sep's message "Found 2 column(s) on row 2/lines [3..2005]:'TEXT'\nExpected 4 column(s) ...".</summary>
+    private static string RowError(string path, string sep)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(sep, @"lines \[(\d+)\.\.(\d+)\]");
+        int nl = sep.IndexOf('\n');
+        string first = nl < 0 ? sep : sep[..nl].TrimEnd('\r');
+        if (first.Length > 200) first = first[..200] + " ...";
+        var expected = System.Text.RegularExpressions.Regex.Match(sep, @"Expected \d+ column\(s\)");
+        var sb = new System.Text.StringBuilder(path);
+        if (m.Success) sb.Append(':').Append(m.Groups[1].Value);
+        sb.Append(": unparseable row: ").Append(first);
+        if (expected.Success) sb.Append("; ").Append(char.ToLowerInvariant(expected.Value[0])).Append(expected.Value.AsSpan(1)).Append(" as in the header");
+        if (m.Success && m.Groups[1].Value != m.Groups[2].Value)
+            sb.Append($"; the row runs from line {m.Groups[1].Value} to line {m.Groups[2].Value}: is a quote (\") left open on line {m.Groups[1].Value}?");
+        return sb.ToString();
     }
 }

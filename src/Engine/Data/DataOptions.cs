@@ -89,4 +89,8 @@ public sealed record ExampleOptions
     public int NegativesPerPositive { get; init; }
     /// <summary>Seed of the random split and of negative sampling.</summary>
     public ulong Seed { get; init; } = 42;
+
+    /// <summary>Checks every field; throws <see cref="ArgumentOutOfRangeException"/> whose ParamName is the property
+    /// (what <see cref="RecDataset.Build"/> checks first).</summary>
+    public void Validate() => RecDataset.Validate(this);
 }

@@ -9,11 +9,12 @@ public sealed class InteractionTable
 {
     internal InteractionTable(string source, ItemCatalog items, string[] userIds, string[] denseNames,
         int[] user, int[] item, float[] label, float[] weight, long[] timestamp, float[] dense, int[] line,
-        int itemsWithoutText, int interactionsWithoutText)
+        int itemsWithoutText, int interactionsWithoutText, int invalidUtf8Rows = 0, int firstInvalidUtf8Line = 0)
     {
         Source = source; Catalog = items; UserIds = userIds; DenseNames = denseNames;
         _user = user; _item = item; _label = label; _weight = weight; _timestamp = timestamp; _dense = dense; _line = line;
         ItemsWithoutText = itemsWithoutText; InteractionsWithoutText = interactionsWithoutText;
+        InvalidUtf8Rows = invalidUtf8Rows; FirstInvalidUtf8Line = firstInvalidUtf8Line;
     }
 
     private readonly int[] _user, _item, _line;   // (N)
@@ -37,6 +38,11 @@ public sealed class InteractionTable
     public int ItemsWithoutText { get; }
     /// <summary>Interactions whose item has no text.</summary>
     public int InteractionsWithoutText { get; }
+    /// <summary>Rows whose user or item id holds U+FFFD: bytes that were not valid UTF-8, replaced on reading (a legitimate
+    /// U+FFFD in the file counts too). Callers should warn: such ids may not match the items file or other data.</summary>
+    public int InvalidUtf8Rows { get; }
+    /// <summary>Line of the first row counted in <see cref="InvalidUtf8Rows"/> (1-based), or 0 when none.</summary>
+    public int FirstInvalidUtf8Line { get; }
 
     /// <summary>User index per row. (N)</summary>
     public ReadOnlySpan<int> Users => _user;
@@ -143,6 +149,7 @@ internal sealed class InteractionTableBuilder
     private readonly Dictionary<string, int> _absent = new(StringComparer.Ordinal); // id -> provisional index >= _catalogCount
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _absentLookup;
     private readonly List<string> _absentIds = [];
+    private int _invalidUtf8Rows, _firstInvalidUtf8Line;
 
     public InteractionTableBuilder(string path, ItemCatalog items, string[] denseNames, MissingItemText policy, int capacity = 1024)
     {
@@ -167,6 +174,10 @@ internal sealed class InteractionTableBuilder
         if (weight < 0) throw new InvalidDataException($"{_path}:{line}: weight {weight} is negative; weights must be >= 0");
         if (weight > float.MaxValue) throw new InvalidDataException($"{_path}:{line}: weight {weight} overflows float");
         if (dense.Length != _denseNames.Length) throw new ArgumentException($"expected {_denseNames.Length} dense values, got {dense.Length}");
+        if (userId.Contains(ItemCatalog.Replacement) || itemId.Contains(ItemCatalog.Replacement))
+        {
+            if (_invalidUtf8Rows++ == 0) _firstInvalidUtf8Line = line;
+        }
 
         if (!_userLookup.TryGetValue(userId, out int u))
         {
@@ -199,12 +210,13 @@ internal sealed class InteractionTableBuilder
             throw new InvalidDataException(
                 $"{_path}: {_noTextUse.Count} items referenced by {interactions} interactions have no text " +
                 $"({absent} are absent from the items file{(_items.Source is null ? "" : $" {_items.Source}")}, {_noTextUse.Count - absent} have empty text), " +
-                $"e.g. {examples}; fix the files or set MissingItemText = EmptyText to keep them with empty text");
+                $"e.g. {examples}; fix the files, or keep them with empty text (--missing-item-text empty on the command line, " +
+                "MissingItemText.EmptyText in the library)");
         }
         if (_items.Count != _catalogCount) throw new InvalidOperationException("the item catalog changed while reading interactions");
         foreach (string id in _absentIds) _items.Add(id, "");
         return new InteractionTable(_path, _items, _userIds.ToArray(), _denseNames,
             _user.ToArray(), _item.ToArray(), _label.ToArray(), _weight.ToArray(), _timestamp.ToArray(), _dense.ToArray(), _line.ToArray(),
-            _noTextUse.Count, interactions);
+            _noTextUse.Count, interactions, _invalidUtf8Rows, _firstInvalidUtf8Line);
     }
 }

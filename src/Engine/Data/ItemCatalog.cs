@@ -18,7 +18,23 @@ public sealed class ItemCatalog
     /// <summary>Number of items.</summary>
     public int Count => _ids.Count;
     /// <summary>The file this catalog was read from (for messages), or null.</summary>
-    public string? Source { get; private init; }
+    public string? Source { get; internal init; }
+    /// <summary>Rows of the file whose id or text holds U+FFFD: bytes that were not valid UTF-8, replaced on reading (a
+    /// legitimate U+FFFD counts too). Callers should warn.</summary>
+    public int InvalidUtf8Rows { get; private set; }
+    /// <summary>Line of the first row counted in <see cref="InvalidUtf8Rows"/> (1-based), or 0 when none.</summary>
+    public int FirstInvalidUtf8Line { get; private set; }
+
+    /// <summary>U+FFFD, what a decoder puts in place of invalid UTF-8.</summary>
+    internal const char Replacement = '\uFFFD';
+
+    /// <summary>Counts row <paramref name="line"/> in <see cref="InvalidUtf8Rows"/> when <paramref name="id"/> or
+    /// <paramref name="text"/> holds U+FFFD.</summary>
+    internal void CheckUtf8(ReadOnlySpan<char> id, ReadOnlySpan<char> text, int line)
+    {
+        if (!id.Contains(Replacement) && !text.Contains(Replacement)) return;
+        if (InvalidUtf8Rows++ == 0) FirstInvalidUtf8Line = line;
+    }
     /// <summary>Id of item <paramref name="index"/>.</summary>
     public string Id(int index) => _ids[index];
     /// <summary>Text of item <paramref name="index"/> (may be empty under <see cref="MissingItemText.EmptyText"/>).</summary>
@@ -64,9 +80,10 @@ public sealed class ItemCatalog
                     if (sb.Length > 0) sb.Append(options.TextJoiner);
                     sb.Append(t);
                 }
-                string idText = id.ToString();
+                string idText = id.ToString(), text = sb.ToString();
                 if (catalog.IndexOf(id) >= 0) throw new InvalidDataException($"{path}:{line}: duplicate item id '{idText}'");
-                catalog.Add(idText, sb.ToString());
+                catalog.CheckUtf8(idText, text, line);
+                catalog.Add(idText, text);
             }
             return catalog;
         });

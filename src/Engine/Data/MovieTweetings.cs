@@ -37,7 +37,7 @@ public static class MovieTweetings
     public static ItemCatalog LoadItems(string path)
     {
         string text = ReadAll(path);
-        var catalog = new ItemCatalog();
+        var catalog = new ItemCatalog { Source = path };
         int line = 0;
         foreach (var raw in text.AsSpan().EnumerateLines())
         {
@@ -51,6 +51,7 @@ public static class MovieTweetings
             var genres = l[(last + 2)..].Trim();
             if (id.IsEmpty) throw new InvalidDataException($"{path}:{line}: empty item id");
             if (catalog.IndexOf(id) >= 0) throw new InvalidDataException($"{path}:{line}: duplicate item id '{id}'");
+            catalog.CheckUtf8(l, [], line);
             string t = genres.IsEmpty ? title.ToString() : string.Concat(title, " | ", genres.ToString().Replace("|", ", "));
             catalog.Add(id.ToString(), t);
         }

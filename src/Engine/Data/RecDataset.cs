@@ -197,7 +197,8 @@ public sealed class RecDataset
         return b;
     }
 
-    private static void Validate(ExampleOptions o)
+    /// <summary>See <see cref="ExampleOptions.Validate"/>.</summary>
+    internal static void Validate(ExampleOptions o)
     {
         if (o.ContextSize < 1 || o.ContextSize > ExampleOptions.MaxContextSize)
             throw new ArgumentOutOfRangeException(nameof(o.ContextSize), o.ContextSize, $"context size K must be in [1, {ExampleOptions.MaxContextSize}], got {o.ContextSize}");

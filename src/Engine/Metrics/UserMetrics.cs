@@ -2,8 +2,25 @@
 namespace FastRec.Engine.Metrics;
 
 /// <summary>GAUC: the mean of per-user AUCs weighted by each user's number of impressions. Users whose impressions are
-/// all of one class have no AUC and are skipped (<see cref="UsersSkipped"/>); Value is NaN when no user qualifies.</summary>
-public sealed record GaucResult(double Value, int UsersUsed, int UsersSkipped, long ImpressionsUsed);
+/// all of one class have no AUC and are skipped (<see cref="UsersSkipped"/>); Value is NaN when no user qualifies.
+/// Below <see cref="MinUsers"/> users the value says little (one user gives 0 or 1): <see cref="Reportable"/> is false and
+/// <see cref="Format"/> prints "n/a".</summary>
+public sealed record GaucResult(double Value, int UsersUsed, int UsersSkipped, long ImpressionsUsed)
+{
+    /// <summary>Fewest users with both classes for a GAUC worth reporting.</summary>
+    public const int MinUsers = 20;
+
+    /// <summary>True when at least <see cref="MinUsers"/> users have an AUC.</summary>
+    public bool Reportable => UsersUsed >= MinUsers && !double.IsNaN(Value);
+
+    /// <summary>The value with the user count beside it, "0.6512 (2,896 users)", or "n/a (3 users)" when not
+    /// <see cref="Reportable"/>.</summary>
+    public string Format(string number = "0.0000")
+    {
+        string users = UsersUsed.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) + (UsersUsed == 1 ? " user" : " users");
+        return $"{(Reportable ? Value.ToString(number, System.Globalization.CultureInfo.InvariantCulture) : "n/a")} ({users})";
+    }
+}
 
 /// <summary>Ranking of each user's test impressions by descending score, cut at <see cref="K"/>.
 /// Recall@K = (positives in the top K) / (user's positives); NDCG@K = DCG@K / ideal DCG@K with binary gain and

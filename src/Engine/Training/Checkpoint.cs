@@ -91,7 +91,7 @@ public static class Checkpoint
             ["adapter"] = JsonSerializer.SerializeToNode(AdapterJson.From(model.Adapter), Json),
             ["tokenizer"] = JsonSerializer.SerializeToNode(rec.Text, Json),
             ["features"] = JsonSerializer.SerializeToNode(rec.Scaler, Json),
-            ["data"] = JsonSerializer.SerializeToNode(rec.Schema, Json),
+            ["data"] = JsonSerializer.SerializeToNode(rec.Schema.RelativeTo(full), Json),
             ["trainer"] = options is null ? null : JsonSerializer.SerializeToNode(options.Fingerprint().ToDictionary(p => p.Name, p => p.Value), Json),
             ["training"] = state is null ? null : new JsonObject
             {
@@ -110,6 +110,10 @@ public static class Checkpoint
             System.IO.Directory.Move(full, bak);
         }
         System.IO.Directory.Move(tmp, full);
+        // A model loaded from DIR.bak (after a crash between the renames) reads its vocabulary there, and DIR.bak goes
+        // next: from now on it reads the copy just written.
+        if (Path.GetFullPath(rec.VocabPath).StartsWith(bak + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            rec.VocabPath = Path.Combine(full, BertCheckpoint.VocabFile);
         if (System.IO.Directory.Exists(bak)) System.IO.Directory.Delete(bak, recursive: true);
     }
 
@@ -150,7 +154,7 @@ public static class Checkpoint
         var adapter = (Get<AdapterJson>(info, "adapter", infoPath)).ToConfig();
         var text = Get<TextOptions>(info, "tokenizer", infoPath);
         var scaler = Get<FeatureScaler>(info, "features", infoPath);
-        var schema = Get<DataSchema>(info, "data", infoPath);
+        var schema = Get<DataSchema>(info, "data", infoPath).ResolvedFrom(full);
         if (expectBert is not null) CompareBert(expectBert, hf.Config, Path.Combine(full, BertCheckpoint.ConfigFile));
         if (expectAdapter is not null) CompareAdapter(expectAdapter, adapter, infoPath);
 

@@ -23,6 +23,15 @@ public sealed record ExperimentOptions
     public double PopularitySmoothing { get; init; } = 10;
     /// <summary>Bias model L2 λ.</summary>
     public double BiasLambda { get; init; } = 2;
+
+    /// <summary>Checks the sample sizes and the trainer's options; throws <see cref="ArgumentOutOfRangeException"/> whose
+    /// ParamName is the property.</summary>
+    public void Validate()
+    {
+        foreach (var (name, value) in new[] { (nameof(MaxTrain), MaxTrain), (nameof(MaxValidation), MaxValidation), (nameof(MaxTest), MaxTest) })
+            if (value is < 1) throw new ArgumentOutOfRangeException(name, value, $"{name} must be >= 1 (null = all), got {value}");
+        Trainer.Validate();
+    }
 }
 
 /// <summary>One model's scores on the test set.</summary>
@@ -84,6 +93,7 @@ public static class Experiment
                                        TrainingState? resume = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(rec); ArgumentNullException.ThrowIfNull(data); ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         var train = Last(data.Train, options.MaxTrain);
         var val = First(data.Validation, options.MaxValidation);
         var test = First(data.Test, options.MaxTest);

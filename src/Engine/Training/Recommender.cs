@@ -23,8 +23,75 @@ public sealed record DataSchema
     /// dense features.</summary>
     public bool HistoryFeatures { get; init; }
 
+    /// <summary>The interactions file the model was trained on (a full path in memory; stored in fastrec.json relative to
+    /// the checkpoint directory when possible), or null for the vendored MovieTweetings.</summary>
+    public string? InteractionsPath { get; init; }
+    /// <summary>The items file, like <see cref="InteractionsPath"/>.</summary>
+    public string? ItemsPath { get; init; }
+
     /// <summary>Applies the schema's derived features to a freshly loaded table.</summary>
     public InteractionTable Prepare(InteractionTable table) => HistoryFeatures ? Data.HistoryFeatures.Append(table) : table;
+
+    /// <summary>This schema with its file paths relative to <paramref name="directory"/> (as written into a checkpoint there).</summary>
+    public DataSchema RelativeTo(string directory) => this with
+    {
+        InteractionsPath = InteractionsPath is null ? null : Path.GetRelativePath(directory, Path.GetFullPath(InteractionsPath)),
+        ItemsPath = ItemsPath is null ? null : Path.GetRelativePath(directory, Path.GetFullPath(ItemsPath)),
+    };
+
+    /// <summary>This schema with relative file paths resolved against <paramref name="directory"/> (the checkpoint read).</summary>
+    public DataSchema ResolvedFrom(string directory) => this with
+    {
+        InteractionsPath = InteractionsPath is null ? null : Path.GetFullPath(InteractionsPath, Path.GetFullPath(directory)),
+        ItemsPath = ItemsPath is null ? null : Path.GetFullPath(ItemsPath, Path.GetFullPath(directory)),
+    };
+
+    /// <summary>The fields (not the file paths) in which <paramref name="other"/> differs from this schema: (field, this
+    /// value, other value), named as in fastrec.json ("examples.split", "interactions.positive_threshold", ...). The
+    /// column mappings and example options are compared property by property, so a field added to them is compared too.</summary>
+    public IReadOnlyList<(string Field, string Value, string Other)> Differences(DataSchema other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        var diff = new List<(string, string, string)>();
+        void Add(string field, object? a, object? b)
+        {
+            string x = Text(a), y = Text(b);
+            if (x != y) diff.Add((field, x, y));
+        }
+        void Each<T>(string prefix, T a, T b)
+        {
+            foreach (var p in typeof(T).GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+                if (p.GetIndexParameters().Length == 0)
+                    Add(prefix + "." + System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name), p.GetValue(a), p.GetValue(b));
+        }
+        Add("kind", Kind, other.Kind);
+        Add("positive_threshold", PositiveThreshold, other.PositiveThreshold);
+        Add("history_features", HistoryFeatures, other.HistoryFeatures);
+        Each("interactions", Interactions ?? new(), other.Interactions ?? new());
+        Each("items", Items ?? new(), other.Items ?? new());
+        Each("examples", Examples, other.Examples);
+        return diff;
+    }
+
+    private static string Text(object? v) => v switch
+    {
+        null => "none",
+        string s => s,
+        System.Collections.IEnumerable l => "[" + string.Join(", ", l.Cast<object?>().Select(Text)) + "]",
+        double d => d.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+        IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+        _ => v.ToString() ?? "",
+    };
+
+    /// <summary>The fields that decide which examples fall in which split, where <paramref name="other"/> differs: the
+    /// split kind, the fractions or boundary times, and the seed when either split is random (see <see cref="Differences"/>).</summary>
+    public IReadOnlyList<(string Field, string Value, string Other)> SplitDifferences(DataSchema other)
+    {
+        bool random = Examples.Split == SplitKind.Random || other.Examples.Split == SplitKind.Random;
+        return Differences(other).Where(d => d.Field is "examples.split" or "examples.train_fraction" or "examples.validation_fraction"
+                                                 or "examples.validation_start" or "examples.test_start"
+                                             || (random && d.Field == "examples.seed")).ToList();
+    }
 }
 
 /// <summary>

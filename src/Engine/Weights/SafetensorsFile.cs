@@ -38,17 +38,20 @@ public sealed unsafe class SafetensorsFile : IDisposable
         }
     }
 
-    /// <summary>Opens and validates <paramref name="path"/>; throws <see cref="SafetensorsFormatException"/> if malformed.</summary>
+    /// <summary>Opens and validates <paramref name="path"/>; throws <see cref="SafetensorsFormatException"/> if malformed.
+    /// A symbolic link (as in Hugging Face hub caches) is followed: the size is the opened file's, not the link's.</summary>
     public static SafetensorsFile Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: safetensors file not found", path);
-        long length = new FileInfo(path).Length;
-        if (length < 8)
-            throw new SafetensorsFormatException(path, null, $"truncated file: {length} bytes, shorter than the 8-byte header length");
-        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;
         try
         {
+            long length = stream.Length;   // of the opened handle: a link's target
+            if (length < 8)
+                throw new SafetensorsFormatException(path, null, $"truncated file: {length} bytes, shorter than the 8-byte header length");
+            map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
             view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
             byte* p = null;
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
@@ -57,7 +60,8 @@ public sealed unsafe class SafetensorsFile : IDisposable
         catch
         {
             view?.Dispose();
-            map.Dispose();
+            if (map is null) stream.Dispose();
+            else map.Dispose();
             throw;
         }
     }

@@ -54,26 +54,10 @@ public class DistillEndToEndTests
 
     [OneTimeTearDown] public void TearDown() { try { Directory.Delete(_root, true); } catch (IOException) { } }
 
-    private static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var oldOut = Console.Out; var oldErr = Console.Error;
-        var o = new StringWriter(); var e = new StringWriter();
-        Console.SetOut(o); Console.SetError(e);
-        try
-        {
-            int code = CliApp.Root().Parse(args).Invoke(new InvocationConfiguration { Output = o, Error = e });
-            return (code, o.ToString(), e.ToString());
-        }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
+    private static (int Code, string Out, string Err) Cli(params string[] args) => FastRec.Tests.Training.CliTests.Run(args);
 
-    private static JsonObject LastJson(string stdout)
-    {
-        int start = stdout.IndexOf("{\n", StringComparison.Ordinal);
-        int end = stdout.LastIndexOf("\n}", StringComparison.Ordinal);
-        Assert.That(start, Is.GreaterThanOrEqualTo(0), "JSON in the output:\n" + stdout);
-        return (JsonObject)JsonNode.Parse(stdout[start..(end + 2)])!;
-    }
+    /// <summary>With --json, stdout is exactly one JSON document.</summary>
+    private static JsonObject LastJson(string stdout) => (JsonObject)JsonNode.Parse(stdout)!;
 
     [Test]
     public void DistilledStudentBeatsPopularityAndServes()
@@ -176,7 +160,7 @@ public class DistillEndToEndTests
         Assert.That(string.Join("\n", parse.Errors.Select(x => x.Message)), Does.Contain("--out"));
         (code, _, err) = Cli("distill", "--teacher", Teacher, "--out", Path.Combine(_root, "y"), "--alpha", "2", "--max-train", "200", "--max-val", "200", "--max-test", "200");
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(err, Does.Contain("Alpha"));
+        Assert.That(err, Does.Contain("--alpha must be in [0, 1], got 2"));
         foreach (var opt in new[] { "--precision-check", "--latency-requests" })
         {
             parse = CliApp.Root().Parse(["distill", "--teacher", Teacher, "--out", Path.Combine(_root, "z"), opt, "-3"]);

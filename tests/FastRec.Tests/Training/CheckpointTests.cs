@@ -156,6 +156,46 @@ public class CheckpointTests(string backendName)
     }
 
     [Test]
+    public void ResumingFromTheBackupSurvivesItsNextSaves()
+    {
+        using var backend = TrainFixture.Backend(backendName);
+        string dir = _fx.Ckpt("bak-resume");
+        using (var rec = _fx.NewRecommender(backend, Head, maxLength: 24))
+            new Trainer(rec, Opt with { CheckpointDir = dir, StopAfterStep = 2 }).Fit(_data.Train, _data.Validation);
+        Directory.Move(dir, dir + ".bak");   // a crash between "DIR -> DIR.bak" and "DIR.tmp -> DIR"
+        var loaded = Checkpoint.Load(dir, backend);
+        using var rec2 = loaded.Recommender;
+        Assert.That(rec2.VocabPath, Does.Contain(".bak"));
+        var t = new Trainer(rec2, Opt with { CheckpointDir = dir, CheckpointEverySteps = 1, StopAfterStep = 4 });
+        t.Resume(loaded.State!);
+        var r = t.Fit(_data.Train, _data.Validation);   // saves at steps 3 (which deletes DIR.bak) and 4 (which reads the vocab again)
+        Assert.That(r.State.Step, Is.EqualTo(4));
+        Assert.That(Directory.Exists(dir + ".bak"), Is.False);
+        Assert.That(rec2.VocabPath, Is.EqualTo(Path.Combine(Path.GetFullPath(dir), "vocab.txt")));
+        var reloaded = Checkpoint.Load(dir, backend);
+        using var rec3 = reloaded.Recommender;
+        Assert.That(reloaded.State!.Step, Is.EqualTo(4));
+    }
+
+    [Test]
+    public void DataFilesAreStoredRelativeToTheCheckpoint()
+    {
+        using var backend = TrainFixture.Backend(backendName);
+        string dir = _fx.Ckpt("paths");
+        using (var rec = _fx.NewRecommender(backend, new AdapterConfig { HiddenSizes = [8] }, maxLength: 24))
+        {
+            rec.Schema = new DataSchema { InteractionsPath = _fx.Interactions, ItemsPath = "/elsewhere/items.csv" };
+            Checkpoint.Save(rec, dir);
+        }
+        var data = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, Checkpoint.InfoFile)))!["data"]!;
+        Assert.That(data["interactions_path"]!.GetValue<string>(), Is.EqualTo("../interactions.csv"));
+        Assert.That(data["items_path"]!.GetValue<string>(), Is.EqualTo(Path.GetRelativePath(dir, "/elsewhere/items.csv")));
+        using var loaded = Checkpoint.Load(dir, backend).Recommender;
+        Assert.That(loaded.Schema.InteractionsPath, Is.EqualTo(_fx.Interactions));
+        Assert.That(loaded.Schema.ItemsPath, Is.EqualTo("/elsewhere/items.csv"));
+    }
+
+    [Test]
     public void InitFromContinuesFromAFineTunedCheckpoint()
     {
         using var backend = TrainFixture.Backend(backendName);

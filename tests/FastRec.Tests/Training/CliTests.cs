@@ -13,18 +13,13 @@ public class CliTests
     [OneTimeSetUp] public void Setup() => _fx = new TrainFixture();
     [OneTimeTearDown] public void TearDown() => _fx.Dispose();
 
-    /// <summary>Runs the command line; returns (exit code, stdout, stderr).</summary>
-    private static (int Code, string Out, string Err) Run(params string[] args)
+    /// <summary>Runs the command line as `fastrec` does (<see cref="CliApp.Run"/>); returns (exit code, stdout, stderr).</summary>
+    internal static (int Code, string Out, string Err) Run(params string[] args)
     {
         var oldOut = Console.Out; var oldErr = Console.Error;
         var o = new StringWriter(); var e = new StringWriter();
         Console.SetOut(o); Console.SetError(e);
-        try
-        {
-            var parse = CliApp.Root().Parse(args);
-            int code = parse.Invoke(new InvocationConfiguration { Output = o, Error = e });
-            return (code, o.ToString(), e.ToString());
-        }
+        try { return (CliApp.Run(args), o.ToString(), e.ToString()); }
         finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
     }
 
@@ -53,9 +48,11 @@ public class CliTests
 
     [TestCase("--freeze", "sometimes", "--freeze")]
     [TestCase("--backend", "gpu9000", "--backend")]
-    [TestCase("--split", "sideways", "--split")]
+    [TestCase("--split-kind", "sideways", "--split-kind")]
     [TestCase("--head-hidden", "4,x", "--head-hidden")]
-    [TestCase("--batch-size", "0", "BatchSize")]
+    [TestCase("--batch-size", "0", "--batch-size must be in [1, 65536], got 0")]
+    [TestCase("--max-train", "-5", "--max-train must be >= 1, got -5")]
+    [TestCase("--lr", "-1", "--lr must be finite and > 0")]
     [TestCase("--context-size", "0", "context size K")]
     [TestCase("--max-length", "2", "max length")]
     public void BadOptionValuesAreClearErrors(string option, string value, string named)

@@ -98,6 +98,23 @@ public class SafetensorsTests
     }
 
     [Test]
+    public void SymlinkedFileIsReadThroughTheLink()
+    {
+        // Hugging Face hub caches are links into a blob store: the size is the target's, not the link's.
+        var v = TestUtil.Random(300, 3);
+        string target = PathOf("blob");
+        SafetensorsWriter.Write(target, [new("w", [300], () => v)]);
+        string link = PathOf("model.safetensors");
+        File.CreateSymbolicLink(link, target);
+        Assert.That(new FileInfo(link).Length, Is.LessThan(new FileInfo(target).Length), "the link itself is shorter than the file");
+        using var f = SafetensorsFile.Open(link);
+        Assert.That(f.ReadF32("w"), Is.EqualTo(v));
+        // A dangling link is a missing file.
+        File.Delete(target);
+        Assert.Throws<FileNotFoundException>(() => SafetensorsFile.Open(link).Dispose());
+    }
+
+    [Test]
     public void TruncatedFileIsRefused()
     {
         var e = OpenFails(Write("t.safetensors", [1, 0, 0]));
