@@ -22,6 +22,7 @@ namespace FastRec.Cli
             root.Subcommands.Add(PredictCommand.Build());
             root.Subcommands.Add(DistillCommand.Build());
             root.Subcommands.Add(CotrainCommand.Build());
+            root.Subcommands.Add(StudyCommand.Build());
             return root;
         }
 

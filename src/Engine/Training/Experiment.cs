@@ -77,12 +77,16 @@ public static class Experiment
 
     /// <summary><paramref name="max"/> examples evenly spaced over <paramref name="set"/> (all when null or larger).</summary>
     public static ExampleSet Spaced(ExampleSet set, int? max)
+        => max is not { } m || m >= set.Count ? set : set.Subset(SpacedIndices(set.Count, m));
+
+    /// <summary><paramref name="max"/> indices evenly spaced over [0, <paramref name="count"/>) (all when null or larger).</summary>
+    public static int[] SpacedIndices(int count, int? max)
     {
-        if (max is not { } m || m >= set.Count) return set;
+        if (max is not { } m || m >= count) return Enumerable.Range(0, count).ToArray();
         if (m < 1) throw new ArgumentOutOfRangeException(nameof(max), m, $"a sample needs at least 1 example, got {m}");
         var idx = new int[m];
-        for (int i = 0; i < m; i++) idx[i] = (int)((long)i * set.Count / m);
-        return set.Subset(idx);
+        for (int i = 0; i < m; i++) idx[i] = (int)((long)i * count / m);
+        return idx;
     }
 
     /// <summary>

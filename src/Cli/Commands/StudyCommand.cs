@@ -1,0 +1,201 @@
+// `fastrec study transfer|cold-items`: the transfer ablations and the strict cold-item test, each a table, a plot and a report.
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using FastRec.Cli.Reporting;
+using FastRec.Engine.Baselines;
+using FastRec.Engine.Data;
+using FastRec.Engine.Evaluation;
+using FastRec.Engine.Representations;
+
+namespace FastRec.Cli.Commands;
+
+internal static class StudyCommand
+{
+    public static Command Build()
+    {
+        var cmd = new Command("study", "Evaluation studies: transfer (learning curves of five item representations) and cold-items (the strict new-item test)");
+        cmd.Subcommands.Add(Transfer());
+        cmd.Subcommands.Add(ColdItems());
+        return cmd;
+    }
+
+    /// <summary>Options both studies share.</summary>
+    private sealed class Common
+    {
+        public readonly DataOptions Data = new();
+        public readonly BackendOptions Backend = new();
+        public readonly Option<string> Model = new("--model") { Description = "Encoder of variants (a) and (b) and the zero-shot baseline (default: minilm)", DefaultValueFactory = _ => "minilm" };
+        public readonly Option<string> Out = new("--out") { Description = "Report folder" };
+        public readonly Option<string> Cache = new("--cache") { Description = "Folder of the item-vector cache ('none' = no cache)", DefaultValueFactory = _ => "out/cache" };
+        public readonly Option<int?> Epochs = new("--epochs") { Description = "Most epochs of the head (early stopping on validation AUC; default 8)" };
+        public readonly Option<int?> RankingUsers = new("--ranking-users") { Description = "Full ranking for N evenly spaced test users (0 = all)" };
+        public readonly Option<bool> Json = new("--json") { Description = "Print the results as one JSON document on stdout (progress goes to stderr)" };
+
+        public void AddTo(Command c, string defaultOut)
+        {
+            Data.AddTo(c); Backend.AddTo(c);
+            Out.DefaultValueFactory = _ => defaultOut;
+            foreach (var o in new Option[] { Model, Out, Cache, Epochs, RankingUsers, Json }) c.Options.Add(o);
+        }
+
+        public string? CacheDir(ParseResult r) => r.GetValue(Cache) is { } c && !c.Equals("none", StringComparison.OrdinalIgnoreCase) ? c : null;
+
+        public ItemVectorModelOptions Head(ParseResult r)
+        {
+            var h = new ItemVectorModelOptions();
+            if (r.GetValue(Epochs) is { } e) h = h with { Epochs = e > 0 ? e : throw new ArgumentException($"--epochs must be >= 1, got {e}") };
+            return h;
+        }
+
+        /// <summary>The raw table (no derived features) and the schema's example options with history features on.</summary>
+        public (InteractionTable Raw, ExampleOptions Examples) Load(ParseResult r)
+        {
+            var schema = Data.Schema(r) with { HistoryFeatures = false };
+            if (schema.Examples.Split != SplitKind.Temporal) throw new ArgumentException("studies need the temporal split");
+            if (schema.Examples.NegativesPerPositive != 0) throw new ArgumentException("studies evaluate real interactions: use --negatives 0");
+            return (Data.Table(r, schema), schema.Examples);
+        }
+
+    }
+
+    private static Command Transfer()
+    {
+        var c = new Common();
+        var windows = new Option<string>("--windows") { Description = "Training windows: fractions of the training period, most recent part", DefaultValueFactory = _ => "0.01,0.05,0.25,1" };
+        var seeds = new Option<int>("--seeds") { Description = "Seeds per variant and window", DefaultValueFactory = _ => 3 };
+        var variants = new Option<string>("--variants") { Description = "a pretrained encoder, b random-init encoder, c genre+year+title words, d ID embeddings, e history only", DefaultValueFactory = _ => "a,b,c,d,e" };
+        var cmd = new Command("transfer", "Does the pretrained encoder transfer? The same head over five item representations at several training windows and seeds");
+        c.AddTo(cmd, "out/study/transfer");
+        foreach (var o in new Option[] { windows, seeds, variants }) cmd.Options.Add(o);
+        cmd.SetAction(r => CliRun.Guard(() =>
+        {
+            Action<string> log = CliRun.Info;
+            string dir = r.GetValue(c.Out)!;
+            OutputPaths.Dir(dir, "--out");
+            var fractions = ParseFractions(r.GetValue(windows)!);
+            int nSeeds = r.GetValue(seeds);
+            if (nSeeds < 1) throw new ArgumentException($"--seeds must be >= 1, got {nSeeds}");
+            var wall = Stopwatch.StartNew();
+            using var b = c.Backend.Create(r);
+            var (raw, examples) = c.Load(r);
+            var full = RecDataset.Build(HistoryFeatures.Append(raw), examples);
+            var bounds = StudyBoundaries.Of(full);
+            var keys = r.GetValue(variants)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            bool needsEncoder = keys.Any(k => k is "a" or "b");
+            string model = needsEncoder ? CliRun.ResolveModel(r.GetValue(c.Model)!) : r.GetValue(c.Model)!;
+            var list = TransferVariants.Build(keys, model, raw.Catalog, b, c.CacheDir(r), log: log);
+            var options = new TransferStudyOptions
+            {
+                Windows = fractions, Seeds = nSeeds, Head = c.Head(r), RankingUsers = r.GetValue(c.RankingUsers) ?? new TransferStudyOptions().RankingUsers,
+            };
+            var result = TransferStudy.Run(raw, t => HistoryFeatures.Append(t), examples, bounds, list, b, options, log);
+            result.Seconds = wall.Elapsed.TotalSeconds;
+            string report = StudyReportWriter.Write(dir, result,
+            [
+                $"data: {raw.Source} ({raw.Count:N0} interactions, {raw.Catalog.Count:N0} items), temporal split; validation and test rows fixed at every window",
+                $"head: ItemVectorModel (wide & deep over [liked/disliked history profiles x candidate vector, candidate vector, cosines, history features]), hidden {options.Head.Hidden}, " +
+                $"history {options.Head.HistoryLength}, AdamW lr {options.Head.LearningRate}, batch {options.Head.BatchSize}, up to {options.Head.Epochs} epochs, early stopping on validation AUC (patience {options.Head.Patience})",
+                $"encoder: {model}; item text \"Title (Year). Genres: a, b\", masked mean pooling + L2 (as the encoder was trained); random init = HF BERT init, same tokenizer",
+                $"seeds: {nSeeds} (head init and order; BPR init for (d)); backend {b.Name}",
+            ]);
+            if (r.GetValue(c.Json)) CliRun.EmitJson(TransferJson(result));
+            else
+            {
+                foreach (var l in result.Lifts.Where(l => l.Metric == "GAUC" || l.Metric == "NDCG@10"))
+                    Console.WriteLine($"  {l.Window,5:P0}  ({l.Variant}) over ({l.Over}) {l.Metric,-8} {l.Lift}");
+                Console.WriteLine($"report: {Path.GetFullPath(report)} ({result.Seconds:0} s)");
+            }
+            return 0;
+        }, r.GetValue(c.Json)));
+        return cmd;
+    }
+
+    private static Command ColdItems()
+    {
+        var c = new Common();
+        var share = new Option<double>("--held-out") { Description = "Share of the items held out (the latest to appear)", DefaultValueFactory = _ => 0.2 };
+        var cmd = new Command("cold-items", "The strict cold-item test: hold out the newest 20 % of items, drop their rows before the test window, rank among them");
+        c.AddTo(cmd, "out/study/cold-items");
+        cmd.Options.Add(share);
+        cmd.SetAction(r => CliRun.Guard(() =>
+        {
+            Action<string> log = CliRun.Info;
+            string dir = r.GetValue(c.Out)!;
+            OutputPaths.Dir(dir, "--out");
+            var wall = Stopwatch.StartNew();
+            using var b = c.Backend.Create(r);
+            var (raw, examples) = c.Load(r);
+            var full = RecDataset.Build(HistoryFeatures.Append(raw), examples);
+            string model = CliRun.ResolveModel(r.GetValue(c.Model)!);
+            var text = EncoderItemVectors.Compute(model, b, raw.Catalog, new EncoderItemVectorOptions { CacheDirectory = c.CacheDir(r) }, log);
+            var result = ColdItemStudy.Run(raw, t => HistoryFeatures.Append(t), examples, StudyBoundaries.Of(full), text, NonNeuralItemVectors.Compute(raw.Catalog), b,
+                new ColdItemStudyOptions { HeldOut = r.GetValue(share), Head = c.Head(r), RankingUsers = r.GetValue(c.RankingUsers) ?? 0 }, log);
+            string report = ColdItemReportWriter.Write(dir, result, wall.Elapsed.TotalSeconds);
+            if (r.GetValue(c.Json)) CliRun.EmitJson(ColdJson(result));
+            else
+            {
+                Console.Write(ColdItemReportWriter.ConsoleSummary(result));
+                Console.WriteLine($"report: {Path.GetFullPath(report)} ({wall.Elapsed.TotalSeconds:0} s)");
+            }
+            return 0;
+        }, r.GetValue(c.Json)));
+        return cmd;
+    }
+
+    internal static double[] ParseFractions(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new ArgumentException("--windows: give at least one fraction in (0, 1]");
+        var f = new double[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!double.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out f[i]) || !(f[i] > 0 && f[i] <= 1))
+                throw new ArgumentException($"--windows: '{parts[i]}' is not a fraction in (0, 1]");
+        return f.Distinct().Order().ToArray();
+    }
+
+    private static JsonObject TransferJson(TransferStudyResult r)
+    {
+        var points = new JsonArray();
+        foreach (var p in r.Points)
+            points.Add(new JsonObject
+            {
+                ["variant"] = p.Variant, ["window"] = p.Window, ["seed"] = p.Seed, ["train_rows"] = p.TrainRows, ["train_users"] = p.TrainUsers,
+                ["validation_auc"] = Num(p.ValidationAuc), ["auc"] = Num(p.Auc), ["gauc"] = Num(p.Gauc), ["log_loss"] = Num(p.LogLoss),
+                ["cold_gauc"] = Num(p.ColdGauc), ["ndcg_at_10"] = Num(p.Ndcg10), ["recall_at_20"] = Num(p.Recall20), ["seconds"] = p.Seconds,
+            });
+        var lifts = new JsonArray();
+        foreach (var l in r.Lifts)
+            lifts.Add(new JsonObject
+            {
+                ["variant"] = l.Variant, ["over"] = l.Over, ["window"] = l.Window, ["metric"] = l.Metric,
+                ["delta"] = l.Lift.Delta, ["lo"] = l.Lift.Lo, ["hi"] = l.Lift.Hi, ["significant"] = l.Lift.Significant,
+            });
+        var variants = new JsonObject();
+        foreach (var (k, n) in r.Variants) variants[k] = n;
+        return new JsonObject { ["variants"] = variants, ["points"] = points, ["lifts"] = lifts, ["seconds"] = r.Seconds };
+    }
+
+    private static JsonObject ColdJson(ColdItemStudyResult r)
+    {
+        var models = new JsonObject();
+        foreach (var row in r.Board.Rows)
+            models[row.Name] = new JsonObject
+            {
+                ["blind"] = r.Blind.Contains(row.Name), ["validation_auc"] = Num(row.Entry.ValidationAuc),
+                ["auc"] = Num(row.Metrics?.Auc ?? double.NaN), ["gauc"] = Num(row.Metrics is { } m && m.Gauc.UsersUsed >= Slices.MinGaucUsers ? m.Gauc.Value : double.NaN),
+                ["ndcg_at_10"] = Num(row.Ranking?.Overall.NdcgAt(10) ?? double.NaN), ["recall_at_20"] = Num(row.Ranking?.Overall.RecallAt(20) ?? double.NaN),
+            };
+        var lifts = new JsonArray();
+        foreach (var l in r.Board.Lifts)
+            lifts.Add(new JsonObject { ["model"] = l.Model, ["over"] = l.Baseline, ["metric"] = l.Metric, ["delta"] = l.Lift.Delta, ["lo"] = l.Lift.Lo, ["hi"] = l.Lift.Hi, ["significant"] = l.Lift.Significant });
+        return new JsonObject
+        {
+            ["held_out_items"] = r.HeldOutItems, ["dropped_rows"] = r.DroppedRows, ["test_rows"] = r.Board.Test.Rows, ["test_users"] = r.Board.Test.Users,
+            ["reference"] = r.Board.Reference?.Name, ["models"] = models, ["lifts"] = lifts,
+        };
+    }
+
+    private static JsonNode? Num(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
+}
