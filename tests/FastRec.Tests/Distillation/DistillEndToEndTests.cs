@@ -10,6 +10,7 @@ using FastRec.Engine.Training;
 using FastRec.Engine.Weights;
 using FastRec.Kernels.Cpu;
 using FastRec.Tests.Training;
+using FastRec.Tests.Weights;
 
 namespace FastRec.Tests.Distillation;
 
@@ -24,19 +25,7 @@ public class DistillEndToEndTests
     {
         // A tiny random BERT (2 layers, hidden 32) with MiniLM's WordPiece vocabulary, fine-tuned on a MovieTweetings slice.
         _root = Directory.CreateTempSubdirectory("fastrec-distill-e2e-").FullName;
-        string vocab = Path.Combine(_root, "vocab.txt");
-        File.WriteAllBytes(vocab, MiniLmPackage.ReadVocab());
-        var config = new BertConfig
-        {
-            VocabSize = BertCheckpoint.CountVocab(vocab), HiddenSize = 32, NumHiddenLayers = 2, NumAttentionHeads = 2, IntermediateSize = 64,
-            MaxPositionEmbeddings = 64, TypeVocabSize = 2, HiddenDropoutProb = 0.1, AttentionProbsDropoutProb = 0.1,
-        };
-        using (var b0 = new CpuSimdBackend())
-        using (var m = new RecModel(b0, config, new AdapterConfig()))
-        {
-            m.InitRandom(17);
-            BertCheckpoint.Save(m, Path.Combine(_root, "tiny"), vocab);
-        }
+        MiniLm.WriteTinyBert(Path.Combine(_root, "tiny"), m => m.InitRandom(17));
         var schema = new DataSchema { Kind = "movietweetings", Examples = new ExampleOptions { ContextSize = 3 }, HistoryFeatures = true };
         var data = RecDataset.Build(schema.Prepare(MovieTweetings.Load(MovieTweetings.FindVendoredDirectory())), schema.Examples);
         using var backend = new CpuSimdBackend();

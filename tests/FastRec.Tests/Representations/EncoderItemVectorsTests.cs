@@ -37,20 +37,8 @@ public class EncoderItemVectorsTests
         // Tiny BERTs (2 layers, hidden 32) with MiniLM's real WordPiece vocabulary; generic parameters (LayerNorm gamma != 1,
         // biases != 0), so random init is told apart from them.
         _root = Directory.CreateTempSubdirectory("fastrec-items-").FullName;
-        string vocab = Path.Combine(_root, "vocab.txt");
-        File.WriteAllBytes(vocab, MiniLmPackage.ReadVocab());
-        var config = new BertConfig
-        {
-            VocabSize = BertCheckpoint.CountVocab(vocab), HiddenSize = 32, NumHiddenLayers = 2, NumAttentionHeads = 2, IntermediateSize = 64,
-            MaxPositionEmbeddings = 64, TypeVocabSize = 2, HiddenDropoutProb = 0.1, AttentionProbsDropoutProb = 0.1,
-        };
-        using var b = new CpuSimdBackend();
-        foreach (var (dir, seed) in new[] { (Tiny, 17UL), (TinyOther, 18UL) })
-        {
-            using var m = new RecModel(b, config, new AdapterConfig());
-            ModelTestUtil.RandomParams(m, seed);
-            BertCheckpoint.Save(m, dir, vocab);
-        }
+        MiniLm.WriteTinyBert(Tiny, m => ModelTestUtil.RandomParams(m, 17));
+        MiniLm.WriteTinyBert(TinyOther, m => ModelTestUtil.RandomParams(m, 18));
     }
 
     [OneTimeTearDown] public void TearDown() { try { Directory.Delete(_root, true); } catch (IOException) { } }

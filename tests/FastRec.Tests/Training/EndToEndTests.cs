@@ -4,6 +4,7 @@ using FastRec.Engine.Model;
 using FastRec.Engine.Training;
 using FastRec.Engine.Weights;
 using FastRec.Kernels.Cpu;
+using FastRec.Tests.Weights;
 
 namespace FastRec.Tests.Training;
 
@@ -16,17 +17,7 @@ public class EndToEndTests
     {
         // A tiny random BERT (2 layers, hidden 32) with MiniLM's real WordPiece vocabulary, so the titles tokenize as in the demo.
         _root = Directory.CreateTempSubdirectory("fastrec-e2e-").FullName;
-        string vocab = Path.Combine(_root, "vocab.txt");
-        File.WriteAllBytes(vocab, MiniLmPackage.ReadVocab());
-        var config = new BertConfig
-        {
-            VocabSize = BertCheckpoint.CountVocab(vocab), HiddenSize = 32, NumHiddenLayers = 2, NumAttentionHeads = 2, IntermediateSize = 64,
-            MaxPositionEmbeddings = 64, TypeVocabSize = 2, HiddenDropoutProb = 0.1, AttentionProbsDropoutProb = 0.1,
-        };
-        using var b = new CpuSimdBackend();
-        using var m = new RecModel(b, config, new AdapterConfig());
-        m.InitRandom(17);
-        BertCheckpoint.Save(m, Path.Combine(_root, "tiny"), vocab);
+        MiniLm.WriteTinyBert(Path.Combine(_root, "tiny"), m => m.InitRandom(17));
     }
 
     [OneTimeTearDown] public void TearDown() { try { Directory.Delete(_root, true); } catch (IOException) { } }

