@@ -29,7 +29,7 @@ internal static class StudyCommand
         public readonly Option<string> Model = new("--model") { Description = "Encoder of variants (a) and (b) and the zero-shot baseline (default: minilm)", DefaultValueFactory = _ => "minilm" };
         public readonly Option<string> Out = new("--out") { Description = "Report folder" };
         public readonly Option<string> Cache = new("--cache") { Description = "Folder of the item-vector cache ('none' = no cache)", DefaultValueFactory = _ => "out/cache" };
-        public readonly Option<int?> Epochs = new("--epochs") { Description = "Most epochs of the head (early stopping on validation AUC; default 8)" };
+        public readonly Option<int?> Epochs = new("--epochs") { Description = "Most epochs of the head (early stopping on validation AUC; default 12)" };
         public readonly Option<int?> RankingUsers = new("--ranking-users") { Description = "Full ranking for N evenly spaced test users (0 = all)" };
         public readonly Option<bool> Json = new("--json") { Description = "Print the results as one JSON document on stdout (progress goes to stderr)" };
 
@@ -124,14 +124,16 @@ internal static class StudyCommand
             Action<string> log = CliRun.Info;
             string dir = r.GetValue(c.Out)!;
             OutputPaths.Dir(dir, "--out");
+            double heldOut = r.GetValue(share);
+            if (!(heldOut > 0 && heldOut < 1)) throw new ArgumentException($"--held-out must be in (0, 1), got {heldOut}");
             var wall = Stopwatch.StartNew();
             using var b = c.Backend.Create(r);
+            string model = CliRun.ResolveModel(r.GetValue(c.Model)!);
             var (raw, examples) = c.Load(r);
             var full = RecDataset.Build(HistoryFeatures.Append(raw), examples);
-            string model = CliRun.ResolveModel(r.GetValue(c.Model)!);
             var text = EncoderItemVectors.Compute(model, b, raw.Catalog, new EncoderItemVectorOptions { CacheDirectory = c.CacheDir(r) }, log);
             var result = ColdItemStudy.Run(raw, t => HistoryFeatures.Append(t), examples, StudyBoundaries.Of(full), text, NonNeuralItemVectors.Compute(raw.Catalog), b,
-                new ColdItemStudyOptions { HeldOut = r.GetValue(share), Head = c.Head(r), RankingUsers = r.GetValue(c.RankingUsers) ?? 0 }, log);
+                new ColdItemStudyOptions { HeldOut = heldOut, Head = c.Head(r), RankingUsers = r.GetValue(c.RankingUsers) ?? 0 }, log);
             string report = ColdItemReportWriter.Write(dir, result, wall.Elapsed.TotalSeconds);
             if (r.GetValue(c.Json)) CliRun.EmitJson(ColdJson(result));
             else

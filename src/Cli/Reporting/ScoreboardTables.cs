@@ -10,15 +10,14 @@ internal static class ScoreboardTables
     /// <summary>One row per model, the reference baseline marked; a model that cannot rank prints n/a there.</summary>
     public static string Headline(Scoreboard board, TableFormat format)
     {
-        var header = new[] { "model", "val AUC", "AUC", "GAUC", "log loss", "HR@10", "NDCG@10", "Recall@20", "MRR" };
+        var header = new[] { "model", "val AUC", "AUC", "GAUC (users)", "log loss", "HR@10", "NDCG@10", "Recall@20", "MRR" };
         var rows = board.Rows.Select(r =>
         {
             var m = r.Metrics; var k = r.Ranking?.Overall;
             string name = r == board.Reference ? $"{r.Name} (reference)" : r.Name;
-            double gauc = m is null || m.Gauc.UsersUsed < Slices.MinGaucUsers ? double.NaN : m.Gauc.Value;
             return new[]
             {
-                name, N(r.Entry.ValidationAuc), N(m?.Auc ?? double.NaN), N(gauc), N(m?.LogLoss ?? double.NaN),
+                name, N(r.Entry.ValidationAuc), N(m?.Auc ?? double.NaN), m?.Gauc.Format() ?? "n/a", N(m?.LogLoss ?? double.NaN),
                 N(k?.HitRateAt(10) ?? double.NaN), N(k?.NdcgAt(10) ?? double.NaN), N(k?.RecallAt(20) ?? double.NaN), N(k?.Mrr ?? double.NaN),
             };
         }).ToList();
@@ -32,9 +31,10 @@ internal static class ScoreboardTables
         else
         {
             int w0 = Math.Min(52, Math.Max(header[0].Length, rows.Max(r => r[0].Length)));
-            sb.AppendLine("  " + header[0].PadRight(w0) + string.Concat(header.Skip(1).Select(h => h.PadLeft(10))));
+            var w = header.Select((h, c) => Math.Max(h.Length, rows.Max(r => r[c].Length)) + 2).ToArray();
+            sb.AppendLine("  " + header[0].PadRight(w0) + string.Concat(header.Skip(1).Select((h, c) => h.PadLeft(w[c + 1]))));
             foreach (var r in rows)
-                sb.AppendLine("  " + (r[0].Length > w0 ? r[0][..(w0 - 1)] + "…" : r[0]).PadRight(w0) + string.Concat(r.Skip(1).Select(c => c.PadLeft(10))));
+                sb.AppendLine("  " + (r[0].Length > w0 ? r[0][..(w0 - 1)] + "…" : r[0]).PadRight(w0) + string.Concat(r.Skip(1).Select((x, c) => x.PadLeft(w[c + 1]))));
         }
         var notes = board.Rows.Where(r => r.Entry.Note is not null).Select(r => $"{r.Name}: {r.Entry.Note}").ToList();
         foreach (var n in notes) sb.AppendLine(format == TableFormat.Markdown ? $"\n- {n}" : $"  note: {n}");

@@ -17,7 +17,7 @@ public sealed record ItemVectorModelOptions
     /// <summary>H, the width of the hidden layer.</summary>
     public int Hidden { get; init; } = 64;
     /// <summary>Most epochs; early stopping on validation AUC usually ends sooner.</summary>
-    public int Epochs { get; init; } = 8;
+    public int Epochs { get; init; } = 12;
     /// <summary>Examples per step.</summary>
     public int BatchSize { get; init; } = 256;
     /// <summary>AdamW learning rate (constant).</summary>

@@ -316,7 +316,7 @@ public class CliReliabilityTests
 
     // ---- the sweep: every verb x {bad file, bad flag, unknown flag, unwritable out} x {text, --json} ----
 
-    private static readonly string[] JsonVerbs = ["train", "eval", "encode", "distill", "cotrain"];
+    private static readonly string[] JsonVerbs = ["train", "eval", "encode", "distill", "cotrain", "study"];
 
     /// <summary>(verb, case, arguments, what the one error line names); built against the fixture at run time.</summary>
     private IEnumerable<(string Verb, string Case, string[] Args, string Named)> Sweep()
@@ -331,6 +331,8 @@ public class CliReliabilityTests
         string[] cotrain = ["cotrain", "--model", _fx.ModelDir, "--out", _fx.Ckpt("sweep-a"), "--out-b", _fx.Ckpt("sweep-b"), "--interactions", _fx.Interactions, "--items", _fx.Items, "--backend", "cpu"];
         string[] demo = ["demo", "--model", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep-demo"), "--backend", "cpu"];
         string[] convert = ["convert", "--hf", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep-conv")];
+        string[] study = ["study", "transfer", "--interactions", _fx.Interactions, "--items", _fx.Items, "--variants", "e", "--out", Path.Combine(_fx.Root, "sweep-study"), "--backend", "cpu"];
+        string[] cold = ["study", "cold-items", "--interactions", _fx.Interactions, "--items", _fx.Items, "--model", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep-cold"), "--backend", "cpu"];
         static string[] Set(string[] a, string flag, string value)
         {
             int i = Array.IndexOf(a, flag);
@@ -359,7 +361,13 @@ public class CliReliabilityTests
         yield return ("convert", "bad file", Set(convert, "--hf", missingDir), missingDir);
         yield return ("convert", "bad flag", ["convert", "--package", "nope", "--out", Path.Combine(_fx.Root, "sweep-conv")], "--package");
         yield return ("convert", "unwritable out", Set(convert, "--out", blocked), "--out");
-        foreach (var a in new[] { train, eval, predict, encode, distill, cotrain, demo, convert })
+        yield return ("study", "bad file", Set(study, "--interactions", missing), missing);
+        yield return ("study", "bad flag", Set(study, "--windows", "2"), "--windows");
+        yield return ("study", "unwritable out", Set(study, "--out", blocked), "--out");
+        yield return ("study", "bad file", Set(cold, "--model", missingDir), missingDir);
+        yield return ("study", "bad flag", Set(cold, "--held-out", "1.5"), "--held-out");
+        yield return ("study", "unwritable out", Set(cold, "--out", blocked), "--out");
+        foreach (var a in new[] { train, eval, predict, encode, distill, cotrain, demo, convert, study, cold })
             yield return (a[0], "unknown flag", [.. a, "--no-such-flag"], "--no-such-flag");
         foreach (var a in new[] { predict, demo, convert })
             yield return (a[0], "--json where it is not an option", [.. a, "--json"], "--json");
