@@ -89,6 +89,10 @@ internal static class DemoCommand
             var eval = DemoEvaluation.Run(raw, data, baseDir, b, r.GetValue(cache)!, cold: !r.GetValue(noCold), transfer: !r.GetValue(noTransfer), CliRun.Info);
             Console.WriteLine(ScoreboardTables.Headline(eval.Board, TableFormat.Console));
             foreach (var l in eval.Board.Lifts) Console.WriteLine($"  {l.Model} over {l.Baseline}, {l.Metric}: {l.Lift}");
+            Console.WriteLine();
+            Console.WriteLine(EvaluationTables.FullRankingTable(eval.Board.Rows.Where(x => x.Ranking is not null).Select(x => x.Ranking!).ToList(), TableFormat.Console));
+            var sliceModels = new[] { DemoEvaluation.TextModel, eval.Board.Reference?.Name }.OfType<string>().Distinct().ToList();
+            Console.WriteLine(EvaluationTables.SliceTable(sliceModels.Select(n => (n, eval.Board[n].Slices)).ToList(), TableFormat.Console));
             if (eval.Cold is not null) Console.Write(ColdItemReportWriter.ConsoleSummary(eval.Cold));
             string report = DemoReportWriter.Write(dir, eval, result, "pair/report.md",
             [
