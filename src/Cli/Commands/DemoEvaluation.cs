@@ -58,7 +58,7 @@ internal static class DemoEvaluation
         };
         foreach (var f in baselines) entries.Add(new(f.Name, f.Model.Predict(data.Test), f.ValidationAuc, f.Model, IsBaseline: true));
         log("full ranking of the catalogue for every test user, slices and bootstrap intervals ...");
-        var board = Scoreboard.Build(window, data.Test, entries);
+        var board = Scoreboard.Build(window, data.Test, entries, new ScoreboardOptions { AlsoOver = ["history-feature logistic", "BPR-MF"] });
         seconds["evaluation"] = sw.Elapsed.TotalSeconds;
 
         ColdItemStudyResult? coldResult = null;

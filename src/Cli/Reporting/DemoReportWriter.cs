@@ -84,12 +84,8 @@ internal static class DemoReportWriter
         var b = e.Board;
         if (b.Reference is not null)
         {
-            foreach (var metric in new[] { "AUC", "GAUC", "NDCG@10" })
-            {
-                var l = b.Lifts.FirstOrDefault(x => x.Model == e.TextModel && x.Metric == metric);
-                if (l is not null)
-                    yield return $"{metric}: the text model against {b.Reference.Name}: {Words(l.Lift)}.";
-            }
+            foreach (var l in b.Lifts.Where(x => x.Model == e.TextModel))
+                yield return $"{l.Metric}: the text model against {l.Baseline}{(l.Baseline == b.Reference.Name ? " (the reference)" : "")}: {Words(l.Lift)}.";
         }
         var bestRank = b.Rows.Where(r => r.Ranking is not null).MaxBy(r => r.Ranking!.Overall.NdcgAt(10));
         if (bestRank is not null)

@@ -48,7 +48,7 @@ internal static class ScoreboardTables
         var sb = new StringBuilder();
         if (board.Lifts.Count > 0)
         {
-            sb.AppendLine($"{heading} Lifts over the reference ({board.Reference?.Name}, the baseline with the best validation AUC)").AppendLine();
+            sb.AppendLine($"{heading} Lifts (reference: {board.Reference?.Name}, the baseline with the best validation AUC; also over the baselines named by the report)").AppendLine();
             sb.AppendLine(EvaluationTables.LiftTable(board.Lifts, TableFormat.Markdown));
         }
         var ranked = board.Rows.Where(r => r.Ranking is not null).Select(r => r.Ranking!).ToList();

@@ -23,6 +23,9 @@ public sealed record ScoreboardOptions
     public BootstrapOptions Bootstrap { get; init; } = new();
     /// <summary>Also compute per-slice metrics (items cold / 1-4 / &gt;= 5, users new / 1-3 / warm).</summary>
     public bool Slices { get; init; } = true;
+    /// <summary>Baselines (by name) that the models' lifts are also computed over, beside the reference (e.g. the
+    /// history-feature logistic: "what does text add beyond the history features"); names not on the board are ignored.</summary>
+    public IReadOnlyList<string> AlsoOver { get; init; } = [];
     /// <summary>Test rows to evaluate (indices into the test set); null = all. The strict cold-item test passes the rows of held-out items.</summary>
     public int[]? Rows { get; init; }
 }
@@ -73,7 +76,11 @@ public sealed class Scoreboard
         var lifts = new List<LiftRow>();
         if (reference is not null)
             foreach (var r in rows.Where(r => !r.Entry.IsBaseline))
+            {
                 lifts.AddRange(LiftsOver(test, r, reference, o));
+                foreach (var other in rows.Where(x => x.Entry.IsBaseline && x != reference && o.AlsoOver.Contains(x.Name)))
+                    lifts.AddRange(LiftsOver(test, r, other, o));
+            }
         return new Scoreboard
         {
             Rows = rows, Reference = reference, Lifts = lifts,

@@ -48,6 +48,9 @@ public class ScoreboardTests
             Is.EqualTo(new[] { ("model", "val-best", "AUC"), ("model", "val-best", "GAUC"), ("model", "val-best", "NDCG@10") }));
         Assert.That(board.Lifts[0].Lift.Delta, Is.EqualTo(0.5).Within(1e-9), "perfect AUC 1 against a flat 0.5");
         Assert.That(board["no-ranker"].Ranking, Is.Null);
+        var also = Scoreboard.Build(w, t, entries, new ScoreboardOptions { Bootstrap = new BootstrapOptions { Resamples = 50 }, AlsoOver = ["test-best", "absent"] });
+        Assert.That(also.Lifts.Select(l => l.Baseline).Distinct(), Is.EqualTo(new[] { "val-best", "test-best" }));
+        Assert.That(also.Lifts.First(l => l.Baseline == "test-best" && l.Metric == "AUC").Lift.Delta, Is.EqualTo(0).Within(1e-12));
         Assert.That(board["model"].Ranking!.Overall.Ndcg[0], Is.GreaterThan(board["val-best"].Ranking!.Overall.Ndcg[0]), "K is capped at the 8 items");
         Assert.That(board["model"].Slices, Is.Not.Empty);
         Assert.That(() => Scoreboard.Build(w, t, [new("short", new float[3], 0.5, null, true)]),
