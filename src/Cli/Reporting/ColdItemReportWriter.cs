@@ -32,8 +32,8 @@ internal static class ColdItemReportWriter
         var ranked = b.Rows.FirstOrDefault(x => x.Ranking is not null)?.Ranking;
         if (ranked is not null)
             sb.AppendLine($"Full ranking: {ranked.Overall.Users:N0} users with a held-out test positive, candidates = the {ranked.UniverseSize:N0} held-out items. " +
-                          "Blind models (popularity, bias, ItemKNN, BPR-MF) have no parameter for these items: they give all of them one score, and ties are scored at " +
-                          "their random-order expectation, so their numbers are the chance level.").AppendLine();
+                          "Blind models (popularity, bias, ItemKNN, BPR-MF) have no trained parameter for these items: they give all of them one score (ties are " +
+                          "scored at their random-order expectation) or, for BPR-MF, untrained initial factors, so their numbers are the chance level up to noise.").AppendLine();
         sb.AppendLine("Lifts of the encoder-vector model (paired bootstrap over users, 95 %):").AppendLine();
         sb.AppendLine("| over | metric | result |");
         sb.AppendLine("|---|---|---|");
