@@ -62,6 +62,8 @@ public class PredictorTests
     [TestCase(AdapterInput.Pooler, new int[] { 16 }, 2)]
     [TestCase(AdapterInput.Cls, new int[] { }, 0)]
     [TestCase(AdapterInput.Pooler, new int[] { 8, 6 }, 1)]
+    [TestCase(AdapterInput.Mean, new int[] { 16 }, 2)]
+    [TestCase(AdapterInput.Mean, new int[] { }, 0)]
     public void ScoresEqualTheModelsProbabilities(AdapterInput input, int[] hidden, int dense)
     {
         using var model = TinyModel(dense, input, hidden);
@@ -82,6 +84,7 @@ public class PredictorTests
 
     [TestCase(AdapterInput.Pooler, new int[] { 16 }, 2)]
     [TestCase(AdapterInput.Cls, new int[] { }, 0)]
+    [TestCase(AdapterInput.Mean, new int[] { 16 }, 2)]
     public void Int16ScoresAndLogitsStayCloseToFloat32(AdapterInput input, int[] hidden, int dense)
     {
         using var model = TinyModel(dense, input, hidden);
