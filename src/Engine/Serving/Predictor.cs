@@ -321,8 +321,8 @@ public sealed partial class Predictor : IDisposable
             _b.AddLayerNormForward(v.H, v.Sum, v.Mean, v.Rstd, v.H1, v.Ao, t.Ln2W, t.Ln2B, N, C, _eps);
         }
         if (allTokens) return;
-        // The last layer: keys and values of every token, but the head reads only [CLS], so the query, the attention output
-        // and the feed-forward run on the B [CLS] rows alone (rows B·C of the scratch views).
+        // The last layer (Pooler, Cls): keys and values of every token, but the head reads only [CLS], so the query, the
+        // attention output and the feed-forward run on the B [CLS] rows alone (rows B·C of the scratch views).
         if (!mean)
         {
             int l = L - 1, BC = B * C;
