@@ -32,7 +32,7 @@ internal sealed class TrainerCliOptions
     public readonly Option<int?> MaxLength = new("--max-length") { Description = "Longest token sequence, special tokens included" };
     public readonly Option<string?> HeadHidden = new("--head-hidden") { Description = "Hidden widths of the head, comma separated ('none' = one Linear)" };
     public readonly Option<float?> HeadDropout = new("--head-dropout") { Description = "Dropout in the head" };
-    public readonly Option<string?> HeadInput = new("--head-input") { Description = "pooler | cls" };
+    public readonly Option<string?> HeadInput = new("--head-input") { Description = "pooler | cls | mean (masked mean of the last hidden state)" };
     public readonly Option<string?> HeadActivation = new("--head-activation") { Description = "gelu | relu | tanh" };
     public readonly Option<int?> MaxTrain = new("--max-train") { Description = "Train on the most recent N training examples" };
     public readonly Option<int?> MaxVal = new("--max-val") { Description = "Validate on N evenly spaced validation examples" };
@@ -108,7 +108,8 @@ internal sealed class TrainerCliOptions
             {
                 "pooler" => AdapterInput.Pooler,
                 "cls" => AdapterInput.Cls,
-                _ => throw new ArgumentException($"--head-input: '{i}' is not pooler or cls"),
+                "mean" => AdapterInput.Mean,
+                _ => throw new ArgumentException($"--head-input: '{i}' is not pooler, cls or mean"),
             }
             : d.Input,
         Activation = r.GetValue(HeadActivation) is { } a

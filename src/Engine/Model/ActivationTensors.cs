@@ -61,6 +61,8 @@ internal sealed class ActivationTensors
     // ---- pooler and head
     public View<float> Pooled;        // (B, C), None without pooler
     public View<float> PoolWorkspace; // (B, C)
+    public View<float> MeanWeights;   // (B, T) mask[b,t] / max(Σ_t mask[b,t], 1e-9), None unless the head input is Mean
+    public View<float> MeanPooled;    // (B, C) masked mean of the last hidden state, None unless the head input is Mean
     public View<float> HeadIn;        // (B, C + D) [encoder vector | dense]
     public View<float>[] HeadPre = [];  // (B, H_j) Linear output
     public View<float>[] HeadPost = []; // (B, H_j) activation, then dropout in place
@@ -171,6 +173,9 @@ internal sealed class ActivationTensors
 
         Pooled = bert.AddPoolingLayer ? Fl((long)B * C) : View<float>.None;
         PoolWorkspace = bert.AddPoolingLayer ? Fl((long)B * C) : View<float>.None;
+        bool mean = adapter.Input == AdapterInput.Mean;
+        MeanWeights = mean ? Fl(BT) : View<float>.None;
+        MeanPooled = mean ? Fl((long)B * C) : View<float>.None;
         int inW = C + D, maxW = inW;
         HeadIn = Fl((long)B * inW);
         int nh = adapter.HiddenSizes.Length;

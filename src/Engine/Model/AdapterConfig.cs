@@ -10,6 +10,10 @@ public enum AdapterInput
     Pooler,
     /// <summary>The raw last hidden state of the [CLS] token (position 0).</summary>
     Cls,
+    /// <summary>The attention-masked mean of the last hidden state over the real tokens,
+    /// Σ_t mask[b,t]·h[b,t,:] / max(Σ_t mask[b,t], 1e-9): the pooling all-MiniLM-L6-v2 was trained with. Not L2-normalised
+    /// (sentence-transformers normalises its embeddings; the head takes the raw mean). Padding does not change it.</summary>
+    Mean,
 }
 
 /// <summary>
@@ -26,7 +30,7 @@ public sealed class AdapterConfig
     public float Dropout { get; init; } = 0.1f;
     /// <summary>D: numeric features concatenated to the encoder vector (0 = none).</summary>
     public int DenseFeatures { get; init; }
-    /// <summary>Pooler output or raw [CLS] hidden state.</summary>
+    /// <summary>Pooler output, raw [CLS] hidden state or masked mean of the last hidden state.</summary>
     public AdapterInput Input { get; init; } = AdapterInput.Pooler;
 
     /// <summary>Checks the head against <paramref name="bert"/>; throws <see cref="InvalidDataException"/> naming the field.</summary>
@@ -39,6 +43,8 @@ public sealed class AdapterConfig
             throw new InvalidDataException($"AdapterConfig.Dropout must be in [0, 1), got {Dropout}");
         if (DenseFeatures < 0)
             throw new InvalidDataException($"AdapterConfig.DenseFeatures must be >= 0, got {DenseFeatures}");
+        if (!Enum.IsDefined(Input))
+            throw new InvalidDataException($"AdapterConfig.Input must be Pooler, Cls or Mean, got {Input}");
         if (Input == AdapterInput.Pooler && !bert.AddPoolingLayer)
             throw new InvalidDataException("AdapterConfig.Input is Pooler but the BERT config has no pooler (add_pooling_layer = false); use AdapterInput.Cls");
     }

@@ -29,6 +29,7 @@ public sealed partial class RecModel : IDisposable
     private float _segmentsWd = float.NaN;
     private readonly DeviceBuffer<float> _norm;  // (1)
     private readonly float[] _scalar = new float[1];
+    private float[] _meanWeights = [];           // (B, T) host scratch of the Mean head input's pooling weights
 
     private DeviceBuffer<float>? _actFloats;
     private DeviceBuffer<int>? _actInts;
@@ -133,7 +134,7 @@ public sealed partial class RecModel : IDisposable
 
     /// <summary>
     /// Chooses the trainable tensors (see <see cref="Freeze"/>); <paramref name="topK"/> in [0, L] for <see cref="Freeze.TopK"/>.
-    /// With <see cref="AdapterInput.Cls"/> the pooler is unused and never trainable. Zeroes the gradients.
+    /// With <see cref="AdapterInput.Cls"/> or <see cref="AdapterInput.Mean"/> the pooler is unused and never trainable. Zeroes the gradients.
     /// </summary>
     public void SetTrainable(Freeze mode, int topK = 0)
     {
@@ -290,12 +291,21 @@ public sealed partial class RecModel : IDisposable
     private void RunForward(ActivationTensors a, RecBatch batch, DropoutPlan drop)
     {
         _encoder.Forward(_p, a, TypeIds(a, batch), drop, From(batch));
-        if (Adapter.Input == AdapterInput.Pooler)
+        int C = Bert.HiddenSize;
+        switch (Adapter.Input)
         {
-            _encoder.PoolerForward(_p, a);
-            _head.Forward(_p, a, a.Pooled, Bert.HiddenSize, drop);
+            case AdapterInput.Pooler:
+                _encoder.PoolerForward(_p, a);
+                _head.Forward(_p, a, a.Pooled, C, drop);
+                break;
+            case AdapterInput.Mean:
+                MeanPooling.Forward(_b, a.MeanPooled, a.MeanWeights, BertEncoder.LastHidden(a), a.B, a.T, C);   // (B, C)
+                _head.Forward(_p, a, a.MeanPooled, C, drop);
+                break;
+            default:
+                _head.Forward(_p, a, BertEncoder.LastHidden(a), a.T * C, drop);   // row b starts at h[b, 0, :]
+                break;
         }
-        else _head.Forward(_p, a, BertEncoder.LastHidden(a), a.T * Bert.HiddenSize, drop);   // row b starts at h[b, 0, :]
     }
 
     private void RunBackward(ActivationTensors a, View<int> typeIds, DropoutPlan drop,
@@ -310,6 +320,8 @@ public sealed partial class RecModel : IDisposable
             _b.Copy2D(a.DPooled, C, 0, dHeadIn, inW, 0, a.B, C, accumulate: false);            // (B, C)
             _encoder.PoolerBackward(_p, _g, a, a.DPooled, toHidden);
         }
+        else if (toHidden && Adapter.Input == AdapterInput.Mean)
+            MeanPooling.Backward(_b, a.DRes, a.MeanWeights, dHeadIn, inW, a.B, a.T, C);               // δh[b, t, :] for every t
         else if (toHidden)
         {
             _b.Zero(a.DRes);
@@ -329,6 +341,13 @@ public sealed partial class RecModel : IDisposable
         _b.Upload(a.Ids, batch.InputIds);
         if (batch.TokenTypeIds is not null) _b.Upload(a.TypeIds, batch.TokenTypeIds);
         _b.Upload(a.Mask, batch.AttentionMask);
+        if (Adapter.Input == AdapterInput.Mean)
+        {
+            int bt = batch.B * batch.T;
+            if (_meanWeights.Length < bt) _meanWeights = new float[bt];
+            MeanPooling.Weights(batch.AttentionMask, batch.B, batch.T, _meanWeights.AsSpan(0, bt));
+            _b.Upload(a.MeanWeights, _meanWeights.AsSpan(0, bt));
+        }
         if (Adapter.DenseFeatures > 0) _b.Upload(a.Dense, batch.Dense);
         if (requireLabels) _b.Upload(a.Labels, batch.Labels);
         if (batch.Weights is not null) _b.Upload(a.Weights, batch.Weights);

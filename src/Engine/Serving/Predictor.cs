@@ -50,8 +50,9 @@ public sealed record PredictorOptions
 /// <para>The weights are copied out of the model once and the four big Linear weights of every encoder layer are pre-packed
 /// (<see cref="PackedWeight"/>, used by <see cref="PackedLinear"/> with bias and GELU fused); the model may be disposed
 /// afterwards. Attention runs straight from the (B, T, 3C) projections (<see cref="CpuSimdBackend.AttentionInference"/>),
-/// and since the head reads only [CLS], the last layer computes keys and values for every token but its query, attention
-/// output and feed-forward for the [CLS] rows alone. Each call rents a workspace (activations sized for
+/// and when the head reads only [CLS] (<see cref="AdapterInput.Pooler"/>, <see cref="AdapterInput.Cls"/>), the last layer
+/// computes keys and values for every token but its query, attention output and feed-forward for the [CLS] rows alone
+/// (<see cref="AdapterInput.Mean"/> runs it on every token). Each call rents a workspace (activations sized for
 /// <see cref="PredictorOptions.MaxBatch"/> × <see cref="PredictorOptions.MaxLength"/>) from a lock-free pool, so after
 /// warm-up a call allocates nothing on the managed heap and calls on different threads never share mutable state.
 /// Results are deterministic: the same request gives bit-identical scores whatever the thread or the load.</para>
@@ -296,16 +297,19 @@ public sealed partial class Predictor : IDisposable
     // ------------------------------------------------------------------ the inference forward
 
     /// <summary>The encoder (and head) of one packed batch. With <paramref name="allTokens"/> every layer runs on every token and
-    /// the pass stops there: v.H holds the last hidden state (B, T, C) and the head is not run.</summary>
+    /// the pass stops there: v.H holds the last hidden state (B, T, C) and the head is not run. The head input
+    /// <see cref="AdapterInput.Mean"/> also runs the last layer on every token (it averages them all); Pooler and Cls run
+    /// it on the [CLS] rows alone.</summary>
     private void Forward(Workspace w, in Views v, int B, int T, bool allTokens = false)
     {
+        bool mean = Adapter.Input == AdapterInput.Mean;
         int N = B * T, threads = Options.ThreadsPerCall;
         var p = _p;
         var typeIds = w.Types.Slice(0, N);
         _b.EmbeddingForward(v.Sum, w.Ids.Slice(0, N), typeIds, p.WordEmb, p.PosEmb, p.TypeEmb, B, T, C);       // (B, T, C)
         _b.AddLayerNormForward(v.H, v.Sum, v.Mean, v.Rstd, v.Sum, View<float>.None, p.EmbLnW, p.EmbLnB, N, C, _eps);
         var mask = w.Mask.Slice(0, N);
-        for (int l = 0; l < (allTokens ? L : L - 1); l++)
+        for (int l = 0; l < (allTokens || mean ? L : L - 1); l++)
         {
             var t = p.Layers[l];
             _wqkv[l].Forward(w.Quantized, w.RowScale, v.H.Span, N, v.Qkv.Span, Activation.Identity, threads);                         // (B, T, 3C)
@@ -317,8 +321,9 @@ public sealed partial class Predictor : IDisposable
             _b.AddLayerNormForward(v.H, v.Sum, v.Mean, v.Rstd, v.H1, v.Ao, t.Ln2W, t.Ln2B, N, C, _eps);
         }
         if (allTokens) return;
-        // The last layer: keys and values of every token, but the head reads only [CLS], so the query, the attention output
-        // and the feed-forward run on the B [CLS] rows alone (rows B·C of the scratch views).
+        // The last layer (Pooler, Cls): keys and values of every token, but the head reads only [CLS], so the query, the
+        // attention output and the feed-forward run on the B [CLS] rows alone (rows B·C of the scratch views).
+        if (!mean)
         {
             int l = L - 1, BC = B * C;
             var t = p.Layers[l];
@@ -337,10 +342,16 @@ public sealed partial class Predictor : IDisposable
             _b.AddLayerNormForward(v.H.Slice(0, BC), v.Sum.Slice(0, BC), v.Mean.Slice(0, B), v.Rstd.Slice(0, B), h1, o, t.Ln2W, t.Ln2B, B, C, _eps);
         }
         var cls = v.H.Slice(0, B * C);                                                                            // (B, 1, C)
-        // head input (B, C + D) = [pooler(h[:, 0]) or h[:, 0] | dense]
+        // head input (B, C + D) = [pooler(h[:, 0]), h[:, 0] or the masked mean of h | dense]
         if (Adapter.Input == AdapterInput.Pooler)
         {
             _b.PoolerForward(v.Pooled, cls, p.PoolW, p.PoolB, B, 1, C);
+            _b.Copy2D(v.HeadIn, InW, 0, v.Pooled, C, 0, B, C, accumulate: false);
+        }
+        else if (mean)
+        {
+            MeanPooling.Weights(mask.Span, B, T, v.MeanW.Span);                                                  // (B, T)
+            MeanPooling.Forward(_b, v.Pooled, v.MeanW, v.H, B, T, C);                                              // (B, C)
             _b.Copy2D(v.HeadIn, InW, 0, v.Pooled, C, 0, B, C, accumulate: false);
         }
         else _b.Copy2D(v.HeadIn, InW, 0, cls, C, 0, B, C, accumulate: false);
@@ -364,7 +375,7 @@ public sealed partial class Predictor : IDisposable
     /// <summary>The activation views of one pass at (B, T), carved from a workspace's float buffer.</summary>
     private readonly struct Views
     {
-        public readonly View<float> H, Sum, Mean, Rstd, Qkv, Atty, Ao, H1, Inter, Pooled, HeadIn, HeadA, HeadB, Logits;
+        public readonly View<float> H, Sum, Mean, Rstd, Qkv, Atty, Ao, H1, Inter, Pooled, MeanW, HeadIn, HeadA, HeadB, Logits;
 
         public Views(DeviceBuffer<float> buf, int B, int T, int C, int NH, int F, int inW, int maxW)
         {
@@ -379,7 +390,8 @@ public sealed partial class Predictor : IDisposable
             Ao = Fl(N * C);           // (B, T, C) attention output / FFN output
             H1 = Fl(N * C);           // (B, T, C)
             Inter = Fl(N * F);        // (B, T, F)
-            Pooled = Fl((long)B * C);
+            Pooled = Fl((long)B * C);  // (B, C) pooler output or masked mean
+            MeanW = Fl(N);            // (B, T) mean-pooling weights (AdapterInput.Mean)
             HeadIn = Fl((long)B * inW);
             HeadA = Fl((long)B * maxW);
             HeadB = Fl((long)B * maxW);
@@ -389,7 +401,7 @@ public sealed partial class Predictor : IDisposable
         public static long Size(int B, int T, int C, int NH, int F, int inW, int maxW)
         {
             long N = (long)B * T;
-            return N * C * 2 + 2 * N + 3 * N * C + 3 * N * C + N * F + (long)B * C + (long)B * inW + 2L * B * maxW + B;
+            return N * C * 2 + 2 * N + 3 * N * C + 3 * N * C + N * F + (long)B * C + N + (long)B * inW + 2L * B * maxW + B;
         }
     }
 

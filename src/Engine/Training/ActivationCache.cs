@@ -8,7 +8,8 @@ namespace FastRec.Engine.Training;
 /// For each example, the hidden states (real tokens only, (n_i, C)) entering encoder layer <see cref="StartLayer"/>,
 /// computed once in evaluation mode (no dropout) by <see cref="RecModel.EncodeTo"/>, and reused by every epoch and every
 /// evaluation: the layers below the first trainable one never change. With <see cref="StartLayer"/> = L (only the
-/// pooler/head train) only the [CLS] row is kept and batches run with T = 1.
+/// pooler/head train) and a head that reads [CLS] only (<see cref="AdapterInput.Pooler"/>, <see cref="AdapterInput.Cls"/>)
+/// only the [CLS] row is kept and batches run with T = 1; with <see cref="AdapterInput.Mean"/> every real row is kept.
 /// <para>Consequence: the frozen layers run without dropout (as in evaluation). Without the cache they run with the
 /// configured dropout; with the encoder's dropout at 0 both paths give the same losses.</para>
 /// </summary>
@@ -18,16 +19,21 @@ public sealed class ActivationCache
     private readonly long[] _offsets;   // (N+1) in floats
     private readonly int[] _rows;       // (N) n_i: rows kept per example
     private readonly int _C;
+    private readonly bool _clsOnly;     // only the [CLS] row kept: batches shrink to T = 1
 
     /// <summary>The layer whose input is cached, in [0, L].</summary>
     public int StartLayer { get; }
     /// <summary>Floats held.</summary>
     public long Floats => _data.LongLength;
 
-    private ActivationCache(int startLayer, int C, float[] data, long[] offsets, int[] rows)
+    private ActivationCache(int startLayer, int C, bool clsOnly, float[] data, long[] offsets, int[] rows)
     {
-        StartLayer = startLayer; _C = C; _data = data; _offsets = offsets; _rows = rows;
+        StartLayer = startLayer; _C = C; _clsOnly = clsOnly; _data = data; _offsets = offsets; _rows = rows;
     }
+
+    /// <summary>Whether a cache at <paramref name="startLayer"/> keeps only the [CLS] row: above the last encoder layer, when
+    /// the head input reads [CLS] alone (not <see cref="AdapterInput.Mean"/>, which averages every real token).</summary>
+    public static bool KeepsClsOnly(int startLayer, int numLayers, AdapterInput input) => startLayer >= numLayers && input != AdapterInput.Mean;
 
     /// <summary>The layer to cache for <paramref name="model"/>'s current freezing, or -1 when caching brings nothing
     /// (the embeddings train, or nothing trains).</summary>
@@ -38,9 +44,9 @@ public sealed class ActivationCache
         return Math.Min(lowest, model.Layout.NumLayers);
     }
 
-    /// <summary>Bytes the cache of <paramref name="enc"/> at <paramref name="startLayer"/> would hold.</summary>
-    public static long BytesFor(EncodedExamples enc, int startLayer, int numLayers, int C)
-        => 4L * C * (startLayer >= numLayers ? enc.Count : enc.Ids.LongLength);
+    /// <summary>Bytes the cache of <paramref name="enc"/> at <paramref name="startLayer"/> would hold for head input <paramref name="input"/>.</summary>
+    public static long BytesFor(EncodedExamples enc, int startLayer, int numLayers, int C, AdapterInput input)
+        => 4L * C * (KeepsClsOnly(startLayer, numLayers, input) ? enc.Count : enc.Ids.LongLength);
 
     /// <summary>
     /// Runs the frozen layers over every example of <paramref name="enc"/> in batches of <paramref name="batchSize"/>
@@ -51,7 +57,7 @@ public sealed class ActivationCache
     {
         int L = model.Layout.NumLayers, C = model.Bert.HiddenSize, N = enc.Count;
         if (startLayer < 0 || startLayer > L) throw new ArgumentOutOfRangeException(nameof(startLayer), startLayer, $"start layer must be in [0, {L}]");
-        bool clsOnly = startLayer == L;
+        bool clsOnly = KeepsClsOnly(startLayer, L, model.Adapter.Input);
         var rows = new int[N];
         var offsets = new long[N + 1];
         for (int i = 0; i < N; i++)
@@ -82,16 +88,16 @@ public sealed class ActivationCache
             }
             progress?.Invoke(idx.Length);
         }
-        return new ActivationCache(startLayer, C, data, offsets, rows);
+        return new ActivationCache(startLayer, C, clsOnly, data, offsets, rows);
     }
 
     /// <summary>
     /// Fills <paramref name="batch"/>.Hidden (B, T, C) for examples <paramref name="rows"/> and sets its StartLayer:
-    /// cached rows copied, padding rows zero. With <see cref="StartLayer"/> = L the batch is shrunk to T = 1 ([CLS] only).
+    /// cached rows copied, padding rows zero. When only [CLS] is kept (<see cref="KeepsClsOnly"/>) the batch is shrunk to T = 1.
     /// </summary>
     public void Attach(RecBatch batch, ReadOnlySpan<int> rows, int numLayers)
     {
-        if (StartLayer >= numLayers && batch.T != 1)
+        if (_clsOnly && StartLayer >= numLayers && batch.T != 1)
         {
             // Only the [CLS] row is read above the last layer: keep T = 1.
             int B = batch.B, T = batch.T;

@@ -126,7 +126,8 @@ public sealed class Trainer
         if (layer >= 0)
         {
             int L = _model.Layout.NumLayers, C = _model.Bert.HiddenSize;
-            long bytes = ActivationCache.BytesFor(trainEnc, layer, L, C) + (valEnc is null ? 0 : ActivationCache.BytesFor(valEnc, layer, L, C));
+            var input = _model.Adapter.Input;
+            long bytes = ActivationCache.BytesFor(trainEnc, layer, L, C, input) + (valEnc is null ? 0 : ActivationCache.BytesFor(valEnc, layer, L, C, input));
             if (bytes > Options.CacheMaxBytes)
             {
                 Message(progress, $"activation cache needs {bytes / (1 << 20)} MiB, above the {Options.CacheMaxBytes / (1 << 20)} MiB limit: training without it");

@@ -24,7 +24,8 @@ public sealed class IlgpuModelParityTests
         LayerNormEps = 1e-12,
     };
 
-    private static AdapterConfig TinyHead() => new() { HiddenSizes = [8], Activation = Activation.Gelu, Dropout = 0.1f, DenseFeatures = 3 };
+    private static AdapterConfig TinyHead(AdapterInput input = AdapterInput.Pooler)
+        => new() { HiddenSizes = [8], Activation = Activation.Gelu, Dropout = 0.1f, DenseFeatures = 3, Input = input };
 
     private static RecBatch Batch(int B, int T)
     {
@@ -57,13 +58,15 @@ public sealed class IlgpuModelParityTests
     [OneTimeTearDown]
     public void Dispose() => _gpu?.Dispose();
 
-    [Test]
-    public void ForwardBackwardAndAdamWMatchTheCpuBackend()
+    [TestCase(AdapterInput.Pooler)]
+    [TestCase(AdapterInput.Cls)]
+    [TestCase(AdapterInput.Mean)]
+    public void ForwardBackwardAndAdamWMatchTheCpuBackend(AdapterInput input)
     {
         var gpu = _gpu;
         using var cpu = new CpuSimdBackend();
-        using var mg = new RecModel(gpu, TinyBert(), TinyHead());
-        using var mc = new RecModel(cpu, TinyBert(), TinyHead());
+        using var mg = new RecModel(gpu, TinyBert(), TinyHead(input));
+        using var mc = new RecModel(cpu, TinyBert(), TinyHead(input));
         mg.InitRandom(7);
         mc.InitRandom(7);
         var batch = Batch(3, 8);

@@ -14,6 +14,8 @@ public class ModelGradientTests
     {
         yield return new TestCaseData(true, AdapterInput.Pooler, new[] { 16 }, 2).SetName("Float64_FiniteDifferences_PoolerInput_OneHiddenLayer_Dense2");
         yield return new TestCaseData(false, AdapterInput.Cls, Array.Empty<int>(), 0).SetName("Float64_FiniteDifferences_ClsInput_NoPooler_NoHiddenLayer");
+        yield return new TestCaseData(true, AdapterInput.Mean, new[] { 16 }, 2).SetName("Float64_FiniteDifferences_MeanInput_OneHiddenLayer_Dense2");
+        yield return new TestCaseData(false, AdapterInput.Mean, Array.Empty<int>(), 0).SetName("Float64_FiniteDifferences_MeanInput_NoPooler_NoHiddenLayer");
     }
 
     /// <summary>
@@ -103,13 +105,15 @@ public class ModelGradientTests
 [TestFixtureSource(typeof(ModelTestUtil), nameof(ModelTestUtil.Backends))]
 public class ModelBackendGradientTests(string backendName)
 {
-    [Test]
-    public void Float32GradientsMatchFloat64Model()
+    [TestCase(AdapterInput.Pooler)]
+    [TestCase(AdapterInput.Cls)]
+    [TestCase(AdapterInput.Mean)]
+    public void Float32GradientsMatchFloat64Model(AdapterInput input)
     {
         var be64 = new Float64Backend();
-        using var m64 = new RecModel(be64, TinyBert(), TinyHead());
+        using var m64 = new RecModel(be64, TinyBert(), TinyHead(input: input));
         using var backend = CreateBackend(backendName);
-        using var m32 = new RecModel(backend, TinyBert(), TinyHead());
+        using var m32 = new RecModel(backend, TinyBert(), TinyHead(input: input));
         RandomParams(m64, 21);
         RandomParams(m32, 21);
         var batch = Batch();

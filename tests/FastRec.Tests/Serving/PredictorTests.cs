@@ -62,6 +62,8 @@ public class PredictorTests
     [TestCase(AdapterInput.Pooler, new int[] { 16 }, 2)]
     [TestCase(AdapterInput.Cls, new int[] { }, 0)]
     [TestCase(AdapterInput.Pooler, new int[] { 8, 6 }, 1)]
+    [TestCase(AdapterInput.Mean, new int[] { 16 }, 2)]
+    [TestCase(AdapterInput.Mean, new int[] { }, 0)]
     public void ScoresEqualTheModelsProbabilities(AdapterInput input, int[] hidden, int dense)
     {
         using var model = TinyModel(dense, input, hidden);
@@ -82,6 +84,7 @@ public class PredictorTests
 
     [TestCase(AdapterInput.Pooler, new int[] { 16 }, 2)]
     [TestCase(AdapterInput.Cls, new int[] { }, 0)]
+    [TestCase(AdapterInput.Mean, new int[] { 16 }, 2)]
     public void Int16ScoresAndLogitsStayCloseToFloat32(AdapterInput input, int[] hidden, int dense)
     {
         using var model = TinyModel(dense, input, hidden);
@@ -146,9 +149,9 @@ public class PredictorTests
     }
 
     [Test]
-    public void NoManagedAllocationPerCallAfterWarmUp([Values] ServingPrecision precision)
+    public void NoManagedAllocationPerCallAfterWarmUp([Values] ServingPrecision precision, [Values(AdapterInput.Pooler, AdapterInput.Mean)] AdapterInput input)
     {
-        using var model = TinyModel(dense: 2);
+        using var model = TinyModel(dense: 2, input: input);
         using var pred = new Predictor(model, Opts(mean: [0f, 0f], std: [1f, 1f], precision: precision));
         var ctx = Tokens(6, 12); var cand = Tokens(4, 13); float[] f = [0.3f, -0.2f];
         int[][] cands = [Tokens(2, 14), Tokens(5, 15), Tokens(3, 16)];

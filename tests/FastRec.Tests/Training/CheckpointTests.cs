@@ -110,6 +110,23 @@ public class CheckpointTests(string backendName)
     }
 
     [Test]
+    public void TheMeanHeadInputRoundTrips()
+    {
+        using var backend = TrainFixture.Backend(backendName);
+        string dir = _fx.Ckpt("mean");
+        var head = new AdapterConfig { HiddenSizes = [8], Dropout = 0.1f, DenseFeatures = 1, Input = AdapterInput.Mean };
+        using var rec = _fx.NewRecommender(backend, head, maxLength: 24);
+        rec.Schema = new DataSchema { Interactions = new InteractionFileOptions { DenseColumns = ["score"] }, Examples = new ExampleOptions { ContextSize = 3 } };
+        new Trainer(rec, Opt with { Epochs = 1, Freeze = Freeze.AdapterOnly }).Fit(_data.Train, _data.Validation);
+        Checkpoint.Save(rec, dir);
+        Assert.That(File.ReadAllText(Path.Combine(dir, Checkpoint.InfoFile)), Does.Contain("\"Mean\""), "stored by name");
+        using var loaded = Checkpoint.Load(dir, backend).Recommender;
+        Assert.That(loaded.Model.Adapter.Input, Is.EqualTo(AdapterInput.Mean));
+        Assert.That(loaded.Predict(_data.Test), Is.EqualTo(rec.Predict(_data.Test)), "same predictions");
+        TrainAssert.Throws<InvalidDataException>(() => Checkpoint.Load(dir, backend, expectAdapter: Head), "input", "Mean", "Pooler");
+    }
+
+    [Test]
     public void MismatchedConfigIsRefusedByField()
     {
         using var backend = TrainFixture.Backend(backendName);

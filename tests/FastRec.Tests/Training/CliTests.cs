@@ -2,6 +2,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using FastRec.Cli;
+using FastRec.Engine.Model;
 
 namespace FastRec.Tests.Training;
 
@@ -50,6 +51,7 @@ public class CliTests
     [TestCase("--backend", "gpu9000", "--backend")]
     [TestCase("--split-kind", "sideways", "--split-kind")]
     [TestCase("--head-hidden", "4,x", "--head-hidden")]
+    [TestCase("--head-input", "avg", "--head-input: 'avg' is not pooler, cls or mean")]
     [TestCase("--batch-size", "0", "--batch-size must be in [1, 65536], got 0")]
     [TestCase("--max-train", "-5", "--max-train must be >= 1, got -5")]
     [TestCase("--lr", "-1", "--lr must be finite and > 0")]
@@ -63,6 +65,20 @@ public class CliTests
         var (code, _, err) = Run([.. args]);
         Assert.That(code, Is.EqualTo(2), err);
         Assert.That(err, Does.StartWith("error:").And.Contain(named));
+    }
+
+    [TestCase("mean", AdapterInput.Mean)]
+    [TestCase("MEAN", AdapterInput.Mean)]
+    [TestCase("cls", AdapterInput.Cls)]
+    public void HeadInputParses(string value, AdapterInput expected)
+    {
+        var options = new FastRec.Cli.Commands.TrainerCliOptions();
+        var cmd = new Command("train");
+        options.AddTo(cmd);
+        var parse = cmd.Parse(["--head-input", value]);
+        Assert.That(parse.Errors, Is.Empty);
+        Assert.That(options.Adapter(parse, new AdapterConfig(), 0).Input, Is.EqualTo(expected));
+        Assert.That(options.Adapter(cmd.Parse([]), new AdapterConfig { Input = AdapterInput.Cls }, 0).Input, Is.EqualTo(AdapterInput.Cls), "default kept");
     }
 
     [TestCase("train")]

@@ -55,12 +55,16 @@ public class TrainerTests(string backendName)
     [TestCase(Freeze.TopK, 1)]
     [TestCase(Freeze.AdapterOnly, 0)]
     [TestCase(Freeze.TopK, 0)]
-    public void ActivationCacheGivesTheSameLossesAsRecomputing(Freeze mode, int k)
+    [TestCase(Freeze.AdapterOnly, 0, AdapterInput.Mean)]
+    [TestCase(Freeze.TopK, 1, AdapterInput.Mean)]
+    public void ActivationCacheGivesTheSameLossesAsRecomputing(Freeze mode, int k, AdapterInput input = AdapterInput.Pooler)
     {
         // Encoder dropout is 0 in the fixture (frozen layers under the cache run without dropout); the head keeps its dropout.
+        // With the Mean head input and only the head training, the cache must keep every real token (not [CLS] alone).
         var o = Base with { Freeze = mode, TopK = k };
-        var (with, pWith) = Run(o with { ActivationCache = true });
-        var (without, pWithout) = Run(o with { ActivationCache = false });
+        var head = new AdapterConfig { HiddenSizes = [8], Dropout = 0.1f, Input = input };
+        var (with, pWith) = Run(o with { ActivationCache = true }, head);
+        var (without, pWithout) = Run(o with { ActivationCache = false }, head);
         Assert.That(with.CachedLayer, Is.GreaterThan(0));
         Assert.That(without.CachedLayer, Is.EqualTo(-1));
         Assert.That(with.State.StepLosses, Has.Count.EqualTo(without.State.StepLosses.Count));
