@@ -21,6 +21,12 @@ public sealed record StrongBaselineOptions
     public int KnnNeighbours { get; init; } = 100;
     /// <summary>Shrinkage of <see cref="ItemKnnBaseline"/>.</summary>
     public double KnnShrink { get; init; } = 10;
+    /// <summary>Choose ItemKNN's neighbours and shrinkage on the validation window instead (full-ranking NDCG@10 of
+    /// <see cref="EvalWindow.ForValidation"/> over <see cref="KnnGrid"/>; ties go to the earlier grid point). On by default:
+    /// a reviewer expects tuned neighbourhood baselines.</summary>
+    public bool TuneKnn { get; init; } = true;
+    /// <summary>The (neighbours, shrink) candidates of <see cref="TuneKnn"/>.</summary>
+    public IReadOnlyList<(int Neighbours, double Shrink)> KnnGrid { get; init; } = [(100, 10), (100, 100), (50, 10), (50, 100), (400, 10), (400, 100)];
     /// <summary>Options of <see cref="BprBaseline"/>.</summary>
     public BprOptions Bpr { get; init; } = new();
 }
@@ -59,7 +65,11 @@ public static class StrongBaselines
         };
         if (train.DenseNames.SequenceEqual(HistoryFeatures.Names))
             fits.Add(() => new HistoryLogisticBaseline(DenseLogisticBaseline.Fit(train, name: "history-feature logistic"), o.HistoryAlpha));
-        fits.Add(() => ItemKnnBaseline.Fit(window, o.KnnNeighbours, o.KnnShrink));
+        fits.Add(() =>
+        {
+            var (k, shrink) = o.TuneKnn ? TuneKnn(window, train, validation, o.KnnGrid) : (o.KnnNeighbours, o.KnnShrink);
+            return ItemKnnBaseline.Fit(window, k, shrink);
+        });
         fits.Add(() => BprBaseline.Fit(window, backend, o.Bpr));
         if (textVectors is not null) fits.Add(() => ZeroShotTextBaseline.Fit(window, textVectors));
         int positives = validation.Positives;
@@ -73,5 +83,23 @@ public static class StrongBaselines
             fitted.Add(new FittedBaseline(model, seconds, bothClasses ? RocAuc.Compute(validation.Labels, model.Predict(validation)) : double.NaN));
         }
         return fitted;
+    }
+
+    /// <summary>The grid point with the best full-ranking NDCG@10 on the validation window (ties: the earlier point).</summary>
+    public static (int Neighbours, double Shrink) TuneKnn(EvalWindow window, ExampleSet train, ExampleSet validation,
+        IReadOnlyList<(int Neighbours, double Shrink)> grid)
+    {
+        ArgumentNullException.ThrowIfNull(window); ArgumentNullException.ThrowIfNull(grid);
+        if (grid.Count == 0) throw new ArgumentException("the ItemKNN grid is empty", nameof(grid));
+        var vw = EvalWindow.ForValidation(window.Catalog, train, validation);
+        if (vw.TestUsers.Length == 0) return grid[0];
+        var best = grid[0]; double bestNdcg = double.NegativeInfinity;
+        foreach (var g in grid)
+        {
+            var r = FullRanking.Evaluate(vw, ItemKnnBaseline.Fit(vw, g.Neighbours, g.Shrink), new FullRankingOptions { Ks = [10], SampledNegatives = 0 });
+            double ndcg = r.Overall.Ndcg[0];
+            if (ndcg > bestNdcg) { bestNdcg = ndcg; best = g; }
+        }
+        return best;
     }
 }

@@ -131,6 +131,15 @@ public sealed class EvalWindow
         return FromSets(data.Catalog, data.Train, data.Validation, data.Test);
     }
 
+    /// <summary>The validation analogue of <see cref="FromDataset"/>: the validation set plays the test window, so a
+    /// user's history is the training rows and <see cref="TestUsers"/> are the users with a validation positive. For
+    /// choosing hyper-parameters by full ranking without looking at the test split.</summary>
+    public static EvalWindow ForValidation(ItemCatalog catalog, ExampleSet train, ExampleSet validation)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        return FromSets(catalog, train, train.Subset([], "validation"), validation);
+    }
+
     /// <summary>The window of three example sets sharing a catalogue and users (sampled negatives are left out). The sets
     /// must be in time order (as <see cref="RecDataset"/> builds them) and each later set no earlier than the one before.</summary>
     public static EvalWindow FromSets(ItemCatalog catalog, ExampleSet train, ExampleSet validation, ExampleSet test)

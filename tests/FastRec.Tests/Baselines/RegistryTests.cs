@@ -75,4 +75,40 @@ public class RegistryTests
             "no history features, no text vectors");
         TrainAssert.Throws<ArgumentException>(() => StrongBaselines.FitAll(d.Window, plain.Data.Train, d.Data.Validation, backend), "do not share the window's users");
     }
+
+    [Test]
+    public void ItemKnnIsTunedOnTheValidationWindowNeverOnTest()
+    {
+        // u0..u5 like item 0 and, by taste group, item 1 or 2 in training; in validation each likes its group's other item
+        // (3 or 4), which only a neighbourhood over co-likes finds; the test split holds the opposite pattern, so a tuner
+        // that peeked at test would choose differently.
+        var rows = new List<Evaluation.Row>();
+        for (int u = 0; u < 12; u++)
+        {
+            int g = u % 2;
+            rows.Add(Evaluation.EvalTestUtil.Train($"u{u}", 0));
+            rows.Add(Evaluation.EvalTestUtil.Train($"u{u}", 1 + g));
+            if (u < 8) rows.Add(Evaluation.EvalTestUtil.Train($"u{u}", 3 + g));
+            rows.Add(Evaluation.EvalTestUtil.Val($"u{u}", u < 8 ? 5 + g : 3 + g));
+            rows.Add(Evaluation.EvalTestUtil.Test($"u{u}", 5 + (1 - g)));
+        }
+        var data = Evaluation.EvalTestUtil.Dataset(8, rows);
+        var window = FastRec.Engine.Evaluation.EvalWindow.FromDataset(data);
+        var vw = FastRec.Engine.Evaluation.EvalWindow.ForValidation(data.Catalog, data.Train, data.Validation);
+        Assert.That(vw.TestUsers.Length, Is.EqualTo(12), "every user has a validation positive");
+        Assert.That(vw.HistoryBeforeTest(vw.TestUsers[0]).Parts.ToArray(), Is.All.EqualTo(FastRec.Engine.Evaluation.SplitPart.Train));
+        (int, double)[] grid = [(1, 10), (2, 0.5), (8, 0.5)];
+        var chosen = StrongBaselines.TuneKnn(window, data.Train, data.Validation, grid);
+        double Ndcg((int K, double S) g) => FastRec.Engine.Evaluation.FullRanking.Evaluate(vw, ItemKnnBaseline.Fit(vw, g.K, g.S),
+            new FastRec.Engine.Evaluation.FullRankingOptions { Ks = [10], SampledNegatives = 0 }).Overall.Ndcg[0];
+        var values = grid.Select(Ndcg).ToArray();
+        Assert.That(values.Distinct().Count(), Is.GreaterThan(1), $"the grid must matter here: {string.Join(", ", values)}");
+        var expected = grid.MaxBy(Ndcg);
+        Assert.That(chosen, Is.EqualTo(expected));
+        using var backend = new CpuSimdBackend();
+        var knn = (ItemKnnBaseline)StrongBaselines.FitAll(window, data.Train, data.Validation, backend,
+            options: new StrongBaselineOptions { KnnGrid = grid, Bpr = new BprOptions { Dim = 2, Epochs = 1 } }).Single(f => f.Name == "ItemKNN").Model;
+        Assert.That((knn.Neighbours, knn.Shrink), Is.EqualTo(expected));
+        TrainAssert.Throws<ArgumentException>(() => StrongBaselines.TuneKnn(window, data.Train, data.Validation, []), "grid is empty");
+    }
 }
