@@ -163,6 +163,17 @@ internal static class CliRun
         };
     }
 
+    /// <summary>A finite metric as a JSON number; NaN or infinity (undefined) as null.</summary>
+    public static JsonNode? JsonNumber(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
+
+    /// <summary>Paired-bootstrap lifts as a JSON array: model, over, metric, delta, lo, hi, significant.</summary>
+    public static JsonArray Json(IEnumerable<FastRec.Engine.Evaluation.LiftRow> lifts)
+        => new(lifts.Select(l => (JsonNode)new JsonObject
+        {
+            ["model"] = l.Model, ["over"] = l.Baseline, ["metric"] = l.Metric, ["delta"] = l.Lift.Delta, ["lo"] = l.Lift.Lo, ["hi"] = l.Lift.Hi,
+            ["significant"] = l.Lift.Significant,
+        }).ToArray());
+
     public static void Info(string text)
     {
         if (Console.IsOutputRedirected || JsonMode) Console.WriteLine(text);

@@ -100,24 +100,21 @@ internal static class EvalCommand
             foreach (var row in board.Rows)
             {
                 var m = row.Metrics is null ? new JsonObject() : CliRun.Json(row.Metrics);
-                m["validation_auc"] = Num(row.Entry.ValidationAuc);
+                m["validation_auc"] = CliRun.JsonNumber(row.Entry.ValidationAuc);
                 if (row.Ranking is { } k)
                     m["full_ranking"] = new JsonObject
                     {
-                        ["users"] = k.Overall.Users, ["hr_at_10"] = Num(k.Overall.HitRateAt(10)), ["ndcg_at_10"] = Num(k.Overall.NdcgAt(10)),
-                        ["recall_at_20"] = Num(k.Overall.RecallAt(20)), ["ndcg_at_50"] = Num(k.Overall.NdcgAt(50)), ["mrr"] = Num(k.Overall.Mrr),
-                        ["sampled_100_hr_at_10"] = Num(k.Overall.Sampled?.HitRate ?? double.NaN), ["sampled_100_ndcg_at_10"] = Num(k.Overall.Sampled?.Ndcg ?? double.NaN),
+                        ["users"] = k.Overall.Users, ["hr_at_10"] = CliRun.JsonNumber(k.Overall.HitRateAt(10)), ["ndcg_at_10"] = CliRun.JsonNumber(k.Overall.NdcgAt(10)),
+                        ["recall_at_20"] = CliRun.JsonNumber(k.Overall.RecallAt(20)), ["ndcg_at_50"] = CliRun.JsonNumber(k.Overall.NdcgAt(50)), ["mrr"] = CliRun.JsonNumber(k.Overall.Mrr),
+                        ["sampled_100_hr_at_10"] = CliRun.JsonNumber(k.Overall.Sampled?.HitRate ?? double.NaN), ["sampled_100_ndcg_at_10"] = CliRun.JsonNumber(k.Overall.Sampled?.Ndcg ?? double.NaN),
                     };
                 var slices = new JsonObject();
                 foreach (var sl in row.Slices)
-                    slices[sl.Name] = new JsonObject { ["rows"] = sl.Rows, ["share"] = sl.Share, ["auc"] = Num(sl.Auc), ["gauc"] = Num(sl.Gauc), ["gauc_users"] = sl.GaucUsers, ["log_loss"] = Num(sl.LogLoss) };
+                    slices[sl.Name] = new JsonObject { ["rows"] = sl.Rows, ["share"] = sl.Share, ["auc"] = CliRun.JsonNumber(sl.Auc), ["gauc"] = CliRun.JsonNumber(sl.Gauc), ["gauc_users"] = sl.GaucUsers, ["log_loss"] = CliRun.JsonNumber(sl.LogLoss) };
                 m["slices"] = slices;
                 o[row.Name] = m;
             }
-            var lifts = new JsonArray();
-            foreach (var l in board.Lifts)
-                lifts.Add(new JsonObject { ["model"] = l.Model, ["over"] = l.Baseline, ["metric"] = l.Metric, ["delta"] = l.Lift.Delta, ["lo"] = l.Lift.Lo, ["hi"] = l.Lift.Hi, ["significant"] = l.Lift.Significant });
-            o["lifts"] = lifts;
+            o["lifts"] = CliRun.Json(board.Lifts);
             CliRun.EmitJson(o);
         }
         else
@@ -133,5 +130,4 @@ internal static class EvalCommand
         return 0;
     }
 
-    private static JsonNode? Num(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
 }

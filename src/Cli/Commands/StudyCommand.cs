@@ -164,8 +164,8 @@ internal static class StudyCommand
             points.Add(new JsonObject
             {
                 ["variant"] = p.Variant, ["window"] = p.Window, ["seed"] = p.Seed, ["train_rows"] = p.TrainRows, ["train_users"] = p.TrainUsers,
-                ["validation_auc"] = Num(p.ValidationAuc), ["auc"] = Num(p.Auc), ["gauc"] = Num(p.Gauc), ["log_loss"] = Num(p.LogLoss),
-                ["cold_gauc"] = Num(p.ColdGauc), ["ndcg_at_10"] = Num(p.Ndcg10), ["recall_at_20"] = Num(p.Recall20), ["seconds"] = p.Seconds,
+                ["validation_auc"] = CliRun.JsonNumber(p.ValidationAuc), ["auc"] = CliRun.JsonNumber(p.Auc), ["gauc"] = CliRun.JsonNumber(p.Gauc), ["log_loss"] = CliRun.JsonNumber(p.LogLoss),
+                ["cold_gauc"] = CliRun.JsonNumber(p.ColdGauc), ["ndcg_at_10"] = CliRun.JsonNumber(p.Ndcg10), ["recall_at_20"] = CliRun.JsonNumber(p.Recall20), ["seconds"] = p.Seconds,
             });
         var lifts = new JsonArray();
         foreach (var l in r.Lifts)
@@ -185,19 +185,15 @@ internal static class StudyCommand
         foreach (var row in r.Board.Rows)
             models[row.Name] = new JsonObject
             {
-                ["blind"] = r.Blind.Contains(row.Name), ["validation_auc"] = Num(row.Entry.ValidationAuc),
-                ["auc"] = Num(row.Metrics?.Auc ?? double.NaN), ["gauc"] = Num(row.Metrics is { } m && m.Gauc.UsersUsed >= Slices.MinGaucUsers ? m.Gauc.Value : double.NaN),
-                ["ndcg_at_10"] = Num(row.Ranking?.Overall.NdcgAt(10) ?? double.NaN), ["recall_at_20"] = Num(row.Ranking?.Overall.RecallAt(20) ?? double.NaN),
+                ["blind"] = r.Blind.Contains(row.Name), ["validation_auc"] = CliRun.JsonNumber(row.Entry.ValidationAuc),
+                ["auc"] = CliRun.JsonNumber(row.Metrics?.Auc ?? double.NaN), ["gauc"] = CliRun.JsonNumber(row.Metrics is { } m && m.Gauc.UsersUsed >= Slices.MinGaucUsers ? m.Gauc.Value : double.NaN),
+                ["ndcg_at_10"] = CliRun.JsonNumber(row.Ranking?.Overall.NdcgAt(10) ?? double.NaN), ["recall_at_20"] = CliRun.JsonNumber(row.Ranking?.Overall.RecallAt(20) ?? double.NaN),
             };
-        var lifts = new JsonArray();
-        foreach (var l in r.Board.Lifts)
-            lifts.Add(new JsonObject { ["model"] = l.Model, ["over"] = l.Baseline, ["metric"] = l.Metric, ["delta"] = l.Lift.Delta, ["lo"] = l.Lift.Lo, ["hi"] = l.Lift.Hi, ["significant"] = l.Lift.Significant });
         return new JsonObject
         {
             ["held_out_items"] = r.HeldOutItems, ["dropped_rows"] = r.DroppedRows, ["test_rows"] = r.Board.Test.Rows, ["test_users"] = r.Board.Test.Users,
-            ["reference"] = r.Board.Reference?.Name, ["models"] = models, ["lifts"] = lifts,
+            ["reference"] = r.Board.Reference?.Name, ["models"] = models, ["lifts"] = CliRun.Json(r.Board.Lifts),
         };
     }
 
-    private static JsonNode? Num(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
 }

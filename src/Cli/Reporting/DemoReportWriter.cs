@@ -40,7 +40,8 @@ internal static class DemoReportWriter
             sb.AppendLine("The same head over (a) pretrained MiniLM item vectors, (b) the same encoder randomly initialised, (c) genre + year + title-word vectors, " +
                           "(e) no item vectors, each with the history features, trained on the most recent 1 / 5 / 25 / 100 % of the training period " +
                           "(older ratings dropped, history features recomputed), one seed; validation and test fixed. Full tables: [transfer/report.md](transfer/report.md).").AppendLine();
-            sb.AppendLine(TransferGaucTable(e.Transfer));
+            sb.AppendLine(StudyReportWriter.MetricTable(e.Transfer, "GAUC", p => p.Gauc));
+            sb.AppendLine(StudyReportWriter.MetricTable(e.Transfer, "cold-item GAUC", p => p.ColdGauc));
             foreach (var l in e.Transfer.Lifts.Where(l => l.Over == "b" || (l.Variant == "a" && l.Over == "e")).Where(l => l.Metric != "AUC"))
                 sb.AppendLine($"- {l.Window:P0}: (a) over ({l.Over}) {l.Metric}: {l.Lift}");
             sb.AppendLine();
@@ -64,18 +65,6 @@ internal static class DemoReportWriter
         string path = Path.Combine(dir, "report.md");
         File.WriteAllText(path, sb.ToString());
         return path;
-    }
-
-    private static string TransferGaucTable(TransferStudyResult r)
-    {
-        var windows = r.Points.Select(p => p.Window).Distinct().Order().ToArray();
-        var sb = new StringBuilder();
-        sb.AppendLine("| variant | " + string.Join(" | ", windows.Select(w => $"GAUC {w:P0} ({r.Points.First(p => p.Window == w).TrainRows:N0})")) + " | cold-item GAUC 100 % | NDCG@10 100 % |");
-        sb.AppendLine("|---|" + string.Concat(windows.Select(_ => "---:|")) + "---:|---:|");
-        foreach (var (key, name) in r.Variants)
-            sb.AppendLine($"| ({key}) {name} | " + string.Join(" | ", windows.Select(w => StudyReportWriter.Cell(r.Summary(key, w, p => p.Gauc)))) +
-                          $" | {StudyReportWriter.Cell(r.Summary(key, windows[^1], p => p.ColdGauc))} | {StudyReportWriter.Cell(r.Summary(key, windows[^1], p => p.Ndcg10))} |");
-        return sb.ToString();
     }
 
     /// <summary>What the numbers say, sentence by sentence, from the lifts and tables (no hand-written claims).</summary>

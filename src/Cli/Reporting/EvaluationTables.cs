@@ -128,7 +128,7 @@ public static class EvaluationTables
 
     /// <summary>The table: markdown with a header rule, or plain text with padded columns (the first
     /// <paramref name="leftColumns"/> left-aligned, the rest right-aligned).</summary>
-    private static string Table(string[] header, List<string[]> rows, TableFormat format, int leftColumns = 1)
+    internal static string Table(string[] header, List<string[]> rows, TableFormat format, int leftColumns = 1)
     {
         var sb = new StringBuilder();
         if (format == TableFormat.Markdown)

@@ -21,21 +21,7 @@ internal static class ScoreboardTables
                 N(k?.HitRateAt(10) ?? double.NaN), N(k?.NdcgAt(10) ?? double.NaN), N(k?.RecallAt(20) ?? double.NaN), N(k?.Mrr ?? double.NaN),
             };
         }).ToList();
-        var sb = new StringBuilder();
-        if (format == TableFormat.Markdown)
-        {
-            sb.AppendLine("| " + string.Join(" | ", header) + " |");
-            sb.AppendLine("|---|" + string.Concat(Enumerable.Repeat("---:|", header.Length - 1)));
-            foreach (var r in rows) sb.AppendLine("| " + string.Join(" | ", r) + " |");
-        }
-        else
-        {
-            int w0 = Math.Min(52, Math.Max(header[0].Length, rows.Max(r => r[0].Length)));
-            var w = header.Select((h, c) => Math.Max(h.Length, rows.Max(r => r[c].Length)) + 2).ToArray();
-            sb.AppendLine("  " + header[0].PadRight(w0) + string.Concat(header.Skip(1).Select((h, c) => h.PadLeft(w[c + 1]))));
-            foreach (var r in rows)
-                sb.AppendLine("  " + (r[0].Length > w0 ? r[0][..(w0 - 1)] + "…" : r[0]).PadRight(w0) + string.Concat(r.Skip(1).Select((x, c) => x.PadLeft(w[c + 1]))));
-        }
+        var sb = new StringBuilder(EvaluationTables.Table(header, rows, format));
         var notes = board.Rows.Where(r => r.Entry.Note is not null).Select(r => $"{r.Name}: {r.Entry.Note}").ToList();
         foreach (var n in notes) sb.AppendLine(format == TableFormat.Markdown ? $"\n- {n}" : $"  note: {n}");
         return sb.ToString();

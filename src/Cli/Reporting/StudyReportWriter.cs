@@ -34,27 +34,31 @@ internal static class StudyReportWriter
         sb.AppendLine("Cells: mean ± standard deviation over seeds. Columns: training window (share of the training period, most recent part) and its labelled examples.");
         sb.AppendLine();
         foreach (var (name, get) in Metrics)
-        {
-            sb.AppendLine($"### {name}").AppendLine();
-            sb.AppendLine("| variant | " + string.Join(" | ", windows.Select(w => $"{w:P0} ({rows[w]:N0})")) + " |");
-            sb.AppendLine("|---|" + string.Concat(windows.Select(_ => "---|")));
-            foreach (var (key, vname) in r.Variants)
-                sb.AppendLine($"| ({key}) {vname} | " + string.Join(" | ", windows.Select(w => Cell(r.Summary(key, w, get)))) + " |");
-            sb.AppendLine();
-        }
+            sb.AppendLine($"### {name}").AppendLine().AppendLine(MetricTable(r, name, get));
         sb.AppendLine("## Lifts (paired bootstrap over test users, first seed's models, 95 % interval)").AppendLine();
         sb.AppendLine("| window | comparison | metric | result |");
         sb.AppendLine("|---|---|---|---|");
         foreach (var l in r.Lifts)
             sb.AppendLine($"| {l.Window:P0} | ({l.Variant}) over ({l.Over}) | {l.Metric} | {l.Lift} |");
         sb.AppendLine();
-        foreach (var n in r.Notes) sb.AppendLine($"- {n}");
-        if (r.Notes.Count > 0) sb.AppendLine();
         foreach (var (file, caption) in Plot(dir, r, windows, rows)) sb.AppendLine($"![{caption}]({file})").AppendLine();
         File.WriteAllText(Path.Combine(dir, "results.csv"), Csv(r));
         string path = Path.Combine(dir, "report.md");
         File.WriteAllText(path, sb.ToString());
         return path;
+    }
+
+    /// <summary>One metric as a markdown table: a row per variant, a column per training window (with its labelled
+    /// examples), cells mean ± sd over seeds.</summary>
+    public static string MetricTable(TransferStudyResult r, string metric, Func<TransferPoint, double> get)
+    {
+        var windows = r.Points.Select(p => p.Window).Distinct().Order().ToArray();
+        var sb = new StringBuilder();
+        sb.AppendLine("| variant | " + string.Join(" | ", windows.Select(w => $"{metric} {w:P0} ({r.Points.First(p => p.Window == w).TrainRows:N0})")) + " |");
+        sb.AppendLine("|---|" + string.Concat(windows.Select(_ => "---:|")));
+        foreach (var (key, vname) in r.Variants)
+            sb.AppendLine($"| ({key}) {vname} | " + string.Join(" | ", windows.Select(w => Cell(r.Summary(key, w, get)))) + " |");
+        return sb.ToString();
     }
 
     /// <summary>"0.7812 ± 0.0011", or "n/a" when undefined.</summary>

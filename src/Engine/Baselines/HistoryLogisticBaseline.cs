@@ -59,22 +59,7 @@ public sealed class HistoryLogisticBaseline : IRankingBaseline
 
     private void Features(EvalWindow window)
     {
-        int U = window.UserCount, V = window.ItemCount;
-        var uN = new double[U]; var uP = new double[U]; var iN = new double[V]; var iP = new double[V];
-        double gN = 0, gP = 0;
-        for (int u = 0; u < U; u++)
-        {
-            var h = window.HistoryBeforeTest(u);
-            for (int r = 0; r < h.Count; r++)
-            {
-                double y = h.Labels[r];
-                uN[u]++; uP[u] += y; iN[h.Items[r]]++; iP[h.Items[r]] += y; gN++; gP += y;
-            }
-        }
-        double g = HistoryFeatures.Prior(gP, gN);
-        _user = new float[2 * U]; _item = new float[2 * V];
-        for (int u = 0; u < U; u++) { _user[2 * u] = (float)HistoryFeatures.Rate(uP[u], uN[u], g, Alpha); _user[2 * u + 1] = (float)HistoryFeatures.LogCount(uN[u]); }
-        for (int i = 0; i < V; i++) { _item[2 * i] = (float)HistoryFeatures.Rate(iP[i], iN[i], g, Alpha); _item[2 * i + 1] = (float)HistoryFeatures.LogCount(iN[i]); }
+        (_user, _item) = window.HistoryFeaturesAtTestStart(Alpha);
         _featuresOf = window;
     }
 }

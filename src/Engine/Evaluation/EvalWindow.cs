@@ -40,7 +40,6 @@ public sealed class EvalWindow
         int U = userIds.Length, V = catalog.Count;
         _beforeTest = new int[U];
         TrainItemCount = new int[V];
-        TrainUserCount = new int[U];
         var testUsers = new List<int>();
         for (int u = 0; u < U; u++)
         {
@@ -49,7 +48,7 @@ public sealed class EvalWindow
             {
                 if (parts[r] != SplitPart.Test) n = r - offsets[u] + 1;
                 else if (labels[r] >= 0.5f) testPositive = true;
-                if (parts[r] == SplitPart.Train) { TrainItemCount[items[r]]++; TrainUserCount[u]++; }
+                if (parts[r] == SplitPart.Train) TrainItemCount[items[r]]++;
             }
             _beforeTest[u] = n;
             if (testPositive) testUsers.Add(u);
@@ -67,8 +66,6 @@ public sealed class EvalWindow
     public int ItemCount => Catalog.Count;
     /// <summary>Training-window interactions per item. (V)</summary>
     public int[] TrainItemCount { get; }
-    /// <summary>Training-window interactions per user. (U)</summary>
-    public int[] TrainUserCount { get; }
     /// <summary>Users with at least one test positive (label &gt;= 0.5), ascending: the users of full-ranking evaluation.</summary>
     public ReadOnlySpan<int> TestUsers => _testUsers;
 
@@ -103,7 +100,7 @@ public sealed class EvalWindow
     /// <summary>The four <see cref="HistoryFeatures"/> as they stand at the start of the test window (over every
     /// interaction before it, same formula and α): per user (U, 2) = [hist_user_rate, hist_user_log_count] and per item
     /// (V, 2) = [hist_item_rate, hist_item_log_count]. What a full-ranking scorer feeds a model trained on those features.</summary>
-    public (float[] User, float[] Item) HistoryFeaturesAtTestStart(double alpha = 5)
+    public (float[] User, float[] Item) HistoryFeaturesAtTestStart(double alpha = HistoryFeatures.DefaultAlpha)
     {
         int U = UserCount, V = ItemCount;
         var uN = new double[U]; var uP = new double[U]; var iN = new double[V]; var iP = new double[V];
@@ -114,10 +111,10 @@ public sealed class EvalWindow
                 double y = _labels[r];
                 uN[u]++; uP[u] += y; iN[_items[r]]++; iP[_items[r]] += y; gN++; gP += y;
             }
-        double g = (gP + 1) / (gN + 2);
+        double g = HistoryFeatures.Prior(gP, gN);
         var user = new float[U * 2]; var item = new float[V * 2];
-        for (int u = 0; u < U; u++) { user[2 * u] = (float)((uP[u] + alpha * g) / (uN[u] + alpha)); user[2 * u + 1] = (float)Math.Log(1 + uN[u]); }
-        for (int i = 0; i < V; i++) { item[2 * i] = (float)((iP[i] + alpha * g) / (iN[i] + alpha)); item[2 * i + 1] = (float)Math.Log(1 + iN[i]); }
+        for (int u = 0; u < U; u++) { user[2 * u] = (float)HistoryFeatures.Rate(uP[u], uN[u], g, alpha); user[2 * u + 1] = (float)HistoryFeatures.LogCount(uN[u]); }
+        for (int i = 0; i < V; i++) { item[2 * i] = (float)HistoryFeatures.Rate(iP[i], iN[i], g, alpha); item[2 * i + 1] = (float)HistoryFeatures.LogCount(iN[i]); }
         return (user, item);
     }
 

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using FastRec.Engine.Data;
 using FastRec.Engine.Metrics;
 using FastRec.Engine.Representations;
+using FastRec.Engine.Training;
 using FastRec.Kernels;
 
 namespace FastRec.Engine.Evaluation;
@@ -58,8 +59,6 @@ public sealed class TransferStudyResult
     public required (int Rows, int Users, int RankingUsers, int ColdRows) Test { get; init; }
     /// <summary>Wall seconds of the whole study.</summary>
     public double Seconds { get; set; }
-    /// <summary>Things to say in the report (caps, skipped cases).</summary>
-    public List<string> Notes { get; } = [];
 
     /// <summary>Mean and standard deviation over seeds of <paramref name="metric"/> for a (variant, window).</summary>
     public (double Mean, double Sd, int N) Summary(string variant, double window, Func<TransferPoint, double> metric)
@@ -93,17 +92,18 @@ public static class TransferStudy
         var wall = Stopwatch.StartNew();
         var points = new List<TransferPoint>(); var lifts = new List<TransferLift>();
         (int, int, int, int) test = default;
-        var notes = new List<string>();
         foreach (double frac in o.Windows)
         {
             var data = StudyData.Window(raw, prepare, examples, bounds, frac);
             var window = EvalWindow.FromDataset(data);
             var users = RankingSample(window, o.RankingUsers);
-            var cold = ColdRows(window, data.Test);
+            string coldSlice = Slices.ItemSlices(window)[0].Name;   // items without a training interaction in the window
+            int coldRows = 0;
+            for (int k = 0; k < data.Test.Count; k++) if (window.TrainItemCount[data.Test.Items[k]] == 0) coldRows++;
             int trainUsers = data.Train.Users.ToArray().Distinct().Count();
-            test = (data.Test.Count, data.Test.Users.ToArray().Distinct().Count(), users.Length, cold.Count);
+            test = (data.Test.Count, data.Test.Users.ToArray().Distinct().Count(), users.Length, coldRows);
             log?.Invoke($"window {frac:P0} of the training period: {data.Train.Count:N0} training rows from {trainUsers:N0} users; " +
-                        $"test {data.Test.Count:N0} rows ({cold.Count:N0} on items without a training interaction), ranking {users.Length:N0} users");
+                        $"test {data.Test.Count:N0} rows ({coldRows:N0} on items without a training interaction), ranking {users.Length:N0} users");
             var first = new Dictionary<string, (float[] Probs, FullRankingResult Ranking)>();
             foreach (var variant in variants)
                 for (int s = 0; s < o.Seeds; s++)
@@ -116,10 +116,10 @@ public static class TransferStudy
                         o.Head with { Seed = seed }, null, ct);
                     var p = model.Predict(data.Test);
                     var m = MetricsReport.Compute(data.Test.Labels, p, data.Test.Users, data.Test.Items);
-                    double coldGauc = cold.Count == 0 ? double.NaN : ColdGauc(data.Test, p, cold);
+                    double coldGauc = Slices.Compute(window, data.Test, p).First(x => x.Name == coldSlice).Gauc;
                     var ranking = FullRanking.Evaluate(window, model, new FullRankingOptions { Users = users, Ks = [10, 20], SampledNegatives = 0 });
                     var point = new TransferPoint(variant.Key, frac, s, data.Train.Count, trainUsers, model.Best.ValidationAuc, model.Best.Epoch,
-                        m.Auc, m.Gauc.UsersUsed >= Slices.MinGaucUsers ? m.Gauc.Value : double.NaN, m.LogLoss, coldGauc,
+                        m.Auc, m.Gauc.Reportable ? m.Gauc.Value : double.NaN, m.LogLoss, coldGauc,
                         ranking.Overall.NdcgAt(10), ranking.Overall.RecallAt(20), sw.Elapsed.TotalSeconds);
                     points.Add(point);
                     log?.Invoke($"  {variant.Key}) {variant.Name,-34} seed {s}: AUC {point.Auc:0.0000} GAUC {point.Gauc:0.0000} cold GAUC {point.ColdGauc:0.0000} " +
@@ -142,33 +142,14 @@ public static class TransferStudy
             Points = points, Lifts = lifts, Variants = variants.Select(v => (v.Key, v.Name)).ToList(), Test = test,
             Seconds = wall.Elapsed.TotalSeconds,
         };
-        result.Notes.AddRange(notes);
         return result;
     }
 
     /// <summary>An evenly spaced sample of <paramref name="count"/> of the window's test users (all when 0 or more).</summary>
     public static int[] RankingSample(EvalWindow window, int count)
     {
-        var all = window.TestUsers;
-        if (count <= 0 || count >= all.Length) return all.ToArray();
-        var s = new int[count];
-        for (int i = 0; i < count; i++) s[i] = all[(int)((long)i * all.Length / count)];
-        return s;
+        var all = window.TestUsers.ToArray();
+        return count <= 0 ? all : Experiment.SpacedIndices(all.Length, count).Select(i => all[i]).ToArray();
     }
 
-    /// <summary>Test rows whose item has no training interaction in the window.</summary>
-    private static List<int> ColdRows(EvalWindow window, ExampleSet test)
-    {
-        var rows = new List<int>();
-        for (int k = 0; k < test.Count; k++) if (window.TrainItemCount[test.Items[k]] == 0) rows.Add(k);
-        return rows;
-    }
-
-    private static double ColdGauc(ExampleSet test, float[] p, List<int> rows)
-    {
-        var y = new float[rows.Count]; var s = new float[rows.Count]; var u = new int[rows.Count];
-        for (int q = 0; q < rows.Count; q++) { y[q] = test.Labels[rows[q]]; s[q] = p[rows[q]]; u[q] = test.Users[rows[q]]; }
-        var g = UserMetrics.Gauc(y, s, u);
-        return g.UsersUsed >= Slices.MinGaucUsers ? g.Value : double.NaN;
-    }
 }

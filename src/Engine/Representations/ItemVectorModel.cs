@@ -6,6 +6,7 @@ using FastRec.Engine.Data;
 using FastRec.Engine.Evaluation;
 using FastRec.Engine.Metrics;
 using FastRec.Kernels;
+using FastRec.Kernels.Cpu;
 
 namespace FastRec.Engine.Representations;
 
@@ -207,14 +208,44 @@ public sealed class ItemVectorModel : IBaseline, IItemScorer, IDisposable
     {
         int n = set.Count;
         var rows = new float[(long)n * In]; var dense = new float[(long)n * Math.Max(F, 1)];
-        Parallel.For(0, (n + 255) / 256, chunk =>
-        {
-            var scratch = new float[2 * Math.Max(D, 1)];
-            for (int k = chunk * 256; k < Math.Min(n, chunk * 256 + 256); k++)
-                BuildRow(_window.Before(set.Users[k], set.Timestamps[k]), set.Items[k], set.DenseRow(k),
-                         rows.AsSpan((int)((long)k * In), In), dense.AsSpan(k * F, F), scratch);
-        });
+        var job = new RowsJob(this, set, rows, dense);
+        CpuParallel.ForRange(n, ref job);
         return (rows, dense);
+    }
+
+    /// <summary>Builds rows [start, end) of a set: one scratch per part, rows written only by their own part.</summary>
+    private readonly struct RowsJob(ItemVectorModel m, ExampleSet set, float[] rows, float[] dense) : IParallelRangeJob
+    {
+        public void Execute(int start, int end, int part)
+        {
+            var scratch = new float[2 * Math.Max(m.D, 1)];
+            for (int k = start; k < end; k++)
+                m.BuildRow(m._window.Before(set.Users[k], set.Timestamps[k]), set.Items[k], set.DenseRow(k),
+                           rows.AsSpan((int)((long)k * m.In), m.In), dense.AsSpan(k * m.F, m.F), scratch);
+        }
+    }
+
+    /// <summary>The second half of the head for items [start, end) and the chunk's users: out(j, i) = w₂·ReLU(pre(i, j) +
+    /// item part(i) + user part(j)) + b₂ + wide(i) + wide(j).</summary>
+    private readonly struct HeadJob(float[] pre, float[] itemPart, float[] itemWide, float[] w2, float b2, float[] userPart, float[] userWide,
+        float[] output, int users, int stride, int H, int V, bool vectors) : IParallelRangeJob
+    {
+        public void Execute(int start, int end, int part)
+        {
+            Span<float> z = stackalloc float[H];
+            for (int i = start; i < end; i++)
+            {
+                var ip = itemPart.AsSpan(i * H, H);
+                for (int j = 0; j < users; j++)
+                {
+                    if (vectors) TensorPrimitives.Add(pre.AsSpan((int)((long)i * stride + j * H), H), ip, z);
+                    else ip.CopyTo(z);
+                    TensorPrimitives.Add(z, userPart.AsSpan(j * H, H), z);
+                    TensorPrimitives.Max(z, 0f, z);
+                    output[(long)j * V + i] = TensorPrimitives.Dot(z, w2) + b2 + itemWide[i] + userWide[j];
+                }
+            }
+        }
     }
 
     // ------------------------------------------------------------------ forward / backward
@@ -402,6 +433,7 @@ public sealed class ItemVectorModel : IBaseline, IItemScorer, IDisposable
         var gmat = D > 0 ? new float[(long)D * Chunk * H] : [];   // (D, users·H)
         var pre = D > 0 ? new float[(long)V * Chunk * H] : [];    // (V, users·H)
         var pos = new float[Math.Max(D, 1)]; var neg = new float[Math.Max(D, 1)];
+        var outArr = new float[(long)Chunk * V];                 // (users, V) scores of one chunk
         DeviceBuffer<float>? xb = null, gb = null, ob = null;
         try
         {
@@ -440,27 +472,9 @@ public sealed class ItemVectorModel : IBaseline, IItemScorer, IDisposable
                     _b.Gemm(false, false, V, Chunk * H, D, 1f, xb!.All, D, gb.All, Chunk * H, false, ob!.All, Chunk * H);   // (V, users·H)
                     _b.Download(ob.All, pre);
                 }
-                var preArr = pre; var itemPart = _itemPart!; var itemWide = _itemWide!; var w2 = _w2; var cuArr = cu; var wu = wideU;
-                float b2 = _b2;
-                int HH = H, DD = D, sBase = s;
-                var outArr = new float[(long)n * V];
-                Parallel.For(0, (V + 511) / 512, chunk =>
-                {
-                    Span<float> z = stackalloc float[HH];
-                    for (int i = chunk * 512; i < Math.Min(V, chunk * 512 + 512); i++)
-                    {
-                        var ip = itemPart.AsSpan(i * HH, HH);
-                        for (int j = 0; j < n; j++)
-                        {
-                            if (DD > 0) TensorPrimitives.Add(preArr.AsSpan((int)((long)i * Chunk * HH + j * HH), HH), ip, z);
-                            else ip.CopyTo(z);
-                            TensorPrimitives.Add(z, cuArr.AsSpan(j * HH, HH), z);
-                            TensorPrimitives.Max(z, 0f, z);
-                            outArr[(long)j * V + i] = TensorPrimitives.Dot(z, w2) + b2 + itemWide[i] + wu[j];
-                        }
-                    }
-                });
-                outArr.AsSpan().CopyTo(scores.Slice(s * V, n * V));
+                var head = new HeadJob(pre, _itemPart!, _itemWide!, _w2, _b2, cu, wideU, outArr, n, Chunk * H, H, V, D > 0);
+                CpuParallel.ForRange(V, ref head);
+                outArr.AsSpan(0, n * V).CopyTo(scores.Slice(s * V, n * V));
             }
         }
         finally { xb?.Dispose(); gb?.Dispose(); ob?.Dispose(); }
