@@ -8,16 +8,16 @@ namespace FastRec.Cli.Reporting;
 internal static class ScoreboardTables
 {
     /// <summary>One row per model, the reference baseline marked; a model that cannot rank prints n/a there.</summary>
-    public static string Headline(Scoreboard board, TableFormat format)
+    public static string Headline(Scoreboard board, TableFormat format, Func<ScoreboardRow, string>? name = null)
     {
         var header = new[] { "model", "val AUC", "AUC", "GAUC (users)", "log loss", "HR@10", "NDCG@10", "Recall@20", "MRR" };
         var rows = board.Rows.Select(r =>
         {
             var m = r.Metrics; var k = r.Ranking?.Overall;
-            string name = r == board.Reference ? $"{r.Name} (reference)" : r.Name;
+            string label = (name?.Invoke(r) ?? r.Name) + (r == board.Reference ? " (reference)" : "");
             return new[]
             {
-                name, N(r.Entry.ValidationAuc), N(m?.Auc ?? double.NaN), m?.Gauc.Format() ?? "n/a", N(m?.LogLoss ?? double.NaN),
+                label, N(r.Entry.ValidationAuc), N(m?.Auc ?? double.NaN), m?.Gauc.Format() ?? "n/a", N(m?.LogLoss ?? double.NaN),
                 N(k?.HitRateAt(10) ?? double.NaN), N(k?.NdcgAt(10) ?? double.NaN), N(k?.RecallAt(20) ?? double.NaN), N(k?.Mrr ?? double.NaN),
             };
         }).ToList();
