@@ -285,7 +285,8 @@ public sealed class ItemVectorModel : IBaseline, IItemScorer, IDisposable
         }
     }
 
-    private double Step(Batch bt, int B)
+    /// <summary>Loss of the batch in bt and its gradient, assigned to the gradient buffer.</summary>
+    private void ForwardBackward(Batch bt, int B)
     {
         Forward(bt, B);
         _b.BceForwardBackward(bt.Loss.Slice(0, 1), bt.DLogits.Slice(0, B), bt.Logits.Slice(0, B), bt.Targets.Slice(0, B), bt.Weights.Slice(0, B), B);
@@ -294,12 +295,38 @@ public sealed class ItemVectorModel : IBaseline, IItemScorer, IDisposable
         _b.ActivationBackward(Activation.Relu, bt.DPre.Slice(0, B * H), bt.DPost.Slice(0, B * H), bt.Pre.Slice(0, B * H));
         _b.LinearBackward(View<float>.None, G(_oW1, H * In), G(_oB1, H), bt.DPre.Slice(0, B * H), bt.X.Slice(0, B * In), P(_oW1, H * In), B, In, H);
         if (F > 0) _b.LinearBackward(View<float>.None, G(_oWw, F), G(_oBw, 1), bt.DLogits.Slice(0, B), bt.Dn.Slice(0, B * F), P(_oWw, F), B, F, 1);
+    }
+
+    private double Step(Batch bt, int B)
+    {
+        ForwardBackward(bt, B);
         _b.GlobalNorm(bt.Norm.Slice(0, 1), _g.All);
         _b.AdamW(_p.All, _g.All, _m.All, _v.All, _segments.All, bt.Norm.Slice(0, 1), Options.MaxGradNorm, Options.LearningRate, 0.9f, 0.999f, 1e-8f, ++_step);
         Span<float> loss = stackalloc float[1];
         _b.Download(bt.Loss.Slice(0, 1), loss);
         return loss[0];
     }
+
+    /// <summary>Test hook: the weighted BCE of all of <paramref name="set"/> as one batch, with its gradient left in
+    /// <see cref="GradientView"/> (no optimiser step).</summary>
+    internal float LossAndGradient(ExampleSet set)
+    {
+        var (rows, dense) = BuildRows(set);
+        int B = set.Count;
+        using var bt = new Batch(_b, B, In, F, H);
+        _b.Upload(bt.X.Slice(0, B * In), rows);
+        if (F > 0) _b.Upload(bt.Dn.Slice(0, B * F), dense);
+        _b.Upload(bt.Targets.Slice(0, B), set.Labels); _b.Upload(bt.Weights.Slice(0, B), set.Weights);
+        ForwardBackward(bt, B);
+        Span<float> loss = stackalloc float[1];
+        _b.Download(bt.Loss.Slice(0, 1), loss);
+        return loss[0];
+    }
+
+    /// <summary>Test hook: the flat parameter buffer ([W1 | b1 | W2 | b2 | w_wide | b_wide]).</summary>
+    internal View<float> ParameterView => _p.All;
+    /// <summary>Test hook: the gradient buffer, same layout.</summary>
+    internal View<float> GradientView => _g.All;
 
     private void Train(ExampleSet train, ExampleSet validation, Action<string>? log, CancellationToken ct)
     {
