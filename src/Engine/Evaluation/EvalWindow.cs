@@ -23,7 +23,7 @@ public enum SplitPart : byte
 /// rows are what is predicted. Counts for slices: <see cref="TrainItemCount"/> (training interactions per item) and
 /// <see cref="HistoryUserCount"/> (interactions before the test window per user).</para>
 /// </summary>
-public sealed class EvalWindow
+public sealed partial class EvalWindow
 {
     private readonly int[] _offsets;     // (U + 1) CSR over users
     private readonly int[] _items;       // (R) item per interaction, user-major, time order within a user
