@@ -12,7 +12,7 @@ namespace FastRec.Engine.Training;
 /// "wall_time"}</c>, plus <c>"val_loss"</c>, <c>"val_auc"</c> and <c>"train_loss_mean"</c> (the mean step loss since the
 /// previous evaluation) on the steps that were evaluated; <see cref="Final"/> adds one line of end-of-run metrics. A step's
 /// line is written when the next report shows whether it was evaluated (at the latest, at <see cref="Dispose"/>).
-/// Undefined numbers (NaN) are null.</item>
+/// The loss and the rate are float32 (as the trainer keeps them), written in their shortest form. Undefined numbers (NaN) are null.</item>
 /// <item>TensorBoard (<see cref="TensorBoardWriter"/>): tags <c>train/loss</c>, <c>train/lr</c>,
 /// <c>train/examples_per_second</c>, <c>train/epoch</c> every step; <c>val/loss</c>, <c>val/auc</c>,
 /// <c>train/loss_mean</c> at each evaluation; <c>test/...</c> from <see cref="Final"/>.</item>
@@ -92,7 +92,7 @@ public sealed class TrainingLog : IProgress<TrainProgress>, IDisposable
         {
             _pending = new Dictionary<string, object?>
             {
-                ["step"] = p.Done, ["epoch"] = p.Epoch, ["loss"] = p.StepLoss, ["lr"] = p.LearningRate,
+                ["step"] = p.Done, ["epoch"] = p.Epoch, ["loss"] = (float)p.StepLoss, ["lr"] = (float)p.LearningRate,
                 ["examples_per_second"] = p.ExamplesPerSecond, ["wall_time"] = WallTime(),
             };
             _pendingStep = p.Done;
@@ -180,6 +180,7 @@ public sealed class TrainingLog : IProgress<TrainProgress>, IDisposable
                     case long l: w.WriteNumber(key, l); break;
                     case int i: w.WriteNumber(key, i); break;
                     case double d when double.IsFinite(d): w.WriteNumber(key, d); break;
+                    case float f when float.IsFinite(f): w.WriteNumber(key, f); break;   // shortest form that reads back as this float
                     default: w.WriteNull(key); break;
                 }
             }
