@@ -332,6 +332,7 @@ public class CliReliabilityTests
         string[] demo = ["demo", "--model", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep-demo"), "--backend", "cpu"];
         string[] convert = ["convert", "--hf", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep-conv")];
         string[] study = ["study", "transfer", "--interactions", _fx.Interactions, "--items", _fx.Items, "--variants", "e", "--out", Path.Combine(_fx.Root, "sweep-study"), "--backend", "cpu"];
+        string[] export = ["export", "--model", _ckpt, "--onnx", Path.Combine(_fx.Root, "sweep.onnx")];
         string[] cold = ["study", "cold-items", "--interactions", _fx.Interactions, "--items", _fx.Items, "--model", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep-cold"), "--backend", "cpu"];
         static string[] Set(string[] a, string flag, string value)
         {
@@ -342,6 +343,7 @@ public class CliReliabilityTests
         yield return ("train", "bad file", Set(train, "--interactions", missing), missing);
         yield return ("train", "bad flag", Set(train, "--epochs", "0"), "--epochs");
         yield return ("train", "unwritable out", Set(train, "--out", blocked), "--out");
+        yield return ("train", "unwritable log", Set(train, "--tensorboard", blocked), "--tensorboard");
         yield return ("eval", "bad file", Set(eval, "--model", missingDir), missingDir);
         yield return ("eval", "bad flag", Set(eval, "--split", "sideways"), "--split");
         yield return ("predict", "bad file", Set(predict, "--interactions", missing), missing);
@@ -367,9 +369,11 @@ public class CliReliabilityTests
         yield return ("study", "bad file", Set(cold, "--model", missingDir), missingDir);
         yield return ("study", "bad flag", Set(cold, "--held-out", "1.5"), "--held-out");
         yield return ("study", "unwritable out", Set(cold, "--out", blocked), "--out");
-        foreach (var a in new[] { train, eval, predict, encode, distill, cotrain, demo, convert, study, cold })
+        yield return ("export", "bad file", Set(export, "--model", missingDir), missingDir);
+        yield return ("export", "unwritable out", Set(export, "--onnx", Path.Combine(blocked, "m.onnx")), "--onnx");
+        foreach (var a in new[] { train, eval, predict, encode, distill, cotrain, demo, convert, study, cold, export })
             yield return (a[0], "unknown flag", [.. a, "--no-such-flag"], "--no-such-flag");
-        foreach (var a in new[] { predict, demo, convert })
+        foreach (var a in new[] { predict, demo, convert, export })
             yield return (a[0], "--json where it is not an option", [.. a, "--json"], "--json");
     }
 
