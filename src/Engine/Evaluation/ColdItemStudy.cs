@@ -76,7 +76,7 @@ public static class ColdItemStudy
         foreach (var f in StrongBaselines.FitAll(window, data.Train, data.Validation, backend, textVectors))
         {
             entries.Add(new ScoreboardEntry(f.Name, f.Model.Predict(data.Test), f.ValidationAuc, f.Model, IsBaseline: true));
-            if (f.Model is MostPopularBaseline or RecentPopularityBaseline or PopularityBaseline or BiasBaseline or ItemKnnBaseline or BprBaseline) blind.Add(f.Name);
+            if (f.Model is MostPopularBaseline or PopularityBaseline or BiasBaseline or ItemKnnBaseline or BprBaseline) blind.Add(f.Name);
         }
         var models = new List<IDisposable>();
         try

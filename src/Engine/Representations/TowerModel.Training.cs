@@ -18,7 +18,7 @@ public sealed partial class TowerModel
         public readonly float[] Rows, Dense, Targets, Weights, DRows, Probs, Dh, Dv, Hist;
         public readonly int[] Items, HistItems, HistCount, Source;
         public readonly float[] HistLabels;
-        public readonly DeviceBuffer<float> X, Dn, Pre, Post, Logits, Wide, T, W, DLogits, DPost, DPre, DX, Loss, Norm;
+        public readonly DeviceBuffer<float> X, Dn, Pre, Post, Logits, Wide, T, W, DLogits, DPost, DPre, DX, Loss, SoftLoss, Norm;
 
         public Batch(IBackend b, int cap, int In, int H, int O, int N, int d)
         {
@@ -31,12 +31,12 @@ public sealed partial class TowerModel
             Post = b.Allocate<float>((long)cap * H); Logits = b.Allocate<float>(cap * O); Wide = b.Allocate<float>(cap * O);
             T = b.Allocate<float>(cap * O); W = b.Allocate<float>(cap * O); DLogits = b.Allocate<float>(cap * O);
             DPost = b.Allocate<float>((long)cap * H); DPre = b.Allocate<float>((long)cap * H); DX = b.Allocate<float>((long)cap * In);
-            Loss = b.Allocate<float>(1); Norm = b.Allocate<float>(1);
+            Loss = b.Allocate<float>(1); SoftLoss = b.Allocate<float>(1); Norm = b.Allocate<float>(1);
         }
 
         public void Dispose()
         {
-            foreach (var x in new[] { X, Dn, Pre, Post, Logits, Wide, T, W, DLogits, DPost, DPre, DX, Loss, Norm }) x.Dispose();
+            foreach (var x in new[] { X, Dn, Pre, Post, Logits, Wide, T, W, DLogits, DPost, DPre, DX, Loss, SoftLoss, Norm }) x.Dispose();
         }
     }
 
@@ -117,12 +117,20 @@ public sealed partial class TowerModel
     }
 
     /// <summary>Loss of the R rows in the batch and the gradient of every parameter, assigned to the gradient buffer.</summary>
-    private float ForwardBackward(Batch bt, int R)
+    private float ForwardBackward(Batch bt, int R, SoftTargets? soft = null)
     {
         _b.Upload(bt.X.Slice(0, R * In), bt.Rows.AsSpan(0, R * In)); _b.Upload(bt.Dn.Slice(0, R * F), bt.Dense.AsSpan(0, R * F));
         _b.Upload(bt.T.Slice(0, R * O), bt.Targets.AsSpan(0, R * O)); _b.Upload(bt.W.Slice(0, R * O), bt.Weights.AsSpan(0, R * O));
         HeadForward(bt, R);
         _b.BceForwardBackward(bt.Loss.Slice(0, 1), bt.DLogits.Slice(0, R * O), bt.Logits.Slice(0, R * O), bt.T.Slice(0, R * O), bt.W.Slice(0, R * O), R * O);
+        if (soft is not null)
+        {
+            // Deep mutual learning: also fit the peer's softened probabilities σ(z_peer/T) on the same rows and weights,
+            // loss scaled by α·T² (Hinton's convention, so the gradient's size does not depend on T).
+            _b.Upload(bt.T.Slice(0, R * O), soft.Probabilities.AsSpan(0, R * O));
+            _b.BceForwardBackward(bt.SoftLoss.Slice(0, 1), bt.DLogits.Slice(0, R * O), bt.Logits.Slice(0, R * O), bt.T.Slice(0, R * O), bt.W.Slice(0, R * O), R * O,
+                soft.Temperature, soft.Weight * soft.Temperature * soft.Temperature, accumulate: true);
+        }
         _b.Zero(_g.All);
         _b.LinearBackward(bt.DPost.Slice(0, R * H), G(_oW2, O * H), G(_oB2, O), bt.DLogits.Slice(0, R * O), bt.Post.Slice(0, R * H), P(_oW2, O * H), R, H, O);
         _b.ActivationBackward(Activation.Relu, bt.DPre.Slice(0, R * H), bt.DPost.Slice(0, R * H), bt.Pre.Slice(0, R * H));
@@ -164,50 +172,117 @@ public sealed partial class TowerModel
 
     private void Train(ExampleSet train, int[] rated, ExampleSet validation, int[] ratedValidation, Action<string>? log, CancellationToken ct)
     {
-        Initialise(train, rated);
-        int n = rated.Length, K = Options.Negatives, B = Math.Min(Options.BatchSize, n), R = B * (1 + K);
-        using var bt = new Batch(_b, Math.Max(R, 1024), In, H, O, N, d);
-        var users = new HashSet<int>();
-        foreach (int k in rated) users.Add(train.Users[k]);
-        Trained = (n, users.Count);
-        var rankUsers = RankingUsers(train, validation);
-        var (bestAuc, bestNdcg) = Validate(validation, ratedValidation, bt, rankUsers);
-        Best = (0, bestAuc, bestNdcg);
-        var bestParams = new float[_count];
-        _b.Download(_p.All, bestParams);
-        log?.Invoke($"{Name}: {n:N0} training ratings of {users.Count:N0} users (+{K} sampled items each), {In} head inputs, {_count:N0} parameters; " +
-                    $"at start (the history-feature logistic): validation AUC {bestAuc:0.0000}" + (double.IsNaN(bestNdcg) ? "" : $", NDCG@10 {bestNdcg:0.0000}"));
-        var order = (int[])rated.Clone();
-        int since = 0;
-        for (int epoch = 1; epoch <= Options.Epochs; epoch++)
+        using var run = new Run(this, train, rated, validation, ratedValidation, log);
+        for (int epoch = 1; epoch <= Options.Epochs && !run.Stopped; epoch++)
         {
-            for (int i = n - 1; i > 0; i--)
-            {
-                int j = (int)(Rng.Hash(Options.Seed ^ 0x5EED_70E7UL, (ulong)epoch << 32 | (uint)i) % (ulong)(i + 1));
-                (order[i], order[j]) = (order[j], order[i]);
-            }
-            double lossSum = 0; int batches = 0;
-            for (int s = 0; s + B <= n; s += B)   // the last partial batch is dropped (it changes each epoch)
+            run.Shuffle(epoch);
+            for (int s = 0; s < run.Steps; s++)
             {
                 ct.ThrowIfCancellationRequested();
-                ProjectItems();
-                var job = new TrainRowsJob(this, bt, train, order, s, epoch);
-                CpuParallel.ForRange(R, ref job);
-                float loss = ForwardBackward(bt, R);
-                if (!float.IsFinite(loss)) throw new InvalidOperationException($"{Name}: the training loss became {loss} at epoch {epoch}; lower the learning rate");
-                _b.GlobalNorm(bt.Norm.Slice(0, 1), _g.All);
-                _b.AdamW(_p.All, _g.All, _m.All, _v.All, _segments.All, bt.Norm.Slice(0, 1), Options.MaxGradNorm, Options.LearningRate, 0.9f, 0.999f, 1e-8f, ++_step);
-                lossSum += loss; batches++;
+                run.Rows(s, epoch);
+                run.Step(run.ForwardBackward(null), epoch);
             }
-            var (auc, ndcg) = Validate(validation, ratedValidation, bt, rankUsers);
-            History.Add((lossSum / Math.Max(batches, 1), auc, ndcg));
-            log?.Invoke($"{Name}: epoch {epoch}: loss {lossSum / Math.Max(batches, 1):0.0000}, validation AUC {auc:0.0000}" + (double.IsNaN(ndcg) ? "" : $", NDCG@10 {ndcg:0.0000}"));
-            if (Better(auc, ndcg)) { Best = (epoch, auc, ndcg); _b.Download(_p.All, bestParams); since = 0; }
-            else if (++since > Options.Patience) break;
+            run.EndEpoch(epoch);
         }
-        _b.Upload(_p.All, bestParams);
-        ProjectItems();
-        _scorer = null;
+        run.Finish();
+    }
+
+    /// <summary>The state of one training run, step by step: <see cref="Train"/> and <see cref="FitMutual"/> drive it.</summary>
+    private sealed class Run : IDisposable
+    {
+        private readonly TowerModel _m;
+        private readonly ExampleSet _train, _validation;
+        private readonly int[] _order, _ratedValidation, _rankUsers;
+        private readonly float[] _bestParams;
+        private readonly Action<string>? _log;
+        private readonly int _n, _B;
+        private int _since, _batches;
+        private double _lossSum;
+        public readonly Batch Bt;
+        public readonly int R;
+        /// <summary>Full batches per epoch (the last partial batch is dropped: it changes each epoch).</summary>
+        public int Steps => _n / _B;
+        /// <summary>Early stopping has ended the run.</summary>
+        public bool Stopped { get; private set; }
+
+        public Run(TowerModel m, ExampleSet train, int[] rated, ExampleSet validation, int[] ratedValidation, Action<string>? log)
+        {
+            _m = m; _train = train; _validation = validation; _ratedValidation = ratedValidation; _log = log;
+            m.Initialise(train, rated);
+            _n = rated.Length; _B = Math.Min(m.Options.BatchSize, _n); R = _B * (1 + m.Options.Negatives);
+            Bt = new Batch(m._b, Math.Max(R, 1024), m.In, m.H, m.O, m.N, m.d);
+            var users = new HashSet<int>();
+            foreach (int k in rated) users.Add(train.Users[k]);
+            m.Trained = (_n, users.Count);
+            _rankUsers = m.RankingUsers(train, validation);
+            var (auc, ndcg) = m.Validate(validation, ratedValidation, Bt, _rankUsers);
+            m.Best = (0, auc, ndcg);
+            _bestParams = new float[m._count];
+            m._b.Download(m._p.All, _bestParams);
+            _order = (int[])rated.Clone();
+            log?.Invoke($"{m.Name}: {_n:N0} training ratings of {users.Count:N0} users (+{m.Options.Negatives} sampled items each), {m.In} head inputs, {m._count:N0} parameters; " +
+                        $"at start (the history-feature logistic): validation AUC {auc:0.0000}" + (double.IsNaN(ndcg) ? "" : $", NDCG@10 {ndcg:0.0000}"));
+        }
+
+        public void Shuffle(int epoch)
+        {
+            for (int i = _n - 1; i > 0; i--)
+            {
+                int j = (int)(Rng.Hash(_m.Options.Seed ^ 0x5EED_70E7UL, (ulong)epoch << 32 | (uint)i) % (ulong)(i + 1));
+                (_order[i], _order[j]) = (_order[j], _order[i]);
+            }
+            _lossSum = 0; _batches = 0;
+        }
+
+        /// <summary>Projects the items with the current parameters and builds the rows of step <paramref name="s"/>.</summary>
+        public void Rows(int s, int epoch)
+        {
+            _m.ProjectItems();
+            var job = new TrainRowsJob(_m, Bt, _train, _order, s * _B, epoch);
+            CpuParallel.ForRange(R, ref job);
+        }
+
+        /// <summary>The logits (R, O) of the rows built, without a gradient.</summary>
+        public float[] Logits()
+        {
+            var z = new float[R * _m.O];
+            _m._b.Upload(Bt.X.Slice(0, R * _m.In), Bt.Rows.AsSpan(0, R * _m.In)); _m._b.Upload(Bt.Dn.Slice(0, R * F), Bt.Dense.AsSpan(0, R * F));
+            _m.HeadForward(Bt, R);
+            _m._b.Download(Bt.Logits.Slice(0, R * _m.O), z);
+            return z;
+        }
+
+        /// <summary>The loss of the rows built (plus, with <paramref name="soft"/>, the mutual-learning term) and every gradient.</summary>
+        public float ForwardBackward(SoftTargets? soft) => _m.ForwardBackward(Bt, R, soft);
+
+        public void Step(float loss, int epoch)
+        {
+            if (!float.IsFinite(loss)) throw new InvalidOperationException($"{_m.Name}: the training loss became {loss} at epoch {epoch}; lower the learning rate");
+            var b = _m._b;
+            b.GlobalNorm(Bt.Norm.Slice(0, 1), _m._g.All);
+            b.AdamW(_m._p.All, _m._g.All, _m._m.All, _m._v.All, _m._segments.All, Bt.Norm.Slice(0, 1), _m.Options.MaxGradNorm, _m.Options.LearningRate, 0.9f, 0.999f, 1e-8f, ++_m._step);
+            _lossSum += loss; _batches++;
+        }
+
+        public void EndEpoch(int epoch)
+        {
+            var (auc, ndcg) = _m.Validate(_validation, _ratedValidation, Bt, _rankUsers);
+            double loss = _lossSum / Math.Max(_batches, 1);
+            _m.History.Add((loss, auc, ndcg));
+            _log?.Invoke($"{_m.Name}: epoch {epoch}: loss {loss:0.0000}, validation AUC {auc:0.0000}" + (double.IsNaN(ndcg) ? "" : $", NDCG@10 {ndcg:0.0000}"));
+            if (_m.Better(auc, ndcg)) { _m.Best = (epoch, auc, ndcg); _m._b.Download(_m._p.All, _bestParams); _since = 0; }
+            else if (++_since > _m.Options.Patience) Stopped = true;
+        }
+
+        /// <summary>Restores the best epoch's parameters.</summary>
+        public void Finish()
+        {
+            _m._b.Upload(_m._p.All, _bestParams);
+            _m.ProjectItems();
+            _m._scorer = null;
+        }
+
+        public void Dispose() => Bt.Dispose();
     }
 
     /// <summary>The selection rule: the sum of the relative changes of validation AUC − 0.5 and NDCG@10 over the best so far
