@@ -38,13 +38,14 @@ internal static class ServingTestUtil
         return new ItemVectors("random", Items, EncodingDim, v);
     }
 
-    /// <summary>The model trained for one epoch (d 4, H 8, N 6, two sampled items per rating) and its serving scorer.</summary>
-    public static (RecDataset Data, EvalWindow Window, TowerScorer Scorer) Trained()
+    /// <summary>The model trained for one epoch (d 4, H 8, N 6, two sampled items per rating) on <paramref name="vectors"/>
+    /// (default <see cref="Vectors"/>) and its serving scorer.</summary>
+    public static (RecDataset Data, EvalWindow Window, TowerScorer Scorer) Trained(ItemVectors? vectors = null)
     {
         var data = Dataset();
         var window = EvalWindow.FromDataset(data);
         using var backend = new CpuSimdBackend();
-        using var model = TowerModel.Fit("serving", window, data.Train, data.Validation, Vectors(), backend, new TowerModelOptions
+        using var model = TowerModel.Fit("serving", window, data.Train, data.Validation, vectors ?? Vectors(), backend, new TowerModelOptions
         { Dim = 4, Hidden = 8, HistoryLength = 6, Negatives = 2, Epochs = 1, BatchSize = 32, ValidationRankingUsers = 10 });
         return (data, window, model.CreateScorer(window, includeTest: true));
     }
