@@ -20,6 +20,7 @@ namespace FastRec.Cli
             root.Subcommands.Add(TrainCommand.Build());
             root.Subcommands.Add(EvalCommand.Build());
             root.Subcommands.Add(PredictCommand.Build());
+            root.Subcommands.Add(ExportCommand.Build());
             root.Subcommands.Add(DistillCommand.Build());
             root.Subcommands.Add(CotrainCommand.Build());
             root.Subcommands.Add(StudyCommand.Build());

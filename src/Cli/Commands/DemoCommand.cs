@@ -91,19 +91,22 @@ internal static class DemoCommand
             foreach (var l in eval.Board.Lifts) Console.WriteLine($"  {l.Model} over {l.Baseline}, {l.Metric}: {l.Lift}");
             Console.WriteLine();
             Console.WriteLine(EvaluationTables.FullRankingTable(eval.Board.Rows.Where(x => x.Ranking is not null).Select(x => x.Ranking!).ToList(), TableFormat.Console));
-            var sliceModels = new[] { DemoEvaluation.TextModel, eval.Board.Reference?.Name }.OfType<string>().Distinct().ToList();
+            var sliceModels = new[] { eval.TextModel, eval.Board.Reference?.Name }.OfType<string>().Distinct().ToList();
             Console.WriteLine(EvaluationTables.SliceTable(sliceModels.Select(n => (n, eval.Board[n].Slices)).ToList(), TableFormat.Console));
             if (eval.Cold is not null) Console.Write(ColdItemReportWriter.ConsoleSummary(eval.Cold));
             string report = DemoReportWriter.Write(dir, eval, result, "pair/report.md",
             [
                 $"data: vendored MovieTweetings 100k ({data.Table.Count:N0} ratings, {data.Catalog.Count:N0} movies), label = rating >= 8, temporal split 80/10/10 " +
                 $"(train {data.Train.Count:N0}, validation {data.Validation.Count:N0}, test {data.Test.Count:N0} ratings)",
-                $"text model: all-MiniLM-L6-v2 from {baseDir} encodes every movie once (\"Title (Year). Genres: a, b\", masked mean pooling + L2, as the encoder was trained); " +
-                "a wide & deep head over [the user's liked / disliked history profiles x the candidate's vector, the candidate's vector, cosines] + the history features " +
-                "(its wide path starts at the history-feature logistic regression) is trained on every training rating with AdamW, early stopping on validation AUC",
+                $"text models: all-MiniLM-L6-v2 from {baseDir} encodes every movie once (\"Title (Year). Genres: a, b\", masked mean pooling + L2, as the encoder was trained). " +
+                $"(1) the item tower: a trained projection (+ per-item residual) of those vectors, a user tower over the last 50 rated items (mean + attention against the candidate, " +
+                $"no user id), a wide & deep head with a 'like' output and a 'rated' output (trained against uniformly sampled unrated items), on the history features and the items' " +
+                $"1/7/30-day rating counts; ranks by log p(rated) + log p(like); trained on all {eval.TowerTrained.Rows:N0} training ratings of {eval.TowerTrained.Users:N0} users, " +
+                $"epoch {eval.TowerModel.Epoch} kept by validation AUC and NDCG@10. (2) the fixed-vector head of the transfer study (liked / disliked history profiles x the " +
+                $"candidate's vector). The demo's text model, chosen by validation AUC: {eval.TextModel}",
                 history ? "history features: leak-free user and item positive rates and log counts over strictly earlier ratings" : "text only: no history features (--text-only)",
-                $"baselines, fitted on the same training window: most popular, smoothed popularity, user+item bias, history-feature logistic, ItemKNN, BPR-MF, zero-shot MiniLM " +
-                "(cosine of the user's liked-history mean with the candidate), and the same head over genre + year + title-word vectors; backend " + b.Name,
+                $"baselines, fitted on the same training window: most popular, recently popular (window chosen on validation), smoothed popularity, user+item bias, history-feature logistic, ItemKNN, BPR-MF, zero-shot MiniLM " +
+                "(cosine of the user's liked-history mean with the candidate), and both text models over genre + year + title-word vectors; backend " + b.Name,
             ], wall.Elapsed.TotalSeconds);
             Console.WriteLine($"report: {Path.GetFullPath(report)}");
             if (!r.GetValue(noDistill)) Distill(rec, data, dir, trainer.Seed, b.Name, wall);

@@ -24,9 +24,11 @@ internal static class TrainCommand
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace the checkpoint already in --out (without it, an existing checkpoint is refused)" };
         var report = new Option<string?>("--report") { Description = "Also write report.md and plots into this directory" };
         var json = new Option<bool>("--json") { Description = "Print the final metrics as JSON on stdout (progress and logs go to stderr)" };
+        var logs = new TrainingLogOptions();
         var cmd = new Command("train", "Fine-tune a BERT recommender on interactions + item texts and save a FastRec checkpoint");
         data.AddTo(cmd); backend.AddTo(cmd); t.AddTo(cmd);
         cmd.Options.Add(model); cmd.Options.Add(outDir); cmd.Options.Add(initFrom); cmd.Options.Add(resume); cmd.Options.Add(overwrite); cmd.Options.Add(report); cmd.Options.Add(json);
+        logs.AddTo(cmd);
         cmd.SetAction(r => CliRun.Guard(() =>
         {
             var wall = Stopwatch.StartNew();
@@ -34,6 +36,7 @@ internal static class TrainCommand
             // Everything that would make the finished run unsavable is refused before any work.
             OutputPaths.CheckpointDir(output, "--out");
             if (r.GetValue(report) is { } reportDir) OutputPaths.Dir(reportDir, "--report");
+            logs.Check(r);
             bool resuming = r.GetValue(resume) && Checkpoint.Exists(output);
             if (Checkpoint.Exists(output) && !r.GetValue(resume) && !r.GetValue(overwrite))
                 throw new ArgumentException($"--out {output}: already holds a FastRec checkpoint; add --resume to continue its run, or --overwrite to replace it");
@@ -89,7 +92,12 @@ internal static class TrainCommand
             using var _ = rec;
             rec.Schema = schema;
 
-            var result = TrainProgressView.Run(p => Experiment.Run(rec, dataset, exp, p, state));
+            ExperimentReport result;
+            using (var log = logs.Open(r, append: resuming))
+            {
+                result = TrainProgressView.Run(p => Experiment.Run(rec, dataset, exp, log?.Around(p) ?? p, state));
+                log?.Final(result);
+            }
             var resultJson = CliRun.Json(result);
             Console.WriteLine(ExperimentReportWriter.ConsoleTable([result.Model, .. result.Baselines]));
             Console.WriteLine($"  AUC lift over {result.BestBaseline.Name}: {result.AucLift:+0.0000;-0.0000}");

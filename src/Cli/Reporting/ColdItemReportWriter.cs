@@ -47,7 +47,7 @@ internal static class ColdItemReportWriter
     {
         var sb = new StringBuilder();
         sb.Append(ScoreboardTables.Headline(r.Board, TableFormat.Console, Name(r)));
-        foreach (var l in r.Lifts) sb.AppendLine($"  text model over {l.Baseline} ({l.Metric}): {l.Lift}");
+        foreach (var l in r.Lifts) sb.AppendLine($"  {l.Model} over {l.Baseline} ({l.Metric}): {l.Lift}");
         return sb.ToString();
     }
 

@@ -27,6 +27,8 @@ public sealed record StrongBaselineOptions
     public bool TuneKnn { get; init; } = true;
     /// <summary>The (neighbours, shrink) candidates of <see cref="TuneKnn"/>.</summary>
     public IReadOnlyList<(int Neighbours, double Shrink)> KnnGrid { get; init; } = [(100, 10), (100, 100), (50, 10), (50, 100), (400, 10), (400, 100)];
+    /// <summary>The windows (days) <see cref="RecentPopularityBaseline"/> chooses from on the validation window.</summary>
+    public IReadOnlyList<double> RecentDays { get; init; } = [1, 3, 7, 14, 30];
     /// <summary>Options of <see cref="BprBaseline"/>.</summary>
     public BprOptions Bpr { get; init; } = new();
 }
@@ -42,7 +44,8 @@ public sealed record FittedBaseline(IRankingBaseline Model, double FitSeconds, d
 public static class StrongBaselines
 {
     /// <summary>
-    /// Fits, in this order: <see cref="MostPopularBaseline"/>, <see cref="PopularityBaseline"/>, <see cref="BiasBaseline"/>,
+    /// Fits, in this order: <see cref="MostPopularBaseline"/>, <see cref="RecentPopularityBaseline"/> (window tuned on
+    /// validation), <see cref="PopularityBaseline"/>, <see cref="BiasBaseline"/>,
     /// <see cref="HistoryLogisticBaseline"/> (only when <paramref name="train"/>'s dense features are exactly
     /// <see cref="HistoryFeatures.Names"/>), <see cref="ItemKnnBaseline"/>, <see cref="BprBaseline"/> (AdamW on
     /// <paramref name="backend"/>) and <see cref="ZeroShotTextBaseline"/> (only with <paramref name="textVectors"/>).
@@ -60,6 +63,7 @@ public static class StrongBaselines
         var fits = new List<Func<IRankingBaseline>>
         {
             () => MostPopularBaseline.Fit(window),
+            () => RecentPopularityBaseline.FitTuned(window, train, validation, o.RecentDays),
             () => PopularityBaseline.Fit(train, o.PopularitySmoothing),
             () => BiasBaseline.Fit(train, o.BiasLambda),
         };

@@ -13,6 +13,8 @@ public sealed record ColdItemStudyOptions
     public double HeldOut { get; init; } = 0.2;
     /// <summary>The head of the item-vector models.</summary>
     public ItemVectorModelOptions Head { get; init; } = new();
+    /// <summary>The options of the item-tower models.</summary>
+    public TowerModelOptions Tower { get; init; } = new();
     /// <summary>Full ranking for this many test users with a held-out positive (0 = all).</summary>
     public int RankingUsers { get; init; }
     /// <summary>Bootstrap options of the lifts.</summary>
@@ -31,7 +33,8 @@ public sealed class ColdItemStudyResult
     /// <summary>Models with no parameter for a held-out item (ID and popularity models): every held-out item gets the same
     /// score from them, so their ranking is the random-order expectation by construction.</summary>
     public required IReadOnlySet<string> Blind { get; init; }
-    /// <summary>The text model's lifts over the history-feature logistic, the non-neural text model and the zero-shot baseline.</summary>
+    /// <summary>The text models' lifts (fixed-vector head and item tower) over the history-feature logistic, their non-neural
+    /// twins and the zero-shot baseline.</summary>
     public required IReadOnlyList<LiftRow> Lifts { get; init; }
 }
 
@@ -44,6 +47,10 @@ public static class ColdItemStudy
     public const string NonNeuralModel = "(c) genre+year+title vectors + history";
     /// <summary>Name of the history-only model on the board.</summary>
     public const string HistoryModel = "(e) history features only (same head)";
+    /// <summary>Name of the item-tower model over the encoder vectors on the board.</summary>
+    public const string TowerModel = "(t) encoder item tower";
+    /// <summary>Name of the item-tower model over the non-neural vectors on the board.</summary>
+    public const string TowerNonNeural = "(t-c) genre+year+title item tower";
 
     /// <summary>
     /// Holds out the latest <see cref="ColdItemStudyOptions.HeldOut"/> of the items (<see cref="StudyData.ColdItems"/>), fits
@@ -69,9 +76,9 @@ public static class ColdItemStudy
         foreach (var f in StrongBaselines.FitAll(window, data.Train, data.Validation, backend, textVectors))
         {
             entries.Add(new ScoreboardEntry(f.Name, f.Model.Predict(data.Test), f.ValidationAuc, f.Model, IsBaseline: true));
-            if (f.Model is MostPopularBaseline or PopularityBaseline or BiasBaseline or ItemKnnBaseline or BprBaseline) blind.Add(f.Name);
+            if (f.Model is MostPopularBaseline or RecentPopularityBaseline or PopularityBaseline or BiasBaseline or ItemKnnBaseline or BprBaseline) blind.Add(f.Name);
         }
-        var models = new List<ItemVectorModel>();
+        var models = new List<IDisposable>();
         try
         {
             foreach (var (name, vectors, baseline) in new (string, ItemVectors?, bool)[] { (TextModel, textVectors, false), (NonNeuralModel, nonNeuralVectors, true), (HistoryModel, null, true) })
@@ -81,17 +88,25 @@ public static class ColdItemStudy
                 entries.Add(new ScoreboardEntry(name, m.Predict(data.Test), m.Best.ValidationAuc, m, IsBaseline: baseline));
                 log?.Invoke($"  fitted {name}: validation AUC {m.Best.ValidationAuc:0.0000}");
             }
+            foreach (var (name, vectors, baseline) in new[] { (TowerModel, textVectors, false), (TowerNonNeural, nonNeuralVectors, true) })
+            {
+                var m = Representations.TowerModel.Fit(name, window, data.Train, data.Validation, vectors, backend, o.Tower, null);
+                models.Add(m);
+                entries.Add(new ScoreboardEntry(name, m.Predict(data.Test), m.Best.ValidationAuc, m, IsBaseline: baseline));
+                log?.Invoke($"  fitted {name}: validation AUC {m.Best.ValidationAuc:0.0000}, NDCG@10 {m.Best.ValidationNdcg:0.0000}");
+            }
             var users = TransferStudy.RankingSample(window, o.RankingUsers);
             var board = Scoreboard.Build(window, data.Test, entries, new ScoreboardOptions
             {
                 Rows = rows, Slices = false, Bootstrap = o.Bootstrap,
                 Ranking = new FullRankingOptions { ItemMask = heldOut, Users = users, SampledNegatives = 0, Ks = [10, 20, 50] },
             });
-            var text = board[TextModel];
             var lifts = new List<LiftRow>();
-            foreach (var other in new[] { "history-feature logistic", NonNeuralModel, HistoryModel }.Concat(board.Rows.Where(r => r.Entry.Name.StartsWith("zero-shot", StringComparison.Ordinal)).Select(r => r.Name)))
-                if (board.Rows.Any(r => r.Name == other))
-                    lifts.AddRange(Scoreboard.LiftsOver(data.Test, text, board[other], new ScoreboardOptions { Rows = rows, Bootstrap = o.Bootstrap }));
+            var zeroShot = board.Rows.Where(r => r.Entry.Name.StartsWith("zero-shot", StringComparison.Ordinal)).Select(r => r.Name).ToArray();
+            foreach (var (model, others) in new[] { (TextModel, new[] { "history-feature logistic", NonNeuralModel, HistoryModel }), (TowerModel, new[] { "history-feature logistic", TowerNonNeural, NonNeuralModel }) })
+                foreach (var other in others.Concat(zeroShot))
+                    if (board.Rows.Any(r => r.Name == other))
+                        lifts.AddRange(Scoreboard.LiftsOver(data.Test, board[model], board[other], new ScoreboardOptions { Rows = rows, Bootstrap = o.Bootstrap }));
             return new ColdItemStudyResult { HeldOutItems = held, DroppedRows = dropped, Board = board, Blind = blind, Lifts = lifts };
         }
         finally

@@ -203,6 +203,7 @@ public sealed class Trainer
             progress?.Report(new TrainProgress
             {
                 Phase = TrainPhase.Training, Done = step, Total = total, Loss = MeanLoss(Math.Max(0, step - 20), step),
+                StepLoss = stepLoss, Epoch = (double)step / spe,
                 ExamplesPerSecond = examplesDone / Math.Max(secs, 1e-9), LearningRate = schedule.At(step),
                 Eta = TimeSpan.FromSeconds(EtaSeconds(secs, examplesDone, total - step, perStep)),
             });

@@ -76,6 +76,10 @@ public sealed record TrainProgress
     public long Total { get; init; }
     /// <summary>Mean loss of the recent steps (Training).</summary>
     public double Loss { get; init; } = double.NaN;
+    /// <summary>The loss of this optimizer step alone (Training): weighted BCE mean over the effective batch.</summary>
+    public double StepLoss { get; init; } = double.NaN;
+    /// <summary>Fractional epoch: steps done / steps per epoch (Training).</summary>
+    public double Epoch { get; init; } = double.NaN;
     /// <summary>Training examples per second since the start of this process's training.</summary>
     public double ExamplesPerSecond { get; init; }
     /// <summary>Estimated time left in this phase.</summary>

@@ -60,7 +60,7 @@ public class RegistryTests
         var options = new StrongBaselineOptions { Bpr = new BprOptions { Dim = 4, Epochs = 2 } };
         var all = StrongBaselines.FitAll(d.Window, d.Data.Train, d.Data.Validation, backend, vectors, options);
         Assert.That(all.Select(f => f.Name), Is.EqualTo(new[]
-            { "most popular", "popularity", "user+item bias", "history-feature logistic", "ItemKNN", "BPR-MF", "zero-shot text (hand)" }));
+            { "most popular", "recently popular", "popularity", "user+item bias", "history-feature logistic", "ItemKNN", "BPR-MF", "zero-shot text (hand)" }));
         Assert.That(all.Select(f => f.FitSeconds), Is.All.GreaterThanOrEqualTo(0));
         Assert.That(double.IsNaN(all[0].ValidationAuc), "one validation row: AUC undefined");
         foreach (var f in all)
@@ -71,7 +71,7 @@ public class RegistryTests
         }
         var plain = ItemKnnTests.Data();
         var fewer = StrongBaselines.FitAll(plain.Window, plain.Data.Train, plain.Data.Validation, backend, null, options);
-        Assert.That(fewer.Select(f => f.Name), Is.EqualTo(new[] { "most popular", "popularity", "user+item bias", "ItemKNN", "BPR-MF" }),
+        Assert.That(fewer.Select(f => f.Name), Is.EqualTo(new[] { "most popular", "recently popular", "popularity", "user+item bias", "ItemKNN", "BPR-MF" }),
             "no history features, no text vectors");
         TrainAssert.Throws<ArgumentException>(() => StrongBaselines.FitAll(d.Window, plain.Data.Train, d.Data.Validation, backend), "do not share the window's users");
     }

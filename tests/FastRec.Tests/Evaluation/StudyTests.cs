@@ -135,9 +135,14 @@ public class TransferAndColdStudyTests
         using var b = new CpuSimdBackend();
         var r = ColdItemStudy.Run(raw, t => HistoryFeatures.Append(t), Examples, StudyBoundaries.Of(full), planted, planted, b,
             new ColdItemStudyOptions { HeldOut = 0.25, Head = new ItemVectorModelOptions { Epochs = 15, BatchSize = 32, Hidden = 16, LearningRate = 5e-3f, Patience = 4 },
+                                       Tower = new TowerModelOptions { Dim = 8, Hidden = 16, HistoryLength = 10, Epochs = 15, BatchSize = 32, LearningRate = 1e-2f, Patience = 4 },
                                        Bootstrap = new BootstrapOptions { Resamples = 100 } });
         Assert.That(r.HeldOutItems, Is.EqualTo(10));
-        Assert.That(r.Blind, Is.SupersetOf(new[] { "most popular", "ItemKNN", "BPR-MF" }));
+        Assert.That(r.Blind, Is.SupersetOf(new[] { "most popular", "recently popular", "ItemKNN", "BPR-MF" }));
+        var tower = r.Board[ColdItemStudy.TowerModel];
+        Assert.That(tower.Ranking!.UniverseSize, Is.EqualTo(10));
+        Assert.That(tower.Metrics!.Auc, Is.GreaterThan(r.Board["history-feature logistic"].Metrics!.Auc + 0.05), "the tower reads the planted taste of new items from their vectors");
+        Assert.That(r.Lifts.Where(l => l.Model == ColdItemStudy.TowerModel).Select(l => l.Baseline), Does.Contain(ColdItemStudy.TowerNonNeural));
         var text = r.Board[ColdItemStudy.TextModel];
         Assert.That(text.Ranking!.UniverseSize, Is.EqualTo(10), "ranking among the held-out items only");
         Assert.That(text.Metrics!.Auc, Is.GreaterThan(r.Board["history-feature logistic"].Metrics!.Auc + 0.05));

@@ -332,6 +332,7 @@ public class CliReliabilityTests
         string[] demo = ["demo", "--model", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep-demo"), "--backend", "cpu"];
         string[] convert = ["convert", "--hf", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep-conv")];
         string[] study = ["study", "transfer", "--interactions", _fx.Interactions, "--items", _fx.Items, "--variants", "e", "--out", Path.Combine(_fx.Root, "sweep-study"), "--backend", "cpu"];
+        string[] export = ["export", "--model", _ckpt, "--onnx", Path.Combine(_fx.Root, "sweep.onnx")];
         string[] cold = ["study", "cold-items", "--interactions", _fx.Interactions, "--items", _fx.Items, "--model", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep-cold"), "--backend", "cpu"];
         string[] tower = ["tower", "--interactions", _fx.Interactions, "--items", _fx.Items, "--encoder", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep.frts"), "--cache", "none", "--backend", "cpu"];
         string[] recommend = ["recommend", "--model", Path.Combine(_fx.Root, "missing.frts"), "--history", "i1,i2:0"];
@@ -344,6 +345,7 @@ public class CliReliabilityTests
         yield return ("train", "bad file", Set(train, "--interactions", missing), missing);
         yield return ("train", "bad flag", Set(train, "--epochs", "0"), "--epochs");
         yield return ("train", "unwritable out", Set(train, "--out", blocked), "--out");
+        yield return ("train", "unwritable log", Set(train, "--tensorboard", blocked), "--tensorboard");
         yield return ("eval", "bad file", Set(eval, "--model", missingDir), missingDir);
         yield return ("eval", "bad flag", Set(eval, "--split", "sideways"), "--split");
         yield return ("predict", "bad file", Set(predict, "--interactions", missing), missing);
@@ -375,9 +377,11 @@ public class CliReliabilityTests
         yield return ("recommend", "bad file", recommend, Path.Combine(_fx.Root, "missing.frts"));
         yield return ("recommend", "bad flag", Set(recommend, "--k", "0"), "--k");
         yield return ("recommend", "bad flag", Set(recommend, "--history", "i1:7"), "--history");
-        foreach (var a in new[] { train, eval, predict, encode, distill, cotrain, demo, convert, study, cold, tower, recommend })
+        yield return ("export", "bad file", Set(export, "--model", missingDir), missingDir);
+        yield return ("export", "unwritable out", Set(export, "--onnx", Path.Combine(blocked, "m.onnx")), "--onnx");
+        foreach (var a in new[] { train, eval, predict, encode, distill, cotrain, demo, convert, study, cold, export, tower, recommend })
             yield return (a[0], "unknown flag", [.. a, "--no-such-flag"], "--no-such-flag");
-        foreach (var a in new[] { predict, demo, convert })
+        foreach (var a in new[] { predict, demo, convert, export })
             yield return (a[0], "--json where it is not an option", [.. a, "--json"], "--json");
     }
 

@@ -102,6 +102,13 @@ public static partial class OnnxBertConverter
 
             // 2. Linear layers: MatMul (weight [in, out]) or Gemm (transB decides), named by their bias.
             var linears = FindLinears();
+            // Linears named outside BertModel (a task head such as FastRec's head.* or HF's classifier.*) are not the encoder's.
+            var heads = linears.Where(l => IsOtherModule(l.WeightName) || (l.BiasName is not null && IsOtherModule(l.BiasName))).ToList();
+            if (heads.Count > 0)
+            {
+                linears = linears.Except(heads).ToList();
+                _notes.Add($"ignored {heads.Count} linear layers outside the encoder: {string.Join(", ", heads.Take(5).Select(h => h.WeightName))}");
+            }
             var unnamed = new List<Linear>();
             foreach (var lin in linears)
             {
@@ -233,6 +240,12 @@ public static partial class OnnxBertConverter
             return n.StartsWith("embeddings.", StringComparison.Ordinal) || n.StartsWith("encoder.layer.", StringComparison.Ordinal)
                 || n.StartsWith("pooler.", StringComparison.Ordinal) ? n : null;
         }
+
+        /// <summary>A tensor named like a module's weight or bias (not an exporter's anonymous "onnx::..." or "/..." name) that
+        /// is not one of BertModel's.</summary>
+        private bool IsOtherModule(string onnxName)
+            => HfName(onnxName) is null && !onnxName.Contains("::", StringComparison.Ordinal) && !onnxName.StartsWith('/')
+               && (onnxName.EndsWith(".weight", StringComparison.Ordinal) || onnxName.EndsWith(".bias", StringComparison.Ordinal));
 
         private sealed record Linear(string WeightName, bool StoredInOut, string? BiasName);
 
