@@ -220,11 +220,11 @@ public static class LatencyBench
     private static readonly Process s_self = Process.GetCurrentProcess();
 
     /// <summary>Process CPU time (all threads) in ms: on a loaded machine it stretches far less than wall time.</summary>
-    private static double CpuMs() { s_self.Refresh(); return s_self.TotalProcessorTime.TotalMilliseconds; }
+    internal static double CpuMs() { s_self.Refresh(); return s_self.TotalProcessorTime.TotalMilliseconds; }
 
     private static int[] Ids(int n, ulong seed) => Enumerable.Range(0, n).Select(i => 1000 + (int)(Rng.Hash(seed, (ulong)i) % 28000)).ToArray();
 
-    private static double Percentile(double[] sorted, double q)
+    internal static double Percentile(double[] sorted, double q)
     {
         if (sorted.Length == 0) return double.NaN;
         double pos = q * (sorted.Length - 1);

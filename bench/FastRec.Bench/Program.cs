@@ -1,17 +1,18 @@
-// Entry point of the peer harness: `gemm`, `cpu-ops`, `train-step`, `device` (GPU check), `latency`, `ranking`, `micro` (BenchmarkDotNet).
+// Entry point of the peer harness: `gemm`, `cpu-ops`, `train-step`, `device` (GPU check), `latency`, `ranking`, `topk`, `micro` (BenchmarkDotNet).
 namespace FastRec.Bench;
 
 public static class Program
 {
     public static int Main(string[] args)
     {
-        if (args.Length == 0) { Console.Error.WriteLine("usage: FastRec.Bench <gemm|cpu-ops|train-step|device|latency|ranking|micro> [--json] [--threads N]"); return 2; }
+        if (args.Length == 0) { Console.Error.WriteLine("usage: FastRec.Bench <gemm|cpu-ops|train-step|device|latency|ranking|topk|micro> [--json] [--threads N]"); return 2; }
         if (args[0] == "gemm") return GemmBench.Run(args);
         if (args[0] == "cpu-ops") return CpuOpsBench.Run(args);
         if (args[0] == "train-step") return TrainStepBench.Run(args);
         if (args[0] == "device") return DeviceCheck.Run(args);
         if (args[0] == "latency") return LatencyBench.Run(args);
         if (args[0] == "ranking") return RankingBench.Run(args);
+        if (args[0] == "topk") return TopKBench.Run(args);
         Console.Error.WriteLine($"unknown benchmark '{args[0]}'");
         return 2;
     }

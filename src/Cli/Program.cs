@@ -24,6 +24,8 @@ namespace FastRec.Cli
             root.Subcommands.Add(DistillCommand.Build());
             root.Subcommands.Add(CotrainCommand.Build());
             root.Subcommands.Add(StudyCommand.Build());
+            root.Subcommands.Add(TowerCommand.Build());
+            root.Subcommands.Add(RecommendCommand.Build());
             return root;
         }
 

@@ -1,4 +1,4 @@
-// `fastrec bench <gemm|train-step|latency|ranking> [--json]`: side-by-side benchmarks against the peers.
+// `fastrec bench <gemm|train-step|latency|ranking|topk> [--json]`: side-by-side benchmarks against the peers.
 using System.CommandLine;
 
 namespace FastRec.Cli.Commands;
@@ -7,7 +7,7 @@ internal static class BenchCommand
 {
     public static Command Build()
     {
-        var what = new Argument<string>("what") { Description = "gemm | train-step | latency | ranking (full-ranking evaluation speed) | micro" };
+        var what = new Argument<string>("what") { Description = "gemm | train-step | latency | ranking (full-ranking evaluation speed) | topk (serving latency of one top-10 over 10k and 1M items) | micro" };
         var rest = new Argument<string[]>("options") { Description = "passed to the harness (--json, --threads N, ...)", Arity = ArgumentArity.ZeroOrMore };
         var cmd = new Command("bench", "Benchmarks FastRec side by side with LibTorch / ONNX Runtime (runs bench/FastRec.Bench)") { what, rest };
         cmd.TreatUnmatchedTokensAsErrors = false;

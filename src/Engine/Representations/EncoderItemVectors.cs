@@ -95,6 +95,31 @@ public static class EncoderItemVectors
     }
 
     /// <summary>
+    /// The vectors (N, C) of arbitrary item texts (new items, say), encoded exactly as <see cref="Compute"/> encodes a
+    /// catalogue's: each text read as <see cref="ItemText.Format"/>(text), the same options and forward; no cache. Row i is
+    /// texts[i]'s. Loads the model on every call. A text that tokenises to nothing (empty, white space, only characters the
+    /// tokenizer drops) is refused: it would have no representation.
+    /// </summary>
+    /// <exception cref="ArgumentException">a null text or one that tokenises to nothing (the message gives its index and text).</exception>
+    /// <exception cref="DirectoryNotFoundException">the model directory does not exist.</exception>
+    public static ItemVectors ComputeTexts(string modelDir, IBackend backend, IReadOnlyList<string> texts, EncoderItemVectorOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(modelDir); ArgumentNullException.ThrowIfNull(backend); ArgumentNullException.ThrowIfNull(texts);
+        var o = options ?? new EncoderItemVectorOptions();
+        var info = BertCheckpoint.Open(modelDir);
+        Validate(o, info.Config);
+        var tok = new BertTextTokenizer(info.VocabPath, info.LowerCase, o.MaxLength, info.Config.MaxPositionEmbeddings);
+        var formatted = new string[texts.Count];
+        for (int i = 0; i < formatted.Length; i++)
+        {
+            formatted[i] = ItemText.Format(texts[i] ?? throw new ArgumentException($"texts[{i}] is null", nameof(texts)));
+            if (tok.Tokenize(formatted[i]).Count == 0)
+                throw new ArgumentException($"texts[{i}] (\"{texts[i]}\") tokenises to nothing; an item needs text the encoder can read", nameof(texts));
+        }
+        return Encode(info, backend, formatted, o, out _, out _);
+    }
+
+    /// <summary>
     /// The encoder <see cref="Compute"/> runs (the caller disposes it): the checkpoint in <paramref name="modelDir"/>, or with
     /// <see cref="EncoderItemVectorOptions.RandomInit"/> the same architecture initialised by <see cref="RecModel.InitRandom"/>
     /// from <see cref="EncoderItemVectorOptions.Seed"/>. Its head (one Linear on [CLS]) is not used.

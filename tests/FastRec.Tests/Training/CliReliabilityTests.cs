@@ -316,7 +316,7 @@ public class CliReliabilityTests
 
     // ---- the sweep: every verb x {bad file, bad flag, unknown flag, unwritable out} x {text, --json} ----
 
-    private static readonly string[] JsonVerbs = ["train", "eval", "encode", "distill", "cotrain", "study"];
+    private static readonly string[] JsonVerbs = ["train", "eval", "encode", "distill", "cotrain", "study", "tower", "recommend"];
 
     /// <summary>(verb, case, arguments, what the one error line names); built against the fixture at run time.</summary>
     private IEnumerable<(string Verb, string Case, string[] Args, string Named)> Sweep()
@@ -334,6 +334,8 @@ public class CliReliabilityTests
         string[] study = ["study", "transfer", "--interactions", _fx.Interactions, "--items", _fx.Items, "--variants", "e", "--out", Path.Combine(_fx.Root, "sweep-study"), "--backend", "cpu"];
         string[] export = ["export", "--model", _ckpt, "--onnx", Path.Combine(_fx.Root, "sweep.onnx")];
         string[] cold = ["study", "cold-items", "--interactions", _fx.Interactions, "--items", _fx.Items, "--model", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep-cold"), "--backend", "cpu"];
+        string[] tower = ["tower", "--interactions", _fx.Interactions, "--items", _fx.Items, "--encoder", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep.frts"), "--cache", "none", "--backend", "cpu"];
+        string[] recommend = ["recommend", "--model", Path.Combine(_fx.Root, "missing.frts"), "--history", "i1,i2:0"];
         static string[] Set(string[] a, string flag, string value)
         {
             int i = Array.IndexOf(a, flag);
@@ -369,9 +371,15 @@ public class CliReliabilityTests
         yield return ("study", "bad file", Set(cold, "--model", missingDir), missingDir);
         yield return ("study", "bad flag", Set(cold, "--held-out", "1.5"), "--held-out");
         yield return ("study", "unwritable out", Set(cold, "--out", blocked), "--out");
+        yield return ("tower", "bad file", Set(tower, "--encoder", missingDir), missingDir);
+        yield return ("tower", "bad flag", Set(tower, "--epochs", "0"), "--epochs");
+        yield return ("tower", "unwritable out", Set(tower, "--out", Path.Combine(blocked, "t.frts")), "--out");
+        yield return ("recommend", "bad file", recommend, Path.Combine(_fx.Root, "missing.frts"));
+        yield return ("recommend", "bad flag", Set(recommend, "--k", "0"), "--k");
+        yield return ("recommend", "bad flag", Set(recommend, "--history", "i1:7"), "--history");
         yield return ("export", "bad file", Set(export, "--model", missingDir), missingDir);
         yield return ("export", "unwritable out", Set(export, "--onnx", Path.Combine(blocked, "m.onnx")), "--onnx");
-        foreach (var a in new[] { train, eval, predict, encode, distill, cotrain, demo, convert, study, cold, export })
+        foreach (var a in new[] { train, eval, predict, encode, distill, cotrain, demo, convert, study, cold, export, tower, recommend })
             yield return (a[0], "unknown flag", [.. a, "--no-such-flag"], "--no-such-flag");
         foreach (var a in new[] { predict, demo, convert, export })
             yield return (a[0], "--json where it is not an option", [.. a, "--json"], "--json");
