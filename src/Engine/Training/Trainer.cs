@@ -354,7 +354,8 @@ public sealed class Trainer
     }
 
     /// <summary>Validation loss (mean BCE over examples, unweighted) and AUC. With several ranks each scores its shard
-    /// (<see cref="ShardOf"/>) and the logits are summed over the ranks (zeros elsewhere), so every rank gets them all.</summary>
+    /// (<see cref="ShardOf"/>) and the logits are summed over the ranks (zeros elsewhere), so every rank gets them all: then
+    /// it is a collective call, which every rank must make.</summary>
     public (double Loss, double Auc) Evaluate(ExampleSet set, EncodedExamples enc, ActivationCache? cache = null, CancellationToken ct = default)
     {
         float[] logits;

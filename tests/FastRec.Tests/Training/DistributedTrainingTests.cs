@@ -22,11 +22,13 @@ public class DistributedTrainingTests
     private sealed class FakeCollective(int rank, int size) : HostCollective
     {
         public readonly List<int> Reduced = [];
+        /// <summary>Pretend rank 0 holds other weights: its broadcast hash differs from this rank's.</summary>
+        public bool Diverged { get; init; }
         public override string Name => "fake";
         public override int Rank => rank;
         public override int Size => size;
         public override void AllReduceSum(Span<float> data) => Reduced.Add(data.Length);
-        public override void Broadcast(Span<byte> data, int root) { }
+        public override void Broadcast(Span<byte> data, int root) { if (Diverged) data[0] ^= 1; }
         protected override void BroadcastFloats(Span<float> data, int root) { }
         public override void Barrier() { }
         public override void Abort(int errorCode) { }
@@ -88,6 +90,21 @@ public class DistributedTrainingTests
         int span = layout.TotalSize - layout["encoder.layer.1.attention.self.query.weight"].Offset;
         Assert.That(span, Is.LessThan(layout.TotalSize / 2));
         Assert.That(comm.Reduced, Is.EqualTo(new[] { span, 1, span, 1 }));
+    }
+
+    [Test]
+    public void VerifyRanksStopsAtTheFirstStepWhoseWeightsDifferFromRankZeros()
+    {
+        var data = _fx.Load();
+        using var backend = new CpuSimdBackend();
+        using var rec = _fx.NewRecommender(backend, maxLength: 24);
+        var opt = new TrainerOptions { Epochs = 1, BatchSize = 4, LearningRate = 1e-3f, Seed = 3, StopAfterStep = 2, VerifyRanks = true };
+        var agree = new FakeCollective(1, 2);
+        new Trainer(rec, opt with { Collective = agree }).Fit(data.Train, null);
+        Assert.That(agree.Reduced, Is.EqualTo(new[] { rec.Model.Layout.TotalSize, 1, 1, rec.Model.Layout.TotalSize, 1, 1 }),
+            "per step: gradients, loss, the disagreement count");
+        TrainAssert.Throws<InvalidOperationException>(() => new Trainer(rec, opt with { Collective = new FakeCollective(1, 2) { Diverged = true } }).Fit(data.Train, null),
+            "the ranks diverged at step 1", "1 of 2 rank(s)");
     }
 
     [Test]
