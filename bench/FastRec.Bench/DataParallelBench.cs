@@ -122,9 +122,9 @@ public static class DataParallelBench
         }
         // The slowest rank sets the pace: take each rank's median and keep the largest.
         var all = new float[3 * comm.Size];
-        all[3 * comm.Rank] = (float)Median(steps);
-        all[3 * comm.Rank + 1] = (float)Median(reduces);
-        all[3 * comm.Rank + 2] = (float)Median(waits);
+        all[3 * comm.Rank] = (float)TrainStepBench.Median(steps);
+        all[3 * comm.Rank + 1] = (float)TrainStepBench.Median(reduces);
+        all[3 * comm.Rank + 2] = (float)TrainStepBench.Median(waits);
         comm.AllReduceSum(all);
         if (comm.Rank == 0)
         {
@@ -140,40 +140,19 @@ public static class DataParallelBench
         return 0;
     }
 
-    private static double Median(List<double> xs)
-    {
-        var s = xs.Order().ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
-    }
-
     private static Options Parse(string[] args)
     {
-        int ranks = 2, threads = 1, batch = 16, seq = 64, warmup = 1, steps = 4, vocab = 30522;
+        var n = new Dictionary<string, int> { ["--ranks"] = 2, ["--threads"] = 1, ["--batch"] = 16, ["--seq"] = 64, ["--warmup"] = 1, ["--steps"] = 4, ["--vocab"] = 30522 };
         bool json = false, worker = false;
         for (int i = 1; i < args.Length; i++)
         {
-            int Int(string name)
-            {
-                if (i + 1 >= args.Length || !int.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v <= 0)
-                    throw new ArgumentException($"{name} needs a positive integer");
-                i++;
-                return v;
-            }
-            switch (args[i])
-            {
-                case "--ranks": ranks = Int("--ranks"); break;
-                case "--threads": threads = Int("--threads"); break;
-                case "--batch": batch = Int("--batch"); break;
-                case "--seq": seq = Int("--seq"); break;
-                case "--warmup": warmup = Int("--warmup"); break;
-                case "--steps": steps = Int("--steps"); break;
-                case "--vocab": vocab = Int("--vocab"); break;
-                case "--json": json = true; break;
-                case "--rank-worker": worker = true; break;
-                default: throw new ArgumentException($"unknown option '{args[i]}' (--ranks N --threads T --batch B --seq T --warmup W --steps S --vocab V --json)");
-            }
+            if (args[i] == "--json") json = true;
+            else if (args[i] == "--rank-worker") worker = true;
+            else if (n.ContainsKey(args[i]) && i + 1 < args.Length && int.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v > 0) n[args[i++]] = v;
+            else if (n.ContainsKey(args[i])) throw new ArgumentException($"{args[i]} needs a positive integer");
+            else throw new ArgumentException($"unknown option '{args[i]}' ({string.Join(" ", n.Keys.Select(k => k + " N"))} --json)");
         }
-        if (seq > 512) throw new ArgumentException($"--seq {seq} exceeds max_position_embeddings 512");
-        return new Options(ranks, threads, batch, seq, warmup, steps, vocab, json, worker);
+        if (n["--seq"] > 512) throw new ArgumentException($"--seq {n["--seq"]} exceeds max_position_embeddings 512");
+        return new Options(n["--ranks"], n["--threads"], n["--batch"], n["--seq"], n["--warmup"], n["--steps"], n["--vocab"], json, worker);
     }
 }

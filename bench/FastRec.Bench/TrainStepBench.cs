@@ -199,7 +199,7 @@ public static class TrainStepBench
         return batch;
     }
 
-    private static double Median(List<double> xs)
+    internal static double Median(List<double> xs)
     {
         if (xs.Count == 0) return double.NaN;
         var s = xs.Order().ToArray();

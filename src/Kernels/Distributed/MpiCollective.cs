@@ -213,29 +213,20 @@ public sealed unsafe class MpiCollective : HostCollective
     }
 
     /// <inheritdoc/>
-    public override void Broadcast(Span<byte> data, int root)
-    {
-        Usable();
-        Collective.CheckRoot(root, Size);
-        if (data.Length == 0) return;
-        IntPtr req;
-        fixed (byte* p = data)
-        {
-            Check(_ibcast(p, data.Length, _byte, root, _comm, &req), "MPI_Ibcast");
-            Wait(req, "MPI_Ibcast", data.Length);
-        }
-    }
+    public override void Broadcast(Span<byte> data, int root) => Broadcast(data, _byte, root);
 
     /// <inheritdoc/>
-    protected override void BroadcastFloats(Span<float> data, int root)
+    protected override void BroadcastFloats(Span<float> data, int root) => Broadcast(data, _float, root);
+
+    private void Broadcast<T>(Span<T> data, IntPtr type, int root) where T : unmanaged
     {
         Usable();
         Collective.CheckRoot(root, Size);
         if (data.Length == 0) return;
         IntPtr req;
-        fixed (float* p = data)
+        fixed (T* p = data)
         {
-            Check(_ibcast(p, data.Length, _float, root, _comm, &req), "MPI_Ibcast");
+            Check(_ibcast(p, data.Length, type, root, _comm, &req), "MPI_Ibcast");
             Wait(req, "MPI_Ibcast", data.Length);
         }
     }
