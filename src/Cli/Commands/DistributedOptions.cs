@@ -1,6 +1,7 @@
-// `--distributed local|mpi` and `--collective-timeout` of `fastrec train`: joins the job's ranks, with one-line errors.
+// `--distributed local|mpi|nccl` and `--collective-timeout` of `fastrec train`: joins the job's ranks, with one-line errors.
 using System.CommandLine;
 using System.Globalization;
+using FastRec.Kernels;
 using FastRec.Kernels.Distributed;
 
 namespace FastRec.Cli.Commands;
@@ -10,7 +11,8 @@ internal sealed class DistributedOptions
 {
     public readonly Option<string> Distributed = new("--distributed")
     {
-        Description = "local (this process alone) | mpi (data parallel over the ranks of `mpirun -np N fastrec train ... --distributed mpi`)",
+        Description = "local (this process alone) | mpi (data parallel over the ranks of `mpirun -np N fastrec train ... --distributed mpi`) | " +
+                      "nccl (the same with gradients reduced in GPU memory by NCCL: --backend cuda, one GPU per rank)",
         DefaultValueFactory = _ => "local",
     };
     public readonly Option<double> Timeout = new("--collective-timeout")
@@ -38,13 +40,25 @@ internal sealed class DistributedOptions
     /// line naming the flag.</summary>
     public ICollective Open(ParseResult r)
     {
-        string name = r.GetValue(Distributed) ?? "local";
+        string name = (r.GetValue(Distributed) ?? "local").Trim().ToLowerInvariant();
         var timeout = TimeSpan.FromSeconds(r.GetValue(Timeout));
-        try { return Collective.Create(name, timeout); }
-        catch (ArgumentException e) when (e.ParamName == "name") { throw new ArgumentException($"--distributed: '{name}' is not local or mpi"); }
+        try { return Collective.Create(name == "nccl" ? "mpi" : name, timeout); }   // NCCL's ranks meet through MPI
+        catch (ArgumentException e) when (e.ParamName == "name") { throw new ArgumentException($"--distributed: '{name}' is not local, mpi or nccl"); }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or InvalidOperationException or CollectiveException)
         {
             throw new ArgumentException($"--distributed {name}: {CliRun.OneLine(e)}", e);
+        }
+    }
+
+    /// <summary>With --distributed nccl: NCCL between the ranks of <paramref name="mpi"/> on <paramref name="backend"/>'s GPU
+    /// (dispose it before <paramref name="mpi"/>); otherwise null. Problems are one line naming the flag.</summary>
+    public NcclCollective? Nccl(ParseResult r, ICollective mpi, IBackend backend)
+    {
+        if (!string.Equals(r.GetValue(Distributed)?.Trim(), "nccl", StringComparison.OrdinalIgnoreCase)) return null;
+        try { return NcclCollective.Create(mpi, backend, TimeSpan.FromSeconds(r.GetValue(Timeout))); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or ArgumentException or CollectiveException)
+        {
+            throw new ArgumentException($"--distributed nccl: {CliRun.OneLine(e)}", e);
         }
     }
 

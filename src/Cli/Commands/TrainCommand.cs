@@ -43,6 +43,8 @@ internal static class TrainCommand
             var trainer = t.Trainer(r, new TrainerOptions { Epochs = 2, BatchSize = 32, LearningRate = 5e-5f }, output) with { Collective = comm, VerifyRanks = r.GetValue(distributed.Verify) };
             var exp = t.Experiment(r, new ExperimentOptions(), trainer);
             using var b = backend.Create(r);
+            using var nccl = distributed.Nccl(r, comm, b);
+            if (nccl is not null) exp = exp with { Trainer = exp.Trainer with { Collective = nccl } };
             Recommender? rec = null;
             TrainingState? state = null;
             var text = t.Text(r, new TextOptions());

@@ -273,11 +273,23 @@ public class DistributedTrainingTests
     }
 
     [Test]
+    public void NcclWithoutLibncclIsAOneLineErrorOnEveryRank()
+    {
+        Mpirun.Require();
+        if (NcclCollective.Candidates().Any(c => System.Runtime.InteropServices.NativeLibrary.TryLoad(c, out _)))
+            Assert.Ignore("libnccl is installed here: the missing-library message cannot be shown");
+        var job = Mpirun.Run(2, "fastrec.dll", [.. Train(_fx.Ckpt("nccl"), 4), "--distributed", "nccl"], TimeSpan.FromSeconds(60));
+        Assert.That(job.Code, Is.Not.Zero);
+        Assert.That(job.Output, Does.Contain("error: --distributed nccl: NCCL could not be loaded (tried libnccl.so.2"));
+        Assert.That(Directory.Exists(_fx.Ckpt("nccl")), Is.False, "nothing was trained");
+    }
+
+    [Test]
     public void BadDistributedFlagsAreNamed()
     {
         var (code, _, err) = CliTests.Run([.. Train(_fx.Ckpt("gloo"), 4), "--distributed", "gloo"]);
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(err, Does.Contain("--distributed: 'gloo' is not local or mpi"));
+        Assert.That(err, Does.Contain("--distributed: 'gloo' is not local, mpi or nccl"));
         (code, _, err) = CliTests.Run([.. Train(_fx.Ckpt("t0"), 4), "--collective-timeout", "0"]);
         Assert.That(code, Is.EqualTo(2));
         Assert.That(err, Does.Contain("--collective-timeout must be in (0, 86400] seconds, got 0"));
