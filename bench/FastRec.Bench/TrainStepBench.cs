@@ -20,7 +20,8 @@ namespace FastRec.Bench;
 /// spin at every barrier while the other thread is descheduled, which inflates torch's wall and CPU time (measured 2.5x on
 /// the 2-core dev box). The variable must be in the process environment before start; the result records it.</para>
 /// <para>Options: --threads N (default 2), --batch B (32), --seq T (64), --warmup W (1), --steps S (3), --vocab V (30522),
-/// --sdpa (torch attention via scaled_dot_product_attention instead of HF eager), --no-torch, --json.</para>
+/// --sdpa (torch attention via scaled_dot_product_attention instead of HF eager), --no-torch, --json. With --ranks N the
+/// data-parallel scaling benchmark runs instead (<see cref="DataParallelBench"/>).</para>
 /// </summary>
 public static class TrainStepBench
 {
@@ -29,6 +30,7 @@ public static class TrainStepBench
     /// <summary>Runs the benchmark; <paramref name="args"/>[0] is "train-step". Returns the process exit code.</summary>
     public static int Run(string[] args)
     {
+        if (DataParallelBench.Wanted(args)) return DataParallelBench.Run(args);
         Options o;
         try { o = Parse(args); }
         catch (ArgumentException e) { Console.Error.WriteLine($"train-step: {e.Message}"); return 2; }
@@ -170,9 +172,11 @@ public static class TrainStepBench
         return new Options(threads, batch, seq, warmup, steps, vocab, sdpa, useTorch, json);
     }
 
-    /// <summary>B examples of T tokens: [CLS]-like id 101, random ids, padding (id 0, mask 0) after a per-row length in [T/2, T].</summary>
-    private static RecBatch MakeBatch(int B, int T, int V, int D)
+    /// <summary>B examples of T tokens: [CLS]-like id 101, random ids, padding (id 0, mask 0) after a per-row length in [T/2, T].
+    /// <paramref name="salt"/> draws another batch of the same kind (one per rank).</summary>
+    internal static RecBatch MakeBatch(int B, int T, int V, int D, ulong salt = 0)
     {
+        ulong k = salt * 100;
         var batch = new RecBatch
         {
             B = B, T = T, InputIds = new int[B * T], TokenTypeIds = new int[B * T], AttentionMask = new float[B * T],
@@ -180,22 +184,22 @@ public static class TrainStepBench
         };
         for (int b = 0; b < B; b++)
         {
-            int len = T / 2 + (int)(Rng.Uniform(11, (ulong)b) * (T - T / 2 + 1));
+            int len = T / 2 + (int)(Rng.Uniform(k + 11, (ulong)b) * (T - T / 2 + 1));
             len = Math.Clamp(len, 1, T);
             for (int t = 0; t < T; t++)
             {
                 int i = b * T + t;
                 bool real = t < len;
-                batch.InputIds[i] = !real ? 0 : t == 0 ? Math.Min(101, V - 1) : 1 + (int)(Rng.Uniform(12, (ulong)i) * (V - 1)) % (V - 1);
+                batch.InputIds[i] = !real ? 0 : t == 0 ? Math.Min(101, V - 1) : 1 + (int)(Rng.Uniform(k + 12, (ulong)i) * (V - 1)) % (V - 1);
                 batch.AttentionMask[i] = real ? 1 : 0;
             }
-            for (int d = 0; d < D; d++) batch.Dense![b * D + d] = 2 * Rng.Uniform(13, (ulong)(b * D + d)) - 1;
-            batch.Labels[b] = Rng.Uniform(14, (ulong)b) < 0.5f ? 0 : 1;
+            for (int d = 0; d < D; d++) batch.Dense![b * D + d] = 2 * Rng.Uniform(k + 13, (ulong)(b * D + d)) - 1;
+            batch.Labels[b] = Rng.Uniform(k + 14, (ulong)b) < 0.5f ? 0 : 1;
         }
         return batch;
     }
 
-    private static double Median(List<double> xs)
+    internal static double Median(List<double> xs)
     {
         if (xs.Count == 0) return double.NaN;
         var s = xs.Order().ToArray();

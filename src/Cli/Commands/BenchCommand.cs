@@ -8,7 +8,7 @@ internal static class BenchCommand
     public static Command Build()
     {
         var what = new Argument<string>("what") { Description = "gemm | train-step | latency | ranking (full-ranking evaluation speed) | topk (serving latency of one top-10 over 10k and 1M items) | micro" };
-        var rest = new Argument<string[]>("options") { Description = "passed to the harness (--json, --threads N, ...)", Arity = ArgumentArity.ZeroOrMore };
+        var rest = new Argument<string[]>("options") { Description = "passed to the harness (--json, --threads N, ...; train-step --ranks N: data-parallel scaling over mpirun)", Arity = ArgumentArity.ZeroOrMore };
         var cmd = new Command("bench", "Benchmarks FastRec side by side with LibTorch / ONNX Runtime (runs bench/FastRec.Bench)") { what, rest };
         cmd.TreatUnmatchedTokensAsErrors = false;
         cmd.SetAction(r => BenchForwarder.Run(new[] { r.GetValue(what)! }.Concat(r.GetValue(rest) ?? []).Concat(r.UnmatchedTokens)));

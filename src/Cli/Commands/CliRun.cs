@@ -57,7 +57,8 @@ internal static class CliRun
 
     /// <summary>The failures a user can cause (as opposed to bugs).</summary>
     public static bool Expected(Exception e) => e is ArgumentException or InvalidDataException or IOException or UnauthorizedAccessException
-        or InvalidOperationException or NonFiniteLossException or KeyNotFoundException or WeightsFormatException;
+        or InvalidOperationException or NonFiniteLossException or KeyNotFoundException or WeightsFormatException
+        or TimeoutException or Kernels.Distributed.CollectiveException;
 
     /// <summary>Parse errors (unknown flag, bad value, missing required flag): one line on stderr, exit 2; with --json
     /// among <paramref name="args"/>, {"error": ...} on stdout.</summary>

@@ -17,6 +17,7 @@ internal static class TrainCommand
         var data = new DataOptions();
         var backend = new BackendOptions();
         var t = new TrainerCliOptions();
+        var distributed = new DistributedOptions();
         var model = new Option<string?>("--model") { Description = "Pretrained Hugging Face BERT directory (config.json, model.safetensors, vocab.txt), or 'minilm'" };
         var outDir = new Option<string>("--out") { Description = "Checkpoint directory to write", Required = true };
         var initFrom = new Option<string?>("--init-from") { Description = "Continue from this fine-tuned FastRec checkpoint (periodic re-tuning on new data)" };
@@ -26,11 +27,12 @@ internal static class TrainCommand
         var json = new Option<bool>("--json") { Description = "Print the final metrics as JSON on stdout (progress and logs go to stderr)" };
         var logs = new TrainingLogOptions();
         var cmd = new Command("train", "Fine-tune a BERT recommender on interactions + item texts and save a FastRec checkpoint");
-        data.AddTo(cmd); backend.AddTo(cmd); t.AddTo(cmd);
+        data.AddTo(cmd); backend.AddTo(cmd); t.AddTo(cmd); distributed.AddTo(cmd);
         cmd.Options.Add(model); cmd.Options.Add(outDir); cmd.Options.Add(initFrom); cmd.Options.Add(resume); cmd.Options.Add(overwrite); cmd.Options.Add(report); cmd.Options.Add(json);
         logs.AddTo(cmd);
-        cmd.SetAction(r => CliRun.Guard(() =>
+        cmd.SetAction(r => distributed.Run(r, r.GetValue(json), comm =>
         {
+            bool rank0 = comm.Rank == 0;
             var wall = Stopwatch.StartNew();
             string output = r.GetValue(outDir)!;
             // Everything that would make the finished run unsavable is refused before any work.
@@ -41,9 +43,11 @@ internal static class TrainCommand
             if (Checkpoint.Exists(output) && !r.GetValue(resume) && !r.GetValue(overwrite))
                 throw new ArgumentException($"--out {output}: already holds a FastRec checkpoint; add --resume to continue its run, or --overwrite to replace it");
             if (r.GetValue(resume) && !resuming) CliRun.Info($"--resume: no checkpoint in {output} yet; starting the run from the beginning");
-            var trainer = t.Trainer(r, new TrainerOptions { Epochs = 2, BatchSize = 32, LearningRate = 5e-5f }, output);
+            var trainer = t.Trainer(r, new TrainerOptions { Epochs = 2, BatchSize = 32, LearningRate = 5e-5f }, output) with { Collective = comm, VerifyRanks = r.GetValue(distributed.Verify) };
             var exp = t.Experiment(r, new ExperimentOptions(), trainer);
             using var b = backend.Create(r);
+            using var nccl = distributed.Nccl(r, comm, b);
+            if (nccl is not null) exp = exp with { Trainer = exp.Trainer with { Collective = nccl } };
             Recommender? rec = null;
             TrainingState? state = null;
             var text = t.Text(r, new TextOptions());
@@ -56,7 +60,7 @@ internal static class TrainCommand
                     rec = loaded.Recommender;
                     state = loaded.State ?? throw new InvalidOperationException($"{output}: the checkpoint has no training state to resume");
                     if (state.Finished) finishedMetrics = loaded.Metrics;
-                    CliRun.Info($"resuming {output} at step {state.Step} of {state.TotalSteps}");
+                    CliRun.Info($"resuming {output} at step {state.Step} of {state.TotalSteps}" + (state.Ranks != comm.Size ? $" (on {comm.Size} rank(s), it ran on {state.Ranks})" : ""));
                 }
                 else if (r.GetValue(initFrom) is { } init)
                 {
@@ -77,7 +81,7 @@ internal static class TrainCommand
                 // Resuming after a crash that struck after the final save: the run is complete, nothing to do.
                 rec!.Dispose();
                 CliRun.Info($"{output}: the run already finished at step {state!.Step} of {state.TotalSteps}; nothing to resume");
-                if (r.GetValue(json)) CliRun.EmitJson(finishedMetrics);
+                if (r.GetValue(json) && rank0) CliRun.EmitJson(finishedMetrics);
                 return 0;
             }
             var table = data.Table(r, schema);
@@ -92,12 +96,14 @@ internal static class TrainCommand
             using var _ = rec;
             rec.Schema = schema;
 
+            if (comm.Size > 1) CliRun.Info($"data parallel over {comm.Size} ranks ({comm.Name}): {exp.Trainer.BatchSize * exp.Trainer.GradientAccumulation * comm.Size} examples per optimizer step");
             ExperimentReport result;
-            using (var log = logs.Open(r, append: resuming))
+            using (var log = rank0 ? logs.Open(r, append: resuming) : null)   // rank 0 alone writes the logs
             {
                 result = TrainProgressView.Run(p => Experiment.Run(rec, dataset, exp, log?.Around(p) ?? p, state));
                 log?.Final(result);
             }
+            if (!rank0) return 0;   // rank 0 writes the checkpoint and the report
             var resultJson = CliRun.Json(result);
             Console.WriteLine(ExperimentReportWriter.ConsoleTable([result.Model, .. result.Baselines]));
             Console.WriteLine($"  AUC lift over {result.BestBaseline.Name}: {result.AucLift:+0.0000;-0.0000}");
@@ -110,7 +116,7 @@ internal static class TrainCommand
             Console.WriteLine($"wall time {wall.Elapsed.TotalSeconds:0.0} s");
             if (r.GetValue(json)) CliRun.EmitJson(resultJson);
             return 0;
-        }, r.GetValue(json)));
+        }));
         return cmd;
     }
 }

@@ -10,7 +10,7 @@ namespace FastRec.Engine.Serving;
 
 /// <summary>
 /// Writes a <see cref="Recommender"/>'s model as one ONNX graph (opset 17, standard operators only) that computes what
-/// <see cref="Predictor.ScoreLogits"/> and <see cref="Recommender.PredictLogits"/> compute, in evaluation mode (no dropout):
+/// <see cref="Predictor.ScoreLogits"/> and <c>Recommender.PredictLogits</c> compute, in evaluation mode (no dropout):
 /// <list type="bullet">
 /// <item>inputs <c>input_ids</c>, <c>attention_mask</c>, <c>token_type_ids</c>: int64 [batch, sequence], the standard BERT
 /// inputs ([CLS] context [SEP] candidate [SEP], token types 0 then 1, mask 1 on real tokens, padding anywhere the mask is 0);

@@ -155,16 +155,25 @@ public sealed class Recommender : IDisposable
     /// <paramref name="cache"/> the frozen layers are not recomputed.</summary>
     public float[] PredictLogits(ExampleSet set, EncodedExamples enc, int batchSize = 64, ActivationCache? cache = null,
                                  Action<int>? progress = null, CancellationToken ct = default)
+        => PredictLogits(set, enc, 0, set?.Count ?? 0, batchSize, cache, ct, progress);
+
+    /// <summary>As <see cref="PredictLogits(ExampleSet, EncodedExamples, int, ActivationCache?, Action{int}?, CancellationToken)"/>
+    /// for the examples [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>) only (one rank's shard);
+    /// the other logits are 0.</summary>
+    public float[] PredictLogits(ExampleSet set, EncodedExamples enc, int start, int count, int batchSize, ActivationCache? cache,
+                                 CancellationToken ct = default, Action<int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(set); ArgumentNullException.ThrowIfNull(enc);
         if (enc.Count != set.Count) throw new ArgumentException($"{enc.Count} encoded examples for a set of {set.Count}");
+        if (start < 0 || count < 0 || start > set.Count - count)
+            throw new ArgumentOutOfRangeException(nameof(start), start, $"examples [{start}, {start} + {count}) are outside a set of {set.Count}");
         Scaler.Check(set);
-        int N = set.Count;
+        int N = count;
         var order = new int[N];
         var keys = new int[N];
-        for (int i = 0; i < N; i++) { order[i] = i; keys[i] = enc.Length(i); }
+        for (int i = 0; i < N; i++) { order[i] = start + i; keys[i] = enc.Length(start + i); }
         Array.Sort(keys, order);
-        var logits = new float[N];
+        var logits = new float[set.Count];
         for (int s = 0; s < N; s += batchSize)
         {
             ct.ThrowIfCancellationRequested();

@@ -4,6 +4,7 @@ using FastRec.Engine.Data;
 using FastRec.Engine.Metrics;
 using FastRec.Engine.Model;
 using FastRec.Kernels;
+using FastRec.Kernels.Distributed;
 
 namespace FastRec.Engine.Training;
 
@@ -16,6 +17,12 @@ namespace FastRec.Engine.Training;
 /// <para>Determinism: the example order of epoch e is a Fisher–Yates shuffle keyed by (seed, e), dropout of micro-batch m
 /// of step s by (seed, s, m), the head's initialisation by the seed; so the same seed, backend and thread count give the
 /// same losses, and a run resumed from a checkpoint ends with the same weights as an uninterrupted one.</para>
+/// <para>Data parallelism (<see cref="TrainerOptions.Collective"/> with N ranks): every rank runs this loop on the same data;
+/// a step's N·BatchSize·GradientAccumulation examples are split by <see cref="ShardOf"/>, each rank back-propagates its
+/// shard weighted by the whole step's example weight, the gradients (the trainable span of the one flat buffer) are summed
+/// by one all-reduce, and every rank applies the same AdamW step. Validation is sharded the same way and its logits summed
+/// (all-gathered) so every rank takes the same early-stopping decisions. Rank 0 alone writes checkpoints and reports
+/// progress. Dropout of rank r ≥ 1 is keyed by r too.</para>
 /// </summary>
 public sealed class Trainer
 {
@@ -23,6 +30,9 @@ public sealed class Trainer
     private readonly RecModel _model;
     private TrainingState _state;
     private bool _resumed;
+    private readonly ICollective _comm;
+    private readonly float[] _one = new float[1];
+    private float[] _hostParams = [];
 
     /// <summary>The options.</summary>
     public TrainerOptions Options { get; }
@@ -42,6 +52,7 @@ public sealed class Trainer
         _rec = recommender;
         _model = recommender.Model;
         Options = options;
+        _comm = options.Collective ?? new LocalCollective();
         _model.SetTrainable(options.Freeze, options.TopK);
         _model.SetLrScale(options.LayerLrDecay == 1f ? null : t => options.LrScale(t, L));
         _state = new TrainingState { Seed = options.Seed, Options = options.Fingerprint().ToDictionary(p => p.Name, p => p.Value) };
@@ -56,13 +67,48 @@ public sealed class Trainer
         ArgumentNullException.ThrowIfNull(state);
         if (state.Finished) throw new InvalidOperationException($"the checkpoint's run finished at step {state.Step}; nothing to resume (use it with --init-from to train further)");
         foreach (var (name, value) in Options.Fingerprint())
+        {
+            if (name is nameof(TrainerOptions.BatchSize) or nameof(TrainerOptions.GradientAccumulation)) continue;   // their product × ranks, below
             if (state.Options.TryGetValue(name, out var was) && was != value)
                 throw new ArgumentException($"cannot resume: option {name} was {was} in the interrupted run but is {value} now");
+        }
+        int before = state.ExamplesPerStep > 0 ? state.ExamplesPerStep : PerStepOf(state.Options);
+        if (before > 0 && before != PerStep)
+            throw new ArgumentException(
+                $"cannot resume: the interrupted run took {before} examples per optimizer step but this one would take {PerStep} " +
+                $"(BatchSize {Options.BatchSize} x GradientAccumulation {Options.GradientAccumulation} x {_comm.Size} rank(s)); " +
+                "keep BatchSize x GradientAccumulation x ranks the same");
         _state = state;
         _resumed = true;
     }
 
-    private int StepsPerEpoch(int n) => (n + Options.BatchSize * Options.GradientAccumulation - 1) / (Options.BatchSize * Options.GradientAccumulation);
+    /// <summary>Examples per optimizer step over all ranks.</summary>
+    private int PerStep => checked(Options.BatchSize * Options.GradientAccumulation * _comm.Size);
+
+    /// <summary>BatchSize × GradientAccumulation of an interrupted run's fingerprint (one rank), 0 when not recorded.</summary>
+    private static int PerStepOf(Dictionary<string, string> fingerprint)
+    {
+        var c = System.Globalization.CultureInfo.InvariantCulture;
+        return fingerprint.TryGetValue(nameof(TrainerOptions.BatchSize), out var b) && int.TryParse(b, c, out int bi) &&
+               fingerprint.TryGetValue(nameof(TrainerOptions.GradientAccumulation), out var a) && int.TryParse(a, c, out int ai) ? bi * ai : 0;
+    }
+
+    private int StepsPerEpoch(int n) => (n + PerStep - 1) / PerStep;
+
+    /// <summary>
+    /// Rank <paramref name="rank"/>'s part of <paramref name="length"/> examples shared by <paramref name="size"/> ranks: the
+    /// contiguous range [⌊length·rank/size⌋, ⌊length·(rank+1)/size⌋) (sizes differ by at most one; ranks past a short
+    /// step's end get nothing). Applied to a step's examples, which are a pure function of (seed, epoch, step), it makes
+    /// each rank's shard a pure function of (seed, epoch, step, rank, size).
+    /// </summary>
+    public static (int Start, int Count) ShardOf(int length, int rank, int size)
+    {
+        if (size < 1) throw new ArgumentOutOfRangeException(nameof(size), size, $"size must be >= 1, got {size}");
+        if (rank < 0 || rank >= size) throw new ArgumentOutOfRangeException(nameof(rank), rank, $"rank must be in [0, {size}), got {rank}");
+        if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), length, $"length must be >= 0, got {length}");
+        int start = (int)((long)length * rank / size), end = (int)((long)length * (rank + 1) / size);
+        return (start, end - start);
+    }
 
     /// <summary>The example order of epoch <paramref name="epoch"/>: a Fisher–Yates shuffle keyed by (seed, epoch).</summary>
     public static int[] EpochOrder(int n, ulong seed, int epoch)
@@ -95,6 +141,7 @@ public sealed class Trainer
             throw new InvalidDataException($"the adapter takes {_model.Adapter.DenseFeatures} dense features but the data has {_rec.Scaler.Names.Length} ([{string.Join(", ", _rec.Scaler.Names)}])");
         _rec.Scaler.Check(train);
         if (validation is not null) _rec.Scaler.Check(validation);
+        if (_comm.Rank != 0) progress = null;   // rank 0 reports
 
         int N = train.Count, spe = StepsPerEpoch(N), total = checked(spe * Options.Epochs);
         if (_resumed)
@@ -109,6 +156,9 @@ public sealed class Trainer
             _state.TotalSteps = total;
             _state.TrainExamples = N;
         }
+        _state.ExamplesPerStep = PerStep;
+        _state.Ranks = _comm.Size;
+        var (gradOffset, gradLength) = TrainableSpan();
         var schedule = new LrSchedule(Options.LearningRate, total, LrSchedule.WarmupFor(Options.WarmupFraction, total));
 
         // Tokenise once.
@@ -159,7 +209,7 @@ public sealed class Trainer
             Beta1 = Options.Beta1, Beta2 = Options.Beta2, Eps = Options.Eps, WeightDecay = Options.WeightDecay, MaxGradNorm = Options.MaxGradNorm,
         };
         ulong dropSeed = Rng.Hash(Options.Seed, 0xD80_0000UL);
-        int perStep = Options.BatchSize * Options.GradientAccumulation;
+        int perStep = PerStep;
         var timer = Stopwatch.StartNew();
         long examplesDone = 0;
         bool interrupted = false;
@@ -174,23 +224,36 @@ public sealed class Trainer
             var chunk = order.AsSpan(_state.Cursor, Math.Min(perStep, N - _state.Cursor));
             double totalW = 0;
             foreach (int r in chunk) totalW += ExampleWeight(train, r);
+            var (shardStart, shardCount) = ShardOf(chunk.Length, _comm.Rank, _comm.Size);
+            var shard = chunk.Slice(shardStart, shardCount);
             _model.ZeroGrad();
             double stepLoss = 0;
             if (totalW > 0)
             {
-                for (int m = 0, s = 0; s < chunk.Length; m++, s += Options.BatchSize)
+                for (int m = 0, s = 0; s < shard.Length; m++, s += Options.BatchSize)
                 {
-                    var rows = chunk.Slice(s, Math.Min(Options.BatchSize, chunk.Length - s));
+                    var rows = shard.Slice(s, Math.Min(Options.BatchSize, shard.Length - s));
                     double w = 0;
                     foreach (int r in rows) w += ExampleWeight(train, r);
                     if (w == 0) continue;
                     var batch = BatchPacker.Pack(train, trainEnc, rows, _rec.PadId, _rec.Scaler, Options.PositiveWeight, Options.NegativeWeight);
                     trainCache?.Attach(batch, rows, _model.Layout.NumLayers);
                     float share = (float)(w / totalW);
-                    stepLoss += _model.ForwardBackward(batch, Rng.Hash(dropSeed, (ulong)step * 4096 + (ulong)m), step, lossScale: share);
+                    ulong dropKey = Rng.Hash(dropSeed, (ulong)step * 4096 + (ulong)m);
+                    if (_comm.Rank > 0) dropKey = Rng.Hash(dropKey, (ulong)_comm.Rank);
+                    stepLoss += _model.ForwardBackward(batch, dropKey, step, lossScale: share);
+                }
+                if (_comm.Size > 1)
+                {
+                    // Each shard was weighted by the whole step's weight: the sum over ranks is the step's gradient and loss.
+                    _comm.AllReduceSum(_model.Grads.Slice(gradOffset, gradLength));
+                    _one[0] = (float)stepLoss;
+                    _comm.AllReduceSum(_one);
+                    stepLoss = _one[0];
                 }
                 float lr = schedule.At(step);
                 _model.Step(opt with { Lr = lr }, step);
+                if (Options.VerifyRanks && _comm.Size > 1) VerifyRanksAgree(step);
             }
             _state.Step = step;
             _state.Cursor += chunk.Length;
@@ -233,7 +296,7 @@ public sealed class Trainer
             if (step == total) _state.Finished = true;
 
             bool stopHere = Options.StopAfterStep == step && !_state.Finished;
-            if (Options.CheckpointDir is { } dir && !_state.Finished &&
+            if (Options.CheckpointDir is { } dir && !_state.Finished && _comm.Rank == 0 &&
                 (stopHere || (Options.CheckpointEverySteps > 0 && step % Options.CheckpointEverySteps == 0)))
                 Checkpoint.Save(_rec, dir, _state, Options);
             if (stopHere) { interrupted = true; break; }
@@ -265,10 +328,45 @@ public sealed class Trainer
     private float ExampleWeight(ExampleSet set, int r)
         => set.Weights[r] * (set.Labels[r] >= 0.5f ? Options.PositiveWeight : Options.NegativeWeight);
 
-    /// <summary>Validation loss (mean BCE over examples, unweighted) and AUC.</summary>
+    /// <summary>The smallest range of the flat gradient buffer that holds every trainable tensor (frozen tensors have no
+    /// gradient to sum): (offset, length).</summary>
+    private (int Offset, int Length) TrainableSpan()
+    {
+        int lo = int.MaxValue, hi = 0;
+        foreach (var t in _model.Layout.Tensors)
+            if (_model.IsTrainable(t.Name)) { lo = Math.Min(lo, t.Offset); hi = Math.Max(hi, t.Offset + t.Length); }
+        return lo == int.MaxValue ? (0, 0) : (lo, hi - lo);
+    }
+
+    /// <summary>Every rank compares a hash of its parameters with rank 0's; all stop together if any differs.</summary>
+    private void VerifyRanksAgree(int step)
+    {
+        if (_hostParams.Length != _model.Layout.TotalSize) _hostParams = new float[_model.Layout.TotalSize];
+        _model.Backend.Download(_model.Params.All, _hostParams);
+        ulong hash = 14695981039346656037UL;   // FNV-1a over the bits
+        foreach (byte b in System.Runtime.InteropServices.MemoryMarshal.AsBytes(_hostParams.AsSpan())) hash = (hash ^ b) * 1099511628211UL;
+        Span<byte> root = stackalloc byte[8];
+        BitConverter.TryWriteBytes(root, hash);
+        _comm.Broadcast(root, 0);
+        _one[0] = BitConverter.ToUInt64(root) == hash ? 0 : 1;
+        _comm.AllReduceSum(_one);
+        if (_one[0] > 0)
+            throw new InvalidOperationException($"the ranks diverged at step {step}: {_one[0]:0} of {_comm.Size} rank(s) hold parameters that differ from rank 0's");
+    }
+
+    /// <summary>Validation loss (mean BCE over examples, unweighted) and AUC. With several ranks each scores its shard
+    /// (<see cref="ShardOf"/>) and the logits are summed over the ranks (zeros elsewhere), so every rank gets them all: then
+    /// it is a collective call, which every rank must make.</summary>
     public (double Loss, double Auc) Evaluate(ExampleSet set, EncodedExamples enc, ActivationCache? cache = null, CancellationToken ct = default)
     {
-        var logits = _rec.PredictLogits(set, enc, Options.EvalBatchSize, cache, ct: ct);
+        float[] logits;
+        if (_comm.Size == 1) logits = _rec.PredictLogits(set, enc, Options.EvalBatchSize, cache, ct: ct);
+        else
+        {
+            var (start, count) = ShardOf(set.Count, _comm.Rank, _comm.Size);
+            logits = _rec.PredictLogits(set, enc, start, count, Options.EvalBatchSize, cache, ct);
+            _comm.AllReduceSum(logits);
+        }
         var labels = set.Labels;
         double loss = 0;
         for (int i = 0; i < logits.Length; i++)

@@ -1,5 +1,6 @@
 // The trainer's hyper-parameters (schedule, optimiser, freezing, early stopping, checkpoints) and their validation.
 using FastRec.Engine.Model;
+using FastRec.Kernels.Distributed;
 
 namespace FastRec.Engine.Training;
 
@@ -61,6 +62,15 @@ public sealed record TrainerOptions
     /// <summary>Stop after this optimizer step (the schedule is unchanged), writing a resumable checkpoint when
     /// <see cref="CheckpointDir"/> is set: an interrupted run. null = run to the end.</summary>
     public int? StopAfterStep { get; init; }
+    /// <summary>Data parallelism: the ranks this run is spread over (one <see cref="Trainer"/> per rank, same options and data);
+    /// null = this process alone (<see cref="LocalCollective"/>). With N ranks an optimizer step takes
+    /// BatchSize × GradientAccumulation × N examples, each rank a disjoint shard (<see cref="Trainer.ShardOf"/>); the result
+    /// equals one process with N times the batch up to the summation order of the all-reduce. Not part of the
+    /// <see cref="Fingerprint"/>: a run can resume on another number of ranks with the same examples per step.</summary>
+    public ICollective? Collective { get; init; }
+    /// <summary>Debug aid with more than one rank: after every optimizer step the ranks compare a hash of their parameters and
+    /// stop with an error naming the step if they differ (they must stay bit-identical). Costs one pass over the parameters.</summary>
+    public bool VerifyRanks { get; init; }
 
     /// <summary>Checks every field; throws <see cref="ArgumentOutOfRangeException"/> naming the option and its range.</summary>
     public void Validate()

@@ -27,6 +27,11 @@ public sealed class TrainingState
     public int Cursor { get; set; }
     /// <summary>Training examples (a resumed run must have the same).</summary>
     public int TrainExamples { get; set; }
+    /// <summary>Examples per optimizer step: BatchSize × GradientAccumulation × ranks (a resumed run must take the same;
+    /// 0 in checkpoints written before it was recorded).</summary>
+    public int ExamplesPerStep { get; set; }
+    /// <summary>Ranks (processes) of the run's latest leg (1 without data parallelism).</summary>
+    public int Ranks { get; set; } = 1;
     /// <summary>The seed (also in the options; kept so a state explains itself).</summary>
     public ulong Seed { get; set; }
     /// <summary>Best validation AUC so far (NaN before the first evaluation).</summary>
