@@ -128,13 +128,13 @@ public static class ServingHost
     private static async Task<IResult> Score(HttpContext http, ScoringModel model, ServingOptions options)
     {
         var request = http.Request;   // a Content-Type other than JSON never gets here (Accepts: 415, see ErrorBody)
-        if (request.ContentLength > options.MaxRequestBytes) return TooLarge(options);
+        if (request.ContentLength > options.MaxRequestBytes) return TooLarge(http, options);
         JsonDocument doc;
         try
         {
             doc = await JsonDocument.ParseAsync(request.Body, new JsonDocumentOptions { MaxDepth = 8 }, http.RequestAborted);
         }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge) { return TooLarge(options); }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge) { return TooLarge(http, options); }
         catch (JsonException e)
         {
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = [$"is not valid JSON: {e.Message}"] },
@@ -165,6 +165,12 @@ public static class ServingHost
         return TypedResults.Problem(statusCode: code, title: ReasonPhrases.GetReasonPhrase(code), detail: detail).ExecuteAsync(http);
     }
 
-    private static IResult TooLarge(ServingOptions options) => TypedResults.Problem(statusCode: StatusCodes.Status413PayloadTooLarge,
-        title: "request body too large", detail: $"body: the request body exceeds the limit of {options.MaxRequestBytes} bytes (--max-request-bytes)");
+    /// <summary>413, and the connection closed after it: the body is not read (or not to its end), so the connection
+    /// cannot carry another request, and a client must not reuse it.</summary>
+    private static IResult TooLarge(HttpContext http, ServingOptions options)
+    {
+        http.Response.Headers.Connection = "close";
+        return TypedResults.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "request body too large",
+            detail: $"body: the request body exceeds the limit of {options.MaxRequestBytes} bytes (--max-request-bytes)");
+    }
 }

@@ -146,9 +146,13 @@ public class ServingHostTests
     {
         string big = Body([.. Enumerable.Repeat("i1", 200)], "i2");   // > 1 KiB
         Assert.That(Encoding.UTF8.GetByteCount(big), Is.GreaterThan(Limit));
-        var (status, j, _) = await Post(big);
-        Assert.That(status, Is.EqualTo(HttpStatusCode.RequestEntityTooLarge));
-        Assert.That(j["detail"]!.GetValue<string>(), Does.Contain("exceeds the limit of 1024 bytes"));
+        using (var sized = await _host.Client.PostAsync("/score", new StringContent(big, Encoding.UTF8, "application/json")))
+        {
+            Assert.That(sized.StatusCode, Is.EqualTo(HttpStatusCode.RequestEntityTooLarge));
+            Assert.That(sized.Headers.ConnectionClose, Is.True, "the unread body leaves the connection unusable: the client is told not to reuse it");
+            var j = JsonNode.Parse(await sized.Content.ReadAsStringAsync())!.AsObject();
+            Assert.That(j["detail"]!.GetValue<string>(), Does.Contain("exceeds the limit of 1024 bytes"));
+        }
 
         // Chunked (no Content-Length): Kestrel stops reading at the limit.
         using var content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(big)));
@@ -157,6 +161,7 @@ public class ServingHostTests
         req.Headers.TransferEncodingChunked = true;
         using var r = await _host.Client.SendAsync(req);
         Assert.That(r.StatusCode, Is.EqualTo(HttpStatusCode.RequestEntityTooLarge));
+        Assert.That(r.Headers.ConnectionClose, Is.True);
 
         var (ok, _, _) = await Post(Body([.. Enumerable.Repeat("i1", 20)], "i2"));   // under the limit
         Assert.That(ok, Is.EqualTo(HttpStatusCode.OK), "a body under the limit still scores");
