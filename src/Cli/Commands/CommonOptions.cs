@@ -190,12 +190,11 @@ internal sealed class DataOptions
             if ((interPath is null) != (itemsPath is null))
                 throw new ArgumentException("--preset movietweetings: give both --interactions (ratings.dat) and --items (movies.dat), or neither for the vendored data");
             if (interPath is null) return MovieTweetings.Load(MovieTweetings.FindVendoredDirectory(), schema.PositiveThreshold);
-            var catalog = MovieTweetings.LoadItems(itemsPath!);
-            return MovieTweetings.LoadRatings(interPath, catalog, schema.PositiveThreshold);
+            return MovieTweetings.LoadRatings(interPath, schema.LoadItems(), schema.PositiveThreshold);
         }
         if (interPath is null) throw new ArgumentException("--interactions is required (or use --preset movietweetings)");
         if (itemsPath is null) throw new ArgumentException("--items is required with --interactions");
-        return InteractionTable.Load(interPath, ItemCatalog.Load(itemsPath, schema.Items), schema.Interactions);
+        return InteractionTable.Load(interPath, schema.LoadItems(), schema.Interactions);
     }
 }
 

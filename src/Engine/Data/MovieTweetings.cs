@@ -12,17 +12,21 @@ public static class MovieTweetings
     /// <summary>Folder of the vendored snapshot, relative to the repository root.</summary>
     public const string VendoredFolder = "data/movietweetings-100k";
 
-    /// <summary>The vendored data folder: looked for from the current directory and from the application's base
-    /// directory upward. Throws <see cref="DirectoryNotFoundException"/> when neither has it.</summary>
-    public static string FindVendoredDirectory()
+    /// <summary>The vendored data folder: looked for from the current directory upward (a clone of the repository), then
+    /// next to the application and upward from there (the `fastrec` .NET tool carries it beside its assembly). Throws
+    /// <see cref="DirectoryNotFoundException"/> when neither has it.</summary>
+    public static string FindVendoredDirectory() => FindVendoredDirectory(Directory.GetCurrentDirectory(), AppContext.BaseDirectory);
+
+    /// <summary><see cref="FindVendoredDirectory()"/> from explicit starting folders, in order (each folder, then its parents).</summary>
+    internal static string FindVendoredDirectory(params string[] starts)
     {
-        foreach (string start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        foreach (string start in starts)
             for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
             {
                 string candidate = Path.Combine(d.FullName, VendoredFolder);
                 if (File.Exists(Path.Combine(candidate, "ratings.dat"))) return candidate;
             }
-        throw new DirectoryNotFoundException($"{VendoredFolder}/ratings.dat not found above {Directory.GetCurrentDirectory()} or {AppContext.BaseDirectory}");
+        throw new DirectoryNotFoundException($"{VendoredFolder}/ratings.dat not found in or above {string.Join(" or ", starts)}");
     }
 
     /// <summary>Reads movies.dat and ratings.dat from <paramref name="directory"/>.</summary>

@@ -53,11 +53,26 @@ public sealed partial class Predictor
     {
         ArgumentNullException.ThrowIfNull(contextItems);
         var tok = Tokenizer;
+        return JoinContext(contextItems.Count, i => tok.Tokenize(contextItems[i] ?? throw new ArgumentException($"contextItems[{i}] is null", nameof(contextItems))));
+    }
+
+    /// <summary>The context segment from items already tokenized with <see cref="EncodeItem"/> (most recent first), joined
+    /// by the context separator's tokens exactly as <see cref="EncodeContext"/> joins texts: for a host that tokenizes its
+    /// catalogue once at start. Allocates the result.</summary>
+    public int[] JoinContext(IReadOnlyList<int[]> itemTokens)
+    {
+        ArgumentNullException.ThrowIfNull(itemTokens);
+        _ = Tokenizer;   // the separator's tokens come from the checkpoint
+        return JoinContext(itemTokens.Count, i => itemTokens[i] ?? throw new ArgumentException($"itemTokens[{i}] is null", nameof(itemTokens)));
+    }
+
+    private int[] JoinContext(int count, Func<int, IEnumerable<int>> item)
+    {
         var ids = new List<int>();
-        for (int i = 0; i < contextItems.Count; i++)
+        for (int i = 0; i < count; i++)
         {
             if (i > 0) ids.AddRange(_separator);
-            ids.AddRange(tok.Tokenize(contextItems[i] ?? throw new ArgumentException($"contextItems[{i}] is null", nameof(contextItems))));
+            ids.AddRange(item(i));
             if (ids.Count > Options.MaxLength) break;   // the rest would be truncated anyway
         }
         return [.. ids];

@@ -29,6 +29,18 @@ public sealed record DataSchema
     /// <summary>The items file, like <see cref="InteractionsPath"/>.</summary>
     public string? ItemsPath { get; init; }
 
+    /// <summary>The item catalogue the schema reads: <see cref="ItemsPath"/> with the <see cref="Items"/> column mapping, or
+    /// movies.dat for the MovieTweetings preset (the vendored snapshot's when no path is set). What a serving host maps
+    /// item ids to texts with.</summary>
+    /// <exception cref="InvalidOperationException">a generic ("files") schema that names no items file.</exception>
+    public ItemCatalog LoadItems()
+    {
+        if (Kind == "movietweetings")
+            return MovieTweetings.LoadItems(ItemsPath ?? Path.Combine(MovieTweetings.FindVendoredDirectory(), "movies.dat"));
+        if (ItemsPath is null) throw new InvalidOperationException($"the data schema (kind '{Kind}') names no items file");
+        return ItemCatalog.Load(ItemsPath, Items);
+    }
+
     /// <summary>Applies the schema's derived features to a freshly loaded table.</summary>
     public InteractionTable Prepare(InteractionTable table) => HistoryFeatures ? Data.HistoryFeatures.Append(table) : table;
 

@@ -41,6 +41,9 @@ public sealed unsafe class NativeCuda : IDisposable
     {
         var env = Environment.GetEnvironmentVariable("FASTREC_NATIVE_LIB");
         if (!string.IsNullOrEmpty(env)) yield return env;
+        // From the FastRec.Kernels package: copied next to the application, or left under runtimes/ (portable builds).
+        yield return System.IO.Path.Combine(AppContext.BaseDirectory, "libfastrec_native.so");
+        yield return System.IO.Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libfastrec_native.so");
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)

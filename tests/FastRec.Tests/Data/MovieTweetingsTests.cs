@@ -31,6 +31,41 @@ public class MovieTweetingsTests
     }
 
     [Test]
+    public void VendoredDataIsFoundNextToTheApplicationWhenTheWorkingDirectoryHasNone()
+    {
+        // The `fastrec` tool's layout: data/movietweetings-100k beside the assembly, run from an unrelated folder.
+        var root = Directory.CreateTempSubdirectory("fastrec-vendored-");
+        try
+        {
+            string cwd = Directory.CreateDirectory(Path.Combine(root.FullName, "elsewhere", "deeper")).FullName;
+            string app = Directory.CreateDirectory(Path.Combine(root.FullName, "tool", "net10.0", "any")).FullName;
+            string data = Directory.CreateDirectory(Path.Combine(app, "data", "movietweetings-100k")).FullName;
+            Assert.Throws<DirectoryNotFoundException>(() => MovieTweetings.FindVendoredDirectory(cwd, app), "no ratings.dat yet");
+            File.WriteAllText(Path.Combine(data, "ratings.dat"), "");
+            Assert.That(MovieTweetings.FindVendoredDirectory(cwd, app), Is.EqualTo(data), "beside the application");
+
+            // The working directory wins when both have it (a clone run from inside the repository).
+            string local = Directory.CreateDirectory(Path.Combine(root.FullName, "elsewhere", "data", "movietweetings-100k")).FullName;
+            File.WriteAllText(Path.Combine(local, "ratings.dat"), "");
+            Assert.That(MovieTweetings.FindVendoredDirectory(cwd, app), Is.EqualTo(local), "above the working directory first");
+        }
+        finally { root.Delete(recursive: true); }
+    }
+
+    [Test]
+    public void MissingVendoredDataNamesEveryPlaceLookedIn()
+    {
+        var root = Directory.CreateTempSubdirectory("fastrec-vendored-");
+        try
+        {
+            string a = Directory.CreateDirectory(Path.Combine(root.FullName, "a")).FullName, b = Directory.CreateDirectory(Path.Combine(root.FullName, "b")).FullName;
+            var e = Assert.Throws<DirectoryNotFoundException>(() => MovieTweetings.FindVendoredDirectory(a, b))!;
+            Assert.That(e.Message, Does.Contain("data/movietweetings-100k/ratings.dat not found").And.Contain(a).And.Contain(b));
+        }
+        finally { root.Delete(recursive: true); }
+    }
+
+    [Test]
     public void ItemTextIsTitleYearAndGenres()
     {
         var items = MovieTweetings.LoadItems(Path.Combine(Dir, "movies.dat"));

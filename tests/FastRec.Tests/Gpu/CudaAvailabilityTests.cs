@@ -110,7 +110,10 @@ public sealed class NativeLibraryLoaderTests
             Environment.SetEnvironmentVariable("FASTREC_NATIVE_LIB", "/nowhere/libfastrec_native.so");
             var candidates = NativeCuda.Candidates().ToList();
             Assert.That(candidates[0], Is.EqualTo("/nowhere/libfastrec_native.so"));
-            Assert.That(candidates.Skip(1), Has.All.EndWith(Path.Combine("build-native", "libfastrec_native.so")));
+            // Then where the FastRec.Kernels package puts it (its runtimes/linux-x64/native asset), then build-native/ folders.
+            Assert.That(candidates[1], Is.EqualTo(Path.Combine(AppContext.BaseDirectory, "libfastrec_native.so")));
+            Assert.That(candidates[2], Is.EqualTo(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libfastrec_native.so")));
+            Assert.That(candidates.Skip(3), Has.All.EndWith(Path.Combine("build-native", "libfastrec_native.so")));
         }
         finally
         {

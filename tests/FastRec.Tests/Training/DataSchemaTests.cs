@@ -54,4 +54,24 @@ public class DataSchemaTests
         Assert.That(stored.ResolvedFrom("/data/runs/ckpt").InteractionsPath, Is.EqualTo("/data/i.csv"));
         Assert.That(stored.ResolvedFrom("/moved/runs/ckpt.bak").InteractionsPath, Is.EqualTo("/moved/i.csv"), "moved together with its data");
     }
+
+    [Test]
+    public void LoadItemsReadsTheSchemasItemsFileOrTheVendoredMovies()
+    {
+        string dir = Directory.CreateTempSubdirectory("fastrec-schema-").FullName;
+        try
+        {
+            string items = Path.Combine(dir, "items.tsv");
+            File.WriteAllLines(items, ["sku\tname", "a\tRed shoe", "b\tBlue hat"]);
+            var files = new DataSchema { ItemsPath = items, Items = new ItemFileOptions { IdColumn = "sku", TextColumns = ["name"] } };
+            var catalog = files.LoadItems();
+            Assert.That((catalog.Count, catalog.Text(catalog.IndexOf("b"))), Is.EqualTo((2, "Blue hat")));
+
+            var movies = new DataSchema { Kind = "movietweetings" }.LoadItems();
+            Assert.That(movies.Count, Is.EqualTo(10_506), "the vendored movies.dat when no path is set");
+
+            TrainAssert.Throws<InvalidOperationException>(() => new DataSchema().LoadItems(), "kind 'files'", "names no items file");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }
