@@ -140,7 +140,8 @@ public sealed partial class TowerModel
         // Towers on the host, then δ of every item vector scattered in row order (deterministic).
         var job = new TowerBackwardJob(this, bt);
         CpuParallel.ForRange(R, ref job);
-        var dVall = new float[(long)V * d];
+        var dVall = _dVallHost;
+        Array.Clear(dVall);
         var dE = new float[2 * d];
         for (int q = 0; q < R; q++)
         {
@@ -158,7 +159,7 @@ public sealed partial class TowerModel
         _b.Upload(G(_oE, 2 * d), dE);
         if (Vw > 0)
         {
-            var dR = new float[Vw * d];
+            var dR = _dResidualHost;
             for (int i = 0; i < V; i++)
                 if (_residualRow[i] is var r and >= 0) dVall.AsSpan(i * d, d).CopyTo(dR.AsSpan(r * d, d));
             _b.Upload(G(_oR, Vw * d), dR);
@@ -366,15 +367,6 @@ public sealed partial class TowerModel
         var job = new TrainRowsJob(this, bt, set, rows, 0, 1);
         CpuParallel.ForRange(R, ref job);
         return ForwardBackward(bt, R);
-    }
-
-    /// <summary>Test hook: a model initialised (wide path fitted) but not trained.</summary>
-    internal static TowerModel Untrained(EvalWindow window, ExampleSet train, ItemVectors vectors, IBackend backend, TowerModelOptions o)
-    {
-        o.Validate();
-        var model = new TowerModel("untrained", backend, window, vectors, o);
-        model.Initialise(train, Rated(train));
-        return model;
     }
 
     /// <summary>Test hook: the flat parameter buffer ([P | p_b | R | E | W1 | b1 | W2 | b2 | W_w | b_w]).</summary>

@@ -126,6 +126,7 @@ public sealed partial class TowerModel : IBaseline, IItemScorer, IDisposable
     private readonly int _oP, _oPb, _oR, _oE, _oW1, _oB1, _oW2, _oB2, _oWw, _oBw, _count;
     private readonly float[] _host;       // host copy of the parameters
     private readonly float[] _vall;       // (V, d) item vectors for the current parameters
+    private readonly float[] _dVallHost, _dResidualHost;   // (V, d), (Vw, d) per-step gradient scratch, allocated once
     private int _step;
 
     /// <inheritdoc/>
@@ -159,6 +160,7 @@ public sealed partial class TowerModel : IBaseline, IItemScorer, IDisposable
         _oW2 = _oB1 + H; _oB2 = _oW2 + O * H; _oWw = _oB2 + O; _oBw = _oWw + O * F; _count = _oBw + O;
         _host = new float[_count];
         _vall = new float[(long)V * d];
+        _dVallHost = new float[(long)V * d]; _dResidualHost = new float[Vw * d];
         _p = backend.Allocate<float>(_count); _g = backend.Allocate<float>(_count);
         _m = backend.Allocate<float>(_count); _v = backend.Allocate<float>(_count);
         _xDev = backend.Allocate<float>((long)V * D); _vallDev = backend.Allocate<float>((long)V * d); _dVallDev = backend.Allocate<float>((long)V * d);
