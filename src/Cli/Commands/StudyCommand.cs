@@ -1,4 +1,5 @@
-// `fastrec study transfer|cold-items`: the transfer ablations and the strict cold-item test, each a table, a plot and a report.
+// `fastrec study transfer|cold-items|distill-items`: the transfer ablations, the strict cold-item test and the item-encoder
+// distillation, each a table and a report.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -6,8 +7,10 @@ using System.Text.Json.Nodes;
 using FastRec.Cli.Reporting;
 using FastRec.Engine.Baselines;
 using FastRec.Engine.Data;
+using FastRec.Engine.Distillation;
 using FastRec.Engine.Evaluation;
 using FastRec.Engine.Representations;
+using FastRec.Engine.Weights;
 
 namespace FastRec.Cli.Commands;
 
@@ -15,9 +18,11 @@ internal static class StudyCommand
 {
     public static Command Build()
     {
-        var cmd = new Command("study", "Evaluation studies: transfer (learning curves of five item representations) and cold-items (the strict new-item test)");
+        var cmd = new Command("study", "Evaluation studies: transfer (learning curves of five item representations), cold-items (the strict new-item test) " +
+                                       "and distill-items (smaller item encoders for the item tower)");
         cmd.Subcommands.Add(Transfer());
         cmd.Subcommands.Add(ColdItems());
+        cmd.Subcommands.Add(DistillItems());
         return cmd;
     }
 
@@ -47,6 +52,34 @@ internal static class StudyCommand
             var h = new ItemVectorModelOptions();
             if (r.GetValue(Epochs) is { } e) h = h with { Epochs = e > 0 ? e : throw new ArgumentException($"--epochs must be >= 1, got {e}") };
             return h;
+        }
+
+        /// <summary>--held-out of the cold-item studies (added by <see cref="AddHeldOut"/>).</summary>
+        public readonly Option<double> HeldOut = new("--held-out") { Description = "Share of the items held out as new (the latest to appear)", DefaultValueFactory = _ => 0.2 };
+
+        /// <summary>Adds the options and --held-out.</summary>
+        public void AddHeldOut(Command c, string defaultOut) { AddTo(c, defaultOut); c.Options.Add(HeldOut); }
+
+        /// <summary>The report folder (checked writable) and the held-out share (checked in (0, 1)).</summary>
+        public (string Dir, double HeldOut) OutAndHeldOut(ParseResult r)
+        {
+            string dir = r.GetValue(Out)!;
+            OutputPaths.Dir(dir, "--out");
+            double heldOut = r.GetValue(HeldOut);
+            if (!(heldOut > 0 && heldOut < 1)) throw new ArgumentException($"--held-out must be in (0, 1), got {heldOut}");
+            return (dir, heldOut);
+        }
+
+        /// <summary>Prints the result: one JSON document with --json, else the console summary and the report's path.</summary>
+        public int Emit(ParseResult r, string report, Func<JsonObject> json, Func<string> summary, Stopwatch wall)
+        {
+            if (r.GetValue(Json)) CliRun.EmitJson(json());
+            else
+            {
+                Console.Write(summary());
+                Console.WriteLine($"report: {Path.GetFullPath(report)} ({wall.Elapsed.TotalSeconds:0} s)");
+            }
+            return 0;
         }
 
         /// <summary>The raw table (no derived features) and the schema's example options with history features on.</summary>
@@ -115,17 +148,12 @@ internal static class StudyCommand
     private static Command ColdItems()
     {
         var c = new Common();
-        var share = new Option<double>("--held-out") { Description = "Share of the items held out (the latest to appear)", DefaultValueFactory = _ => 0.2 };
         var cmd = new Command("cold-items", "The strict cold-item test: hold out the newest 20 % of items, drop their rows before the test window, rank among them");
-        c.AddTo(cmd, "out/study/cold-items");
-        cmd.Options.Add(share);
+        c.AddHeldOut(cmd, "out/study/cold-items");
         cmd.SetAction(r => CliRun.Guard(() =>
         {
             Action<string> log = CliRun.Info;
-            string dir = r.GetValue(c.Out)!;
-            OutputPaths.Dir(dir, "--out");
-            double heldOut = r.GetValue(share);
-            if (!(heldOut > 0 && heldOut < 1)) throw new ArgumentException($"--held-out must be in (0, 1), got {heldOut}");
+            var (dir, heldOut) = c.OutAndHeldOut(r);
             var wall = Stopwatch.StartNew();
             using var b = c.Backend.Create(r);
             string model = CliRun.ResolveModel(r.GetValue(c.Model)!);
@@ -135,15 +163,77 @@ internal static class StudyCommand
             var result = ColdItemStudy.Run(raw, t => HistoryFeatures.Append(t), examples, StudyBoundaries.Of(full), text, NonNeuralItemVectors.Compute(raw.Catalog), b,
                 new ColdItemStudyOptions { HeldOut = heldOut, Head = c.Head(r), RankingUsers = r.GetValue(c.RankingUsers) ?? 0 }, log);
             string report = ColdItemReportWriter.Write(dir, result, wall.Elapsed.TotalSeconds);
-            if (r.GetValue(c.Json)) CliRun.EmitJson(ColdJson(result));
-            else
-            {
-                Console.Write(ColdItemReportWriter.ConsoleSummary(result));
-                Console.WriteLine($"report: {Path.GetFullPath(report)} ({wall.Elapsed.TotalSeconds:0} s)");
-            }
-            return 0;
+            return c.Emit(r, report, () => ColdJson(result), () => ColdItemReportWriter.ConsoleSummary(result), wall);
         }, r.GetValue(c.Json)));
         return cmd;
+    }
+
+    private static Command DistillItems()
+    {
+        var c = new Common();
+        var layers = new Option<string>("--layers") { Description = "Student depths, each initialised from every k-th teacher layer", DefaultValueFactory = _ => "3,2" };
+        var distillEpochs = new Option<int>("--distill-epochs") { Description = "Passes of the sentence-embedding distillation over the items' texts", DefaultValueFactory = _ => 4 };
+        var noCopy = new Option<bool>("--no-copy") { Description = "Skip the undistilled (copied layers only) students" };
+        var cmd = new Command("distill-items", "Distil the item tower's encoder into smaller students on the items' texts, re-encode the catalogue with them, " +
+                                               "refit the tower and measure the lift kept on strictly new items and the encode time per item");
+        c.AddHeldOut(cmd, "out/study/distill-items");
+        foreach (var o in new Option[] { layers, distillEpochs, noCopy }) cmd.Options.Add(o);
+        cmd.SetAction(r => CliRun.Guard(() =>
+        {
+            Action<string> log = CliRun.Info;
+            var (dir, heldOut) = c.OutAndHeldOut(r);
+            int epochs = r.GetValue(distillEpochs);
+            if (epochs < 1) throw new ArgumentException($"--distill-epochs must be >= 1, got {epochs}");
+            var depths = new List<int>();
+            foreach (var part in r.GetValue(layers)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                depths.Add(int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out int l) && l >= 1
+                    ? l : throw new ArgumentException($"--layers: '{part}' is not a layer count >= 1"));
+            if (depths.Count == 0) throw new ArgumentException("--layers: give at least one student depth");
+            var wall = Stopwatch.StartNew();
+            using var b = c.Backend.Create(r);
+            string model = CliRun.ResolveModel(r.GetValue(c.Model)!);
+            int teacherLayers = BertCheckpoint.Open(model).Config.NumHiddenLayers;
+            foreach (int l in depths)
+                if (l >= teacherLayers) throw new ArgumentException($"--layers: a student of {l} layers is not smaller than the {teacherLayers}-layer teacher {model}");
+            var (raw, examples) = c.Load(r);
+            var full = RecDataset.Build(HistoryFeatures.Append(raw), examples);
+            var options = new ItemDistillStudyOptions
+            {
+                HeldOut = heldOut, StudentLayers = depths.Distinct().ToArray(), Truncated = !r.GetValue(noCopy),
+                Distill = new ItemEncoderDistillOptions { Epochs = epochs }, RankingUsers = r.GetValue(c.RankingUsers) ?? 0,
+                Tower = r.GetValue(c.Epochs) is not null ? new TowerModelOptions { Epochs = c.Head(r).Epochs } : new TowerModelOptions(),
+            };
+            var result = ItemDistillStudy.Run(raw, t => HistoryFeatures.Append(t), examples, StudyBoundaries.Of(full), model,
+                NonNeuralItemVectors.Compute(raw.Catalog), b, Path.Combine(dir, "students"), options, log);
+            string report = ItemDistillReportWriter.Write(dir, result, b.Name);
+            return c.Emit(r, report, () => ItemDistillJson(result), () => ItemDistillReportWriter.ConsoleSummary(result), wall);
+        }, r.GetValue(c.Json)));
+        return cmd;
+    }
+
+    private static JsonObject ItemDistillJson(ItemDistillStudyResult r)
+    {
+        var encoders = new JsonArray();
+        foreach (var e in r.Encoders)
+        {
+            var row = r.Board[e.Model];
+            encoders.Add(new JsonObject
+            {
+                ["model"] = e.Model, ["encoder"] = e.Encoder, ["layers"] = e.Layers, ["ms_per_item"] = e.MsPerItem,
+                ["distance_to_teacher"] = CliRun.JsonNumber(e.Distillation?.FinalDistance ?? 0), ["distill_seconds"] = CliRun.JsonNumber(e.Distillation?.Seconds ?? double.NaN),
+                ["auc"] = CliRun.JsonNumber(row.Metrics?.Auc ?? double.NaN), ["gauc"] = CliRun.JsonNumber(ItemDistillStudy.Gauc(row)), ["ndcg_at_10"] = CliRun.JsonNumber(ItemDistillStudy.Ndcg(row)),
+                ["gauc_lift_kept"] = CliRun.JsonNumber(r.Kept.GetValueOrDefault((e.Model, "GAUC"), double.NaN)),
+                ["ndcg_lift_kept"] = CliRun.JsonNumber(r.Kept.GetValueOrDefault((e.Model, "NDCG@10"), double.NaN)),
+            });
+        }
+        var reference = r.Board[ItemDistillStudy.NonNeuralTower];
+        return new JsonObject
+        {
+            ["held_out_items"] = r.HeldOutItems, ["dropped_rows"] = r.DroppedRows, ["test_rows"] = r.Board.Test.Rows, ["test_users"] = r.Board.Test.Users,
+            ["encoders"] = encoders,
+            ["non_neural"] = new JsonObject { ["gauc"] = CliRun.JsonNumber(ItemDistillStudy.Gauc(reference)), ["ndcg_at_10"] = CliRun.JsonNumber(ItemDistillStudy.Ndcg(reference)) },
+            ["lifts"] = CliRun.Json(r.Lifts), ["students"] = r.StudentsDirectory, ["seconds"] = r.Seconds,
+        };
     }
 
     internal static double[] ParseFractions(string text)

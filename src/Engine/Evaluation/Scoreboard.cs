@@ -96,8 +96,11 @@ public sealed class Scoreboard
         var pm = Probabilities(model, o); var pb = Probabilities(baseline, o);
         if (model.Metrics is not null && baseline.Metrics is not null)
         {
-            yield return new LiftRow(model.Name, baseline.Name, "AUC", PairedBootstrap.Auc(set.Labels, set.Users, pm, pb, o.Bootstrap));
-            yield return new LiftRow(model.Name, baseline.Name, "GAUC", PairedBootstrap.Gauc(set.Labels, set.Users, pm, pb, o.Bootstrap));
+            // Undefined metrics (one class only; no user with both classes) get no lift row rather than an error.
+            if (!double.IsNaN(model.Metrics.Auc))
+                yield return new LiftRow(model.Name, baseline.Name, "AUC", PairedBootstrap.Auc(set.Labels, set.Users, pm, pb, o.Bootstrap));
+            if (model.Metrics.Gauc.UsersUsed > 0)
+                yield return new LiftRow(model.Name, baseline.Name, "GAUC", PairedBootstrap.Gauc(set.Labels, set.Users, pm, pb, o.Bootstrap));
         }
         if (model.Ranking is not null && baseline.Ranking is not null)
             yield return new LiftRow(model.Name, baseline.Name, "NDCG@10", PairedBootstrap.Ndcg(model.Ranking, baseline.Ranking, 10, o.Bootstrap));

@@ -174,7 +174,10 @@ public sealed partial class TowerModel
     private void Train(ExampleSet train, int[] rated, ExampleSet validation, int[] ratedValidation, Action<string>? log, CancellationToken ct)
     {
         using var run = new Run(this, train, rated, validation, ratedValidation, log);
-        for (int epoch = 1; epoch <= Options.Epochs && !run.Stopped; epoch++)
+        string? path = Options.CheckpointPath;
+        byte[] fingerprint = path is null ? [] : Fingerprint(train, validation);
+        int first = path is not null && File.Exists(path) ? run.Resume(path, fingerprint) + 1 : 1;
+        for (int epoch = first; epoch <= Options.Epochs && !run.Stopped; epoch++)
         {
             run.Shuffle(epoch);
             for (int s = 0; s < run.Steps; s++)
@@ -184,12 +187,13 @@ public sealed partial class TowerModel
                 run.Step(run.ForwardBackward(null), epoch);
             }
             run.EndEpoch(epoch);
+            if (path is not null) run.Save(path, epoch, fingerprint);
         }
         run.Finish();
     }
 
     /// <summary>The state of one training run, step by step: <see cref="Train"/> and <see cref="FitMutual"/> drive it.</summary>
-    private sealed class Run : IDisposable
+    private sealed partial class Run : IDisposable
     {
         private readonly TowerModel _m;
         private readonly ExampleSet _train, _validation;

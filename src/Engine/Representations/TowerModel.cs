@@ -47,6 +47,12 @@ public sealed record TowerModelOptions
     public int ValidationRankingUsers { get; init; } = 500;
     /// <summary>Seed of the initialisation, the example order and the sampled items.</summary>
     public ulong Seed { get; init; } = 42;
+    /// <summary>Training checkpoint file, or null for none. After every epoch the whole training state (parameters, Adam
+    /// moments and step, the best epoch's parameters, early-stopping state, history) is written to it atomically; a
+    /// <see cref="TowerModel.Fit"/> that finds the file resumes after its last epoch, and ends bit-identical to a run that was
+    /// never interrupted. A file written for another run (other data, vectors or options; <see cref="Epochs"/> and
+    /// <see cref="Patience"/> may change) is refused. Not used by <see cref="TowerModel.FitMutual"/>.</summary>
+    public string? CheckpointPath { get; init; }
 
     internal void Validate()
     {
@@ -63,6 +69,7 @@ public sealed record TowerModelOptions
         if (!(MaxGradNorm >= 0 && float.IsFinite(MaxGradNorm))) throw new ArgumentOutOfRangeException(nameof(MaxGradNorm), MaxGradNorm, "gradient clip must be finite and >= 0");
         if (Patience < 0) throw new ArgumentOutOfRangeException(nameof(Patience), Patience, "patience must be >= 0");
         if (ValidationRankingUsers < 0) throw new ArgumentOutOfRangeException(nameof(ValidationRankingUsers), ValidationRankingUsers, "validation ranking users must be >= 0");
+        if (CheckpointPath is { Length: 0 }) throw new ArgumentException("CheckpointPath is empty; give a file or null for none", nameof(CheckpointPath));
     }
 }
 

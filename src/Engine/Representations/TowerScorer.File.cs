@@ -15,7 +15,7 @@ public sealed partial class TowerScorer
     private static ReadOnlySpan<byte> FileMagic => "FRTS"u8;
     /// <summary>The format version <see cref="Save(string, IReadOnlyList{string}?, IReadOnlyList{string}?, string?)"/> writes and <see cref="Load"/> reads.</summary>
     public const int FileVersion = 1;
-    private const int HashBytes = 32, HeaderInts = 7;
+    private const int HashBytes = ChecksummedFile.HashBytes, HeaderInts = 7;
     private const int FixedHeader = 4 + 4 + 4 * HeaderInts;   // magic, version, (F, V, d, D, H, O, N)
 
     /// <summary>Writes the scorer alone (no catalogue ids or texts): see the overload.</summary>
@@ -52,7 +52,7 @@ public sealed partial class TowerScorer
         var w = _w;
         AtomicFile.Write(path, stream =>
         {
-            using var o = new HashingWriter(stream);
+            using var o = new ChecksummedWriter(stream);
             o.Bytes(FileMagic);
             foreach (int x in new[] { FileVersion, F, ItemCount, w.d, w.D, w.H, w.O, w.N }) o.Int(x);
             o.Double(w.Prior);
@@ -96,7 +96,7 @@ public sealed partial class TowerScorer
             throw new InvalidDataException($"not a tower scorer file: {b.Length} bytes, shorter than the smallest valid file ({FixedHeader + HashBytes}); truncated?");
         if (!b.AsSpan(0, 4).SequenceEqual(FileMagic))
             throw new InvalidDataException($"not a tower scorer file (magic '{Encoding.ASCII.GetString(b, 0, 4).ReplaceLineEndings(" ")}', expected 'FRTS')");
-        var r = new Reader(b, 4);
+        var r = new ChecksummedReader(b, 4);
         int version = r.Int();
         if (version != FileVersion) throw new InvalidDataException($"format version {version}; this build reads version {FileVersion}");
         int f = r.Int(), V = r.Int(), d = r.Int(), D = r.Int(), H = r.Int(), O = r.Int(), N = r.Int();
@@ -108,7 +108,7 @@ public sealed partial class TowerScorer
         long minimum = FixedHeader + 8 + 16L * F + 4 * (weights + (long)V * d + (long)V * ItemF) + 4 + 4 + HashBytes;
         if ((long)V * d > Array.MaxLength || (long)V * ItemF > Array.MaxLength) throw new InvalidDataException($"{V} items of width {d} do not fit in one array");
         if (b.LongLength < minimum) throw new InvalidDataException($"truncated: {b.LongLength} bytes, but its shapes (V {V}, d {d}, D {D}, H {H}) need at least {minimum}");
-        if (!SHA256.HashData(b.AsSpan(0, b.Length - HashBytes)).AsSpan().SequenceEqual(b.AsSpan(b.Length - HashBytes)))
+        if (!ChecksummedFile.Verify(b))
             throw new InvalidDataException("fails its SHA-256 checksum: the file is corrupt or truncated");
 
         double prior = r.Double();
@@ -138,72 +138,5 @@ public sealed partial class TowerScorer
     private static void Range(int x, int lo, int hi, string what)
     {
         if (x < lo || x > hi) throw new InvalidDataException($"{what} is {x}, outside [{lo}, {hi}]");
-    }
-
-    /// <summary>Bounds-checked little-endian reads of a checked buffer; every failure is an <see cref="InvalidDataException"/>.</summary>
-    private sealed class Reader(byte[] b, int position)
-    {
-        public int Position { get; private set; } = position;
-
-        private ReadOnlySpan<byte> Take(long n, string what)
-        {
-            if (n < 0 || n > b.Length - HashBytes - Position)
-                throw new InvalidDataException($"{what} ({n} bytes at offset {Position}) runs past the end of the data");
-            var s = b.AsSpan(Position, (int)n);
-            Position += (int)n;
-            return s;
-        }
-
-        public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4, "an int32"));
-        public double Double() => BinaryPrimitives.ReadDoubleLittleEndian(Take(8, "a float64"));
-
-        /// <summary>n float32 values, each finite.</summary>
-        public float[] Floats(long n, string what)
-        {
-            var a = new float[n];
-            FloatFormats.BytesToF32(Take(4 * n, what), a);
-            for (long i = 0; i < n; i++)
-                if (!float.IsFinite(a[i])) throw new InvalidDataException($"{what}[{i}] is {a[i]}; every stored value must be finite");
-            return a;
-        }
-
-        public string String(string what)
-        {
-            int n = Int();
-            try { return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(Take(n, what)); }
-            catch (DecoderFallbackException) { throw new InvalidDataException($"{what} is not valid UTF-8"); }
-        }
-    }
-
-    /// <summary>Writes little-endian values to a stream and hashes them; <see cref="Finish"/> appends the SHA-256.</summary>
-    private sealed class HashingWriter(Stream s) : IDisposable
-    {
-        private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        private readonly byte[] _buf = new byte[1 << 16];
-
-        public void Bytes(ReadOnlySpan<byte> x) { _sha.AppendData(x); s.Write(x); }
-        public void Int(int x) { Span<byte> t = stackalloc byte[4]; BinaryPrimitives.WriteInt32LittleEndian(t, x); Bytes(t); }
-        public void Double(double x) { Span<byte> t = stackalloc byte[8]; BinaryPrimitives.WriteDoubleLittleEndian(t, x); Bytes(t); }
-
-        public void Floats(ReadOnlySpan<float> x)
-        {
-            for (int at = 0; at < x.Length; at += _buf.Length / 4)
-            {
-                int n = Math.Min(_buf.Length / 4, x.Length - at);
-                FloatFormats.F32ToBytes(x.Slice(at, n), _buf);
-                Bytes(_buf.AsSpan(0, 4 * n));
-            }
-        }
-
-        public void String(string x)
-        {
-            var bytes = Encoding.UTF8.GetBytes(x);
-            Int(bytes.Length);
-            Bytes(bytes);
-        }
-
-        public void Finish() => s.Write(_sha.GetHashAndReset());
-
-        public void Dispose() => _sha.Dispose();
     }
 }

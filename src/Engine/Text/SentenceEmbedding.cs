@@ -25,21 +25,30 @@ public static class SentenceEmbedding
         var acc = new double[C];
         for (int b = 0; b < B; b++)
         {
-            Array.Clear(acc);
-            double count = 0;
-            for (int t = 0; t < T; t++)
-            {
-                float m = mask[b * T + t];
-                if (m == 0) continue;
-                count += m;
-                var row = hidden.Slice((b * T + t) * C, C);
-                for (int c = 0; c < C; c++) acc[c] += m * row[c];
-            }
-            count = Math.Max(count, 1e-9);
+            MaskedMean(hidden, mask, b, T, C, acc);
             double norm = 0;
-            for (int c = 0; c < C; c++) { acc[c] /= count; norm += acc[c] * acc[c]; }
+            for (int c = 0; c < C; c++) norm += acc[c] * acc[c];
             norm = Math.Max(Math.Sqrt(norm), 1e-12);
             for (int c = 0; c < C; c++) outp[b * C + c] = (float)(acc[c] / norm);
         }
+    }
+
+    /// <summary>Row <paramref name="b"/>'s attention-masked mean of <paramref name="hidden"/> (B, T, C) into
+    /// <paramref name="mean"/> (C), accumulated in float64; returns the mask's sum, at least 1e-9.</summary>
+    internal static double MaskedMean(ReadOnlySpan<float> hidden, ReadOnlySpan<float> mask, int b, int T, int C, Span<double> mean)
+    {
+        mean.Clear();
+        double count = 0;
+        for (int t = 0; t < T; t++)
+        {
+            float m = mask[b * T + t];
+            if (m == 0) continue;
+            count += m;
+            var row = hidden.Slice((b * T + t) * C, C);
+            for (int c = 0; c < C; c++) mean[c] += m * row[c];
+        }
+        count = Math.Max(count, 1e-9);
+        for (int c = 0; c < C; c++) mean[c] /= count;
+        return count;
     }
 }

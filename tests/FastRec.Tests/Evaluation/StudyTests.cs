@@ -171,6 +171,25 @@ public class StudyCliTests
         Assert.That(File.ReadAllText(Path.Combine(outDir, "results.csv")).Split('\n', StringSplitOptions.RemoveEmptyEntries), Has.Length.EqualTo(5));
     }
 
+    [Test]
+    public void DistillItemsOnATinyDatasetSavesItsStudentsAndWritesOneJsonDocument()
+    {
+        using var f = new TrainFixture(users: 24, perUser: 16);
+        string outDir = Path.Combine(f.Root, "distil");
+        var (code, stdout, stderr) = CliTests.Run("study", "distill-items", "--interactions", f.Interactions, "--items", f.Items, "--model", f.ModelDir,
+            "--layers", "1", "--distill-epochs", "2", "--epochs", "2", "--held-out", "0.3", "--ranking-users", "0", "--out", outDir, "--json", "--backend", "cpu");
+        Assert.That(code, Is.EqualTo(0), stderr);
+        var doc = JsonNode.Parse(stdout)!;
+        var encoders = doc["encoders"]!.AsArray();
+        Assert.That(encoders.Select(e => e!["layers"]!.GetValue<int>()), Is.EqualTo(new[] { 2, 1, 1 }), "teacher, distilled, copied");
+        Assert.That(encoders[0]!["gauc_lift_kept"], Is.Null, "the teacher keeps its own lift by definition");
+        Assert.That(encoders.All(e => e!["ms_per_item"]!.GetValue<double>() > 0), Is.True);
+        Assert.That(doc["lifts"]!.AsArray(), Is.Not.Empty);
+        Assert.That(File.ReadAllText(Path.Combine(outDir, "report.md")), Does.Contain("lift kept"));
+        foreach (string s in new[] { "student-1l", "student-1l-copy" })
+            Assert.That(Engine.Weights.BertCheckpoint.Open(Path.Combine(outDir, "students", s)).Config.NumHiddenLayers, Is.EqualTo(1), s);
+    }
+
     [TestCase("--windows", "2", "--windows: '2' is not a fraction")]
     [TestCase("--variants", "z", "unknown variant 'z'")]
     [TestCase("--seeds", "0", "--seeds must be >= 1")]

@@ -193,6 +193,43 @@ public class TowerModelTests
     }
 
     [Test]
+    public void InterruptedTrainingResumesFromItsCheckpointBitIdentical()
+    {
+        var (data, vectors) = Make();
+        var w = EvalWindow.FromDataset(data);
+        using var b = new CpuSimdBackend();
+        var o = Small(4) with { Patience = 10, LearningRate = 1e-2f };
+        using var straight = TowerModel.Fit("x", w, data.Train, data.Validation, vectors, b, o);
+
+        string path = Path.Combine(_dir, "tower.ckpt");
+        using (var cts = new CancellationTokenSource())
+            Assert.That(() => TowerModel.Fit("x", w, data.Train, data.Validation, vectors, b, o with { CheckpointPath = path },
+                line => { if (line.Contains("epoch 2:")) cts.Cancel(); }, cts.Token), Throws.InstanceOf<OperationCanceledException>());
+        Assert.That(File.Exists(path), Is.True, "the state after epoch 2 was saved before the interruption");
+        var log = new List<string>();
+        using var resumed = TowerModel.Fit("x", w, data.Train, data.Validation, vectors, b, o with { CheckpointPath = path }, log.Add);
+        Assert.That(log, Has.Some.Contains("resumed from").And.Some.Contains("after epoch 2"));
+        Assert.That(log.Count(l => l.Contains(": epoch ")), Is.EqualTo(2), "epochs 3 and 4 only");
+        Assert.That(resumed.History, Is.EqualTo(straight.History));
+        Assert.That(resumed.Best, Is.EqualTo(straight.Best));
+        Assert.That(resumed.PredictLogits(data.Test), Is.EqualTo(straight.PredictLogits(data.Test)), "bit-identical to the uninterrupted run");
+
+        // Another run's file is refused, a corrupt one too; both name the file.
+        Assert.That(() => TowerModel.Fit("x", w, data.Train, data.Validation, vectors, b, o with { CheckpointPath = path, Seed = 77 }),
+            Throws.InstanceOf<InvalidDataException>().With.Message.Contains(path).And.Message.Contains("another run"));
+        var bytes = File.ReadAllBytes(path);
+        bytes[bytes.Length / 2] ^= 0x10;
+        File.WriteAllBytes(path, bytes);
+        Assert.That(() => TowerModel.Fit("x", w, data.Train, data.Validation, vectors, b, o with { CheckpointPath = path }),
+            Throws.InstanceOf<InvalidDataException>().With.Message.Contains(path).And.Message.Contains("checksum"));
+        File.WriteAllBytes(path, bytes.AsSpan(0, 20).ToArray());
+        Assert.That(() => TowerModel.Fit("x", w, data.Train, data.Validation, vectors, b, o with { CheckpointPath = path }),
+            Throws.InstanceOf<InvalidDataException>().With.Message.Contains(path));
+        Assert.That(() => TowerModel.Fit("x", w, data.Train, data.Validation, vectors, b, o with { CheckpointPath = "" }),
+            Throws.ArgumentException.With.Message.Contains("CheckpointPath"));
+    }
+
+    [Test]
     public void ScorerServesNewUsersAndNewItems()
     {
         var (data, vectors) = Make();

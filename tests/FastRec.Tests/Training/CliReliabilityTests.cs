@@ -334,6 +334,7 @@ public class CliReliabilityTests
         string[] study = ["study", "transfer", "--interactions", _fx.Interactions, "--items", _fx.Items, "--variants", "e", "--out", Path.Combine(_fx.Root, "sweep-study"), "--backend", "cpu"];
         string[] export = ["export", "--model", _ckpt, "--onnx", Path.Combine(_fx.Root, "sweep.onnx")];
         string[] cold = ["study", "cold-items", "--interactions", _fx.Interactions, "--items", _fx.Items, "--model", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep-cold"), "--backend", "cpu"];
+        string[] distillItems = ["study", "distill-items", "--interactions", _fx.Interactions, "--items", _fx.Items, "--model", _fx.ModelDir, "--layers", "1", "--out", Path.Combine(_fx.Root, "sweep-distil"), "--backend", "cpu"];
         string[] tower = ["tower", "--interactions", _fx.Interactions, "--items", _fx.Items, "--encoder", _fx.ModelDir, "--out", Path.Combine(_fx.Root, "sweep.frts"), "--cache", "none", "--backend", "cpu"];
         string[] recommend = ["recommend", "--model", Path.Combine(_fx.Root, "missing.frts"), "--history", "i1,i2:0"];
         static string[] Set(string[] a, string flag, string value)
@@ -371,6 +372,10 @@ public class CliReliabilityTests
         yield return ("study", "bad file", Set(cold, "--model", missingDir), missingDir);
         yield return ("study", "bad flag", Set(cold, "--held-out", "1.5"), "--held-out");
         yield return ("study", "unwritable out", Set(cold, "--out", blocked), "--out");
+        yield return ("study", "bad file", Set(distillItems, "--interactions", missing), missing);
+        yield return ("study", "bad flag", Set(distillItems, "--layers", "2"), "--layers");
+        yield return ("study", "bad flag", Set(distillItems, "--distill-epochs", "0"), "--distill-epochs");
+        yield return ("study", "unwritable out", Set(distillItems, "--out", blocked), "--out");
         yield return ("tower", "bad file", Set(tower, "--encoder", missingDir), missingDir);
         yield return ("tower", "bad flag", Set(tower, "--epochs", "0"), "--epochs");
         yield return ("tower", "unwritable out", Set(tower, "--out", Path.Combine(blocked, "t.frts")), "--out");
