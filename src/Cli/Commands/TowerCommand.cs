@@ -19,6 +19,7 @@ internal static class TowerCommand
         var encoder = new Option<string>("--encoder") { Description = "Encoder of the item texts (default: minilm = models/minilm)", DefaultValueFactory = _ => "minilm" };
         var cache = new Option<string>("--cache") { Description = "Folder of the item-vector cache ('none' = no cache)", DefaultValueFactory = _ => "out/cache" };
         var epochs = new Option<int?>("--epochs") { Description = $"Most epochs (early stopping on validation; default {new TowerModelOptions().Epochs})" };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Training checkpoint file, written after every epoch; when it exists the training resumes from it (bit-identical to an uninterrupted run; a file of another run is refused)" };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace --out when it exists (without it, an existing file is refused)" };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout (progress goes to stderr)" };
         CliRun.AtLeast(epochs, 1);
@@ -26,13 +27,15 @@ internal static class TowerCommand
             "Train the item-tower text recommender (cached item encodings, user tower over the rated history, wide & deep head) on the training window, " +
             "select the epoch on validation, and save the scorer with the catalogue for fastrec recommend");
         data.AddTo(cmd); backend.AddTo(cmd);
-        foreach (var o in new Option[] { outFile, encoder, cache, epochs, overwrite, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { outFile, encoder, cache, epochs, checkpoint, overwrite, json }) cmd.Options.Add(o);
         cmd.SetAction(r => CliRun.Guard(() =>
         {
             string output = r.GetValue(outFile)!;
             OutputPaths.OutFile(output, "--out");
             if (File.Exists(output) && !r.GetValue(overwrite))
                 throw new ArgumentException($"--out {output}: the file exists; add --overwrite to replace it");
+            string? checkpointPath = r.GetValue(checkpoint);
+            if (checkpointPath is not null) OutputPaths.OutFile(checkpointPath, "--checkpoint");
             var wall = Stopwatch.StartNew();
             using var b = backend.Create(r);
             var schema = data.Schema(r) with { HistoryFeatures = false };   // the model computes its own history features
@@ -46,6 +49,7 @@ internal static class TowerCommand
             var vectors = EncoderItemVectors.Compute(model, b, ds.Catalog, encoderOptions, CliRun.Info);
             var options = new TowerModelOptions();
             if (r.GetValue(epochs) is { } e) options = options with { Epochs = e };
+            if (checkpointPath is not null) options = options with { CheckpointPath = checkpointPath };
             using var tower = TowerModel.Fit("tower", window, ds.Train, ds.Validation, vectors, b, options, CliRun.Info);
             double testAuc = RocAuc.Compute(ds.Test.Labels, tower.Predict(ds.Test));
             var scorer = tower.CreateScorer(window, includeTest: true);

@@ -49,6 +49,27 @@ public class RecommendCliTests
         Assert.That(CatalogRecommender.Load(copy).ItemCount, Is.EqualTo(20));
     }
 
+    [Test]
+    public void TowerCheckpointResumesAndEndsWhereAnUninterruptedRunEnds()
+    {
+        string straight = Path.Combine(_fx.Root, "straight.frts"), resumed = Path.Combine(_fx.Root, "resumed.frts"), ckpt = Path.Combine(_fx.Root, "tower.ckpt");
+        string[] Args(string output, int epochs) => [.. TowerArgs(output)[..^2], "--epochs", epochs.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+        var (code, _, err) = Run(Args(straight, 2));
+        Assert.That(code, Is.Zero, err);
+        (code, _, err) = Run([.. Args(resumed, 1), "--checkpoint", ckpt]);
+        Assert.That(code, Is.Zero, err);
+        Assert.That(File.Exists(ckpt), Is.True);
+        (code, var output, err) = Run([.. Args(resumed, 2), "--checkpoint", ckpt, "--overwrite"]);
+        Assert.That(code, Is.Zero, err);
+        Assert.That(output, Does.Contain("resumed from").And.Contain("after epoch 1"));
+        var a = CatalogRecommender.Load(straight); var b = CatalogRecommender.Load(resumed);
+        var ra = a.TopK([], null, 5); var rb = b.TopK([], null, 5);
+        Assert.That(rb.Select(x => (x.Item, x.Score)), Is.EqualTo(ra.Select(x => (x.Item, x.Score))), "resumed = uninterrupted, bit for bit");
+        (code, _, err) = Run([.. Args(resumed, 2), "--checkpoint", _fx.Root, "--overwrite"]);
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err, Does.Contain("--checkpoint").And.Contain("is a directory"));
+    }
+
     private string CatalogRecommenderInfo() => Engine.Representations.TowerScorer.LoadFile(_file).Info;
 
     [Test]

@@ -139,9 +139,11 @@ public class CollectiveTests
     public void AStuckRankTimesOutWithAClearErrorAndAbortsTheJob()
     {
         var job = Mpirun.Run(2, Probe, ["hang", "2"], TimeSpan.FromSeconds(60));
-        Assert.That(job.Code, Is.Not.Zero);
         Assert.That(job.Output, Does.Contain("MPI_Iallreduce of 5 elements on rank 0 of 2 timed out after 2 s"));
-        Assert.That(job.Output, Does.Contain("MPI_ABORT"), "the waiting rank takes the stuck one down");
+        // The waiting rank takes the stuck one down with MPI_Abort(3): mpirun exits with that code. Its
+        // "MPI_ABORT was invoked" banner is not asserted: under load Open MPI can fail to print it
+        // (ORTE_ERROR_LOG "Out of resource" in show_help.c) while the abort itself still happens.
+        Assert.That(job.Code, Is.EqualTo(3), "the job ends with the code rank 0 aborted with");
         Assert.That(job.Elapsed, Is.LessThan(TimeSpan.FromSeconds(30)), "bounded by the 2 s timeout plus start-up");
     }
 
