@@ -1,4 +1,4 @@
-// The one flat parameter buffer's map: every tensor's HF name, shape, offset, decay flag and layer.
+// The one flat parameter buffer's map, derived from BertSchema: every tensor's HF name, shape, offset, decay flag and layer.
 namespace FastRec.Engine.Model;
 
 /// <summary>One tensor of the flat parameter buffer (HF name, [out, in] shape for weights).</summary>
@@ -12,8 +12,7 @@ public sealed record ParamInfo
     public required int Offset { get; init; }
     /// <summary>Number of elements (product of <see cref="Shape"/>).</summary>
     public required int Length { get; init; }
-    /// <summary>Whether AdamW applies weight decay: everything except biases and LayerNorm weights/biases
-    /// (the HF Trainer / torch convention: no_decay = ["bias", "LayerNorm.weight"]); embeddings ARE decayed.</summary>
+    /// <summary>Whether AdamW applies weight decay (<see cref="TensorSpec.Decay"/>).</summary>
     public required bool Decay { get; init; }
     /// <summary><see cref="ParameterLayout.EmbeddingsLayer"/> (-1), the encoder layer index i,
     /// <see cref="ParameterLayout.PoolerLayer"/> (L) or <see cref="ParameterLayout.HeadLayer"/> (L + 1).</summary>
@@ -51,55 +50,27 @@ public sealed class ParameterLayout
     /// <summary>Width of the head's input: C + D.</summary>
     public int HeadInputSize { get; }
 
-    /// <summary>Builds the layout of <paramref name="bert"/> plus the head of <paramref name="adapter"/> (both validated).</summary>
+    /// <summary>The schema the layout is derived from.</summary>
+    public BertSchema Schema { get; }
+
+    /// <summary>Builds the layout of <paramref name="bert"/> plus the head of <paramref name="adapter"/> (both validated):
+    /// the tensors of <see cref="BertSchema"/> in schema order, except that the tensors of one
+    /// <see cref="TensorSpec.Block"/> are placed together where the block's first tensor is.</summary>
     public ParameterLayout(BertConfig bert, AdapterConfig adapter)
     {
-        bert.Validate();
-        adapter.Validate(bert);
-        int V = bert.VocabSize, C = bert.HiddenSize, F = bert.IntermediateSize;
+        Schema = BertSchema.Of(bert, adapter);
         NumLayers = bert.NumHiddenLayers;
-
-        int e = EmbeddingsLayer;
-        Add("embeddings.word_embeddings.weight", e, true, V, C);
-        Add("embeddings.position_embeddings.weight", e, true, bert.MaxPositionEmbeddings, C);
-        Add("embeddings.token_type_embeddings.weight", e, true, bert.TypeVocabSize, C);
-        Add("embeddings.LayerNorm.weight", e, false, C);
-        Add("embeddings.LayerNorm.bias", e, false, C);
-        for (int i = 0; i < NumLayers; i++)
+        HeadInputSize = Schema.HeadInputSize;
+        var placed = new HashSet<string>(StringComparer.Ordinal);
+        var specs = Schema.Tensors;
+        for (int i = 0; i < specs.Count; i++)
         {
-            string p = $"encoder.layer.{i}.";
-            Add(p + "attention.self.query.weight", i, true, C, C);   // \
-            Add(p + "attention.self.key.weight", i, true, C, C);     //  } one (3C, C) block
-            Add(p + "attention.self.value.weight", i, true, C, C);   // /
-            Add(p + "attention.self.query.bias", i, false, C);       // \
-            Add(p + "attention.self.key.bias", i, false, C);         //  } one (3C) block
-            Add(p + "attention.self.value.bias", i, false, C);       // /
-            Add(p + "attention.output.dense.weight", i, true, C, C);
-            Add(p + "attention.output.dense.bias", i, false, C);
-            Add(p + "attention.output.LayerNorm.weight", i, false, C);
-            Add(p + "attention.output.LayerNorm.bias", i, false, C);
-            Add(p + "intermediate.dense.weight", i, true, F, C);
-            Add(p + "intermediate.dense.bias", i, false, F);
-            Add(p + "output.dense.weight", i, true, C, F);
-            Add(p + "output.dense.bias", i, false, C);
-            Add(p + "output.LayerNorm.weight", i, false, C);
-            Add(p + "output.LayerNorm.bias", i, false, C);
+            var t = specs[i];
+            if (t.Block is null) { Add(t); continue; }
+            if (!placed.Add(t.Block)) continue;
+            for (int j = i; j < specs.Count; j++)
+                if (specs[j].Block == t.Block) Add(specs[j]);
         }
-        if (bert.AddPoolingLayer)
-        {
-            Add("pooler.dense.weight", PoolerLayer, true, C, C);
-            Add("pooler.dense.bias", PoolerLayer, false, C);
-        }
-        int width = HeadInputSize = C + adapter.DenseFeatures;
-        for (int j = 0; j < adapter.HiddenSizes.Length; j++)
-        {
-            int h = adapter.HiddenSizes[j];
-            Add($"head.dense.{j}.weight", HeadLayer, true, h, width);
-            Add($"head.dense.{j}.bias", HeadLayer, false, h);
-            width = h;
-        }
-        Add("head.out.weight", HeadLayer, true, 1, width);
-        Add("head.out.bias", HeadLayer, false, 1);
     }
 
     /// <summary>The tensor named <paramref name="name"/>; throws <see cref="KeyNotFoundException"/> naming it.</summary>
@@ -110,15 +81,14 @@ public sealed class ParameterLayout
     /// <summary>True when the layout holds <paramref name="name"/>.</summary>
     public bool Contains(string name) => _byName.ContainsKey(name);
 
-    private void Add(string name, int layer, bool decay, params int[] shape)
+    private void Add(TensorSpec t)
     {
-        long n = 1;
-        foreach (int d in shape) n *= d;
+        long n = t.Shape.Aggregate(1L, (a, b) => a * b);
         if (TotalSize + n > int.MaxValue)
-            throw new InvalidDataException($"the model's parameters exceed {int.MaxValue} floats at {name}");
-        var info = new ParamInfo { Name = name, Shape = shape, Offset = TotalSize, Length = (int)n, Decay = decay, Layer = layer, Index = _tensors.Count };
+            throw new InvalidDataException($"the model's parameters exceed {int.MaxValue} floats at {t.Name}");
+        var info = new ParamInfo { Name = t.Name, Shape = t.Shape, Offset = TotalSize, Length = (int)n, Decay = t.Decay, Layer = t.Layer, Index = _tensors.Count };
         _tensors.Add(info);
-        _byName.Add(name, info);
+        _byName.Add(t.Name, info);
         TotalSize += (int)n;
     }
 }

@@ -21,7 +21,7 @@ internal sealed class LayerTensors
 }
 
 /// <summary>
-/// Every tensor of <see cref="ParameterLayout"/> as a view of one buffer. Built for the parameters (all views present)
+/// Every tensor of <see cref="ParameterLayout"/> as a view of one buffer, addressed by <see cref="BertSchema"/>'s names. Built for the parameters (all views present)
 /// and for the gradients, where a frozen tensor's view is <see cref="View{T}.None"/> so kernels skip computing it.
 /// </summary>
 internal sealed class ParameterTensors
@@ -57,44 +57,45 @@ internal sealed class ParameterTensors
             return include(a) && include(b) && include(c) ? buffer.Slice(a.Offset, a.Length + b.Length + c.Length) : View<float>.None;
         }
 
+        var schema = layout.Schema;
         var t = new ParameterTensors
         {
-            WordEmb = V("embeddings.word_embeddings.weight"),
-            PosEmb = V("embeddings.position_embeddings.weight"),
-            TypeEmb = V("embeddings.token_type_embeddings.weight"),
-            EmbLnW = V("embeddings.LayerNorm.weight"),
-            EmbLnB = V("embeddings.LayerNorm.bias"),
+            WordEmb = V(BertSchema.WordEmbeddings),
+            PosEmb = V(BertSchema.PositionEmbeddings),
+            TypeEmb = V(BertSchema.TokenTypeEmbeddings),
+            EmbLnW = V(BertSchema.EmbeddingLayerNorm.Weight),
+            EmbLnB = V(BertSchema.EmbeddingLayerNorm.Bias),
             Layers = new LayerTensors[layout.NumLayers],
-            PoolW = V("pooler.dense.weight"),
-            PoolB = V("pooler.dense.bias"),
+            PoolW = V(BertSchema.PoolerDense.Weight),
+            PoolB = V(BertSchema.PoolerDense.Bias),
             HeadW = new View<float>[numHeadLayers],
             HeadB = new View<float>[numHeadLayers],
-            OutW = V("head.out.weight"),
-            OutB = V("head.out.bias"),
+            OutW = V(BertSchema.HeadOut.Weight),
+            OutB = V(BertSchema.HeadOut.Bias),
         };
         for (int i = 0; i < layout.NumLayers; i++)
         {
-            string p = $"encoder.layer.{i}.";
+            var l = schema.Layers[i];
             t.Layers[i] = new LayerTensors
             {
-                Wqkv = Block(p + "attention.self.query.weight", p + "attention.self.key.weight", p + "attention.self.value.weight"),
-                Bqkv = Block(p + "attention.self.query.bias", p + "attention.self.key.bias", p + "attention.self.value.bias"),
-                WAttnOut = V(p + "attention.output.dense.weight"),
-                BAttnOut = V(p + "attention.output.dense.bias"),
-                Ln1W = V(p + "attention.output.LayerNorm.weight"),
-                Ln1B = V(p + "attention.output.LayerNorm.bias"),
-                WInter = V(p + "intermediate.dense.weight"),
-                BInter = V(p + "intermediate.dense.bias"),
-                WOut = V(p + "output.dense.weight"),
-                BOut = V(p + "output.dense.bias"),
-                Ln2W = V(p + "output.LayerNorm.weight"),
-                Ln2B = V(p + "output.LayerNorm.bias"),
+                Wqkv = Block(l.Query.Weight, l.Key.Weight, l.Value.Weight),
+                Bqkv = Block(l.Query.Bias, l.Key.Bias, l.Value.Bias),
+                WAttnOut = V(l.AttentionOutput.Weight),
+                BAttnOut = V(l.AttentionOutput.Bias),
+                Ln1W = V(l.AttentionLayerNorm.Weight),
+                Ln1B = V(l.AttentionLayerNorm.Bias),
+                WInter = V(l.Intermediate.Weight),
+                BInter = V(l.Intermediate.Bias),
+                WOut = V(l.Output.Weight),
+                BOut = V(l.Output.Bias),
+                Ln2W = V(l.OutputLayerNorm.Weight),
+                Ln2B = V(l.OutputLayerNorm.Bias),
             };
         }
         for (int j = 0; j < numHeadLayers; j++)
         {
-            t.HeadW[j] = V($"head.dense.{j}.weight");
-            t.HeadB[j] = V($"head.dense.{j}.bias");
+            t.HeadW[j] = V(BertSchema.HeadDense(j).Weight);
+            t.HeadB[j] = V(BertSchema.HeadDense(j).Bias);
         }
         return t;
     }

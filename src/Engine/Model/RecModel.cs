@@ -96,7 +96,7 @@ public sealed partial class RecModel : IDisposable
             else if (t.Name.EndsWith(".bias", StringComparison.Ordinal)) dst.Clear();
             else for (int i = 0; i < dst.Length; i++) dst[i] = 0.02f * Rng.Normal(seed, (ulong)(t.Offset + i));
         }
-        var word = Layout["embeddings.word_embeddings.weight"];
+        var word = Layout[BertSchema.WordEmbeddings];
         host.AsSpan(word.Offset + Bert.PadTokenId * Bert.HiddenSize, Bert.HiddenSize).Clear();
         _b.Upload(Params.All, host);
         _b.Zero(Grads.All);

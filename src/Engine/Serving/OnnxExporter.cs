@@ -78,7 +78,7 @@ public static class OnnxExporter
         // Embeddings: (word[id] + pos[t]) + type[tt], then LayerNorm.                                              (B, T, C)
         string seqLen = g.Node("Shape", [InputIds], "seq_len", GraphBuilder.Int("start", 1), GraphBuilder.Int("end", 2));   // [T]
         string pos = g.Node("Slice", [g.Param("embeddings.position_embeddings.weight"), g.Longs("zero_1d", [0]), seqLen, g.Longs("zero_1d", [0])], "pos_emb");
-        string word = g.Node("Gather", [g.Param("embeddings.word_embeddings.weight"), InputIds], "word_emb");
+        string word = g.Node("Gather", [g.Param(BertSchema.WordEmbeddings), InputIds], "word_emb");
         string type = g.Node("Gather", [g.Param("embeddings.token_type_embeddings.weight"), TokenTypeIds], "type_emb");
         string x = g.Node("Add", [g.Node("Add", [word, pos], "word_pos"), type], "emb_sum");
         x = g.LayerNorm(x, "embeddings.LayerNorm", "emb");
@@ -92,21 +92,22 @@ public static class OnnxExporter
 
         for (int l = 0; l < bert.NumHiddenLayers; l++)
         {
-            string p = $"encoder.layer.{l}.", n = $"l{l}_";
-            string Heads(string name, int[] perm) => g.Node("Transpose", [g.Node("Reshape", [g.Linear(x, p + "attention.self." + name, n + name), heads4], n + name + "_4d")],
+            var s = BertSchema.Layer(l);
+            string n = $"l{l}_";
+            string Heads(LinearNames lin, string name, int[] perm) => g.Node("Transpose", [g.Node("Reshape", [g.Linear(x, lin.Prefix, n + name), heads4], n + name + "_4d")],
                 n + name + "_heads", GraphBuilder.Ints("perm", perm));
-            string q = Heads("query", [0, 2, 1, 3]);                                                                 // (B, NH, T, HS)
-            string k = Heads("key", [0, 2, 3, 1]);                                                                   // (B, NH, HS, T)
-            string v = Heads("value", [0, 2, 1, 3]);                                                                 // (B, NH, T, HS)
+            string q = Heads(s.Query, "query", [0, 2, 1, 3]);                                                        // (B, NH, T, HS)
+            string k = Heads(s.Key, "key", [0, 2, 3, 1]);                                                            // (B, NH, HS, T)
+            string v = Heads(s.Value, "value", [0, 2, 1, 3]);                                                        // (B, NH, T, HS)
             string scores = g.Node("Add", [g.Node("Mul", [g.Node("MatMul", [q, k], n + "qk"), scale], n + "qk_scaled"), keyMask], n + "scores");   // (B, NH, T, T)
             string probs = g.Node("Softmax", [scores], n + "probs", GraphBuilder.Int("axis", -1));
             string ctx = g.Node("Transpose", [g.Node("MatMul", [probs, v], n + "ctx_heads")], n + "ctx_t", GraphBuilder.Ints("perm", [0, 2, 1, 3]));
             ctx = g.Node("Reshape", [ctx, merged3], n + "ctx");                                                      // (B, T, C)
-            string attnOut = g.Linear(ctx, p + "attention.output.dense", n + "attn_out");
-            string h1 = g.LayerNorm(g.Node("Add", [x, attnOut], n + "res1"), p + "attention.output.LayerNorm", n + "h1");
-            string inter = g.Activation(g.Linear(h1, p + "intermediate.dense", n + "inter"), ffn, n + "inter_act");  // (B, T, F)
-            string output = g.Linear(inter, p + "output.dense", n + "ffn_out");
-            x = g.LayerNorm(g.Node("Add", [h1, output], n + "res2"), p + "output.LayerNorm", n + "h2");              // (B, T, C)
+            string attnOut = g.Linear(ctx, s.AttentionOutput.Prefix, n + "attn_out");
+            string h1 = g.LayerNorm(g.Node("Add", [x, attnOut], n + "res1"), s.AttentionLayerNorm.Prefix, n + "h1");
+            string inter = g.Activation(g.Linear(h1, s.Intermediate.Prefix, n + "inter"), ffn, n + "inter_act");  // (B, T, F)
+            string output = g.Linear(inter, s.Output.Prefix, n + "ffn_out");
+            x = g.LayerNorm(g.Node("Add", [h1, output], n + "res2"), s.OutputLayerNorm.Prefix, n + "h2");              // (B, T, C)
         }
 
         // Head input (B, C).
@@ -114,7 +115,7 @@ public static class OnnxExporter
         switch (head.Input)
         {
             case AdapterInput.Pooler:
-                vec = g.Node("Tanh", [g.Linear(g.Cls(x), "pooler.dense", "pooler")], "pooled");
+                vec = g.Node("Tanh", [g.Linear(g.Cls(x), BertSchema.PoolerDense.Prefix, "pooler")], "pooled");
                 break;
             case AdapterInput.Cls:
                 vec = g.Cls(x);
@@ -132,8 +133,8 @@ public static class OnnxExporter
             hx = g.Node("Concat", [vec, std], "head_in", GraphBuilder.Int("axis", 1));                               // (B, C + D)
         }
         for (int j = 0; j < head.HiddenSizes.Length; j++)
-            hx = g.Activation(g.Linear(hx, $"head.dense.{j}", $"head_{j}"), head.Activation, $"head_{j}_act");    // (B, H_j)
-        string logit = g.Linear(hx, "head.out", "head_out");                                                        // (B, 1)
+            hx = g.Activation(g.Linear(hx, BertSchema.HeadDense(j).Prefix, $"head_{j}"), head.Activation, $"head_{j}_act");    // (B, H_j)
+        string logit = g.Linear(hx, BertSchema.HeadOut.Prefix, "head_out");                                                        // (B, 1)
         g.Node("Squeeze", [logit, g.Longs("axes_1", [1])], Logits);                                                  // (B)
         g.Output(Logits, TensorProto.Types.DataType.Float, "batch");
 

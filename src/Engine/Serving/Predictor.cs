@@ -113,11 +113,11 @@ public sealed partial class Predictor : IDisposable
             for (int l = 0; l < L; l++)
             {
                 var t = _p.Layers[l];
-                string pre = $"encoder.layer.{l}.";
-                _wqkv[l] = new ServingLinear(pre + "attention.self.{query,key,value}.weight", t.Wqkv.Span, t.Bqkv.Span, 3 * C, C, precision);
-                _wo[l] = new ServingLinear(pre + "attention.output.dense.weight", t.WAttnOut.Span, t.BAttnOut.Span, C, C, precision);
-                _wi[l] = new ServingLinear(pre + "intermediate.dense.weight", t.WInter.Span, t.BInter.Span, F, C, precision);
-                _wout[l] = new ServingLinear(pre + "output.dense.weight", t.WOut.Span, t.BOut.Span, C, F, precision);
+                var s = BertSchema.Layer(l);
+                _wqkv[l] = new ServingLinear($"{s.Query.Weight} | {s.Key.Weight} | {s.Value.Weight}", t.Wqkv.Span, t.Bqkv.Span, 3 * C, C, precision);
+                _wo[l] = new ServingLinear(s.AttentionOutput.Weight, t.WAttnOut.Span, t.BAttnOut.Span, C, C, precision);
+                _wi[l] = new ServingLinear(s.Intermediate.Weight, t.WInter.Span, t.BInter.Span, F, C, precision);
+                _wout[l] = new ServingLinear(s.Output.Weight, t.WOut.Span, t.BOut.Span, C, F, precision);
                 bytes += _wqkv[l].Bytes + _wo[l].Bytes + _wi[l].Bytes + _wout[l].Bytes;
             }
         }

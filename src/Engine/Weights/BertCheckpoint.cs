@@ -37,38 +37,6 @@ public static class BertCheckpoint
         TokenizerConfigFile = "tokenizer_config.json";
 
     /// <summary>
-    /// Visits every tensor of the BERT encoder in checkpoint order through a prefix builder, candle style:
-    /// <paramref name="visit"/>(scope, local name, HF shape). Used by loading and validation.
-    /// </summary>
-    public static void Walk(BertConfig c, WeightBuilder w, Action<WeightBuilder, string, int[]> visit)
-    {
-        int C = c.HiddenSize, F = c.IntermediateSize;
-        var emb = w.Pp("embeddings");
-        visit(emb.Pp("word_embeddings"), "weight", [c.VocabSize, C]);
-        visit(emb.Pp("position_embeddings"), "weight", [c.MaxPositionEmbeddings, C]);
-        visit(emb.Pp("token_type_embeddings"), "weight", [c.TypeVocabSize, C]);
-        LayerNorm(emb.Pp("LayerNorm"));
-        for (int i = 0; i < c.NumHiddenLayers; i++)
-        {
-            var layer = w.Pp("encoder").Pp($"layer.{i}");
-            var self = layer.Pp("attention").Pp("self");
-            Linear(self.Pp("query"), C, C);
-            Linear(self.Pp("key"), C, C);
-            Linear(self.Pp("value"), C, C);
-            var attOut = layer.Pp("attention").Pp("output");
-            Linear(attOut.Pp("dense"), C, C);
-            LayerNorm(attOut.Pp("LayerNorm"));
-            Linear(layer.Pp("intermediate").Pp("dense"), F, C);
-            Linear(layer.Pp("output").Pp("dense"), C, F);
-            LayerNorm(layer.Pp("output").Pp("LayerNorm"));
-        }
-        if (c.AddPoolingLayer) Linear(w.Pp("pooler").Pp("dense"), C, C);
-
-        void Linear(WeightBuilder s, int outF, int inF) { visit(s, "weight", [outF, inF]); visit(s, "bias", [outF]); }
-        void LayerNorm(WeightBuilder s) { visit(s, "weight", [C]); visit(s, "bias", [C]); }
-    }
-
-    /// <summary>
     /// Opens and validates a model directory: config.json (fields), vocab.txt (token count = vocab_size),
     /// model.safetensors (header, then presence, dtype and shape of every tensor). A checkpoint without pooler
     /// tensors loads as a model without pooler. Errors name the file and, for tensors, the tensor.
@@ -96,12 +64,12 @@ public static class BertCheckpoint
             throw new InvalidDataException($"{vocab}: has {vocabCount} tokens but {configPath} says vocab_size {config.VocabSize}");
 
         using var file = SafetensorsFile.Open(weights);
-        string prefix = file.Contains("embeddings.word_embeddings.weight") ? ""
-            : file.Contains("bert.embeddings.word_embeddings.weight") ? "bert." : "";
+        string prefix = file.Contains(BertSchema.WordEmbeddings) ? ""
+            : file.Contains("bert." + BertSchema.WordEmbeddings) ? "bert." : "";
         var root = new WeightBuilder(file, prefix);
-        if (config.AddPoolingLayer && !root.Pp("pooler").Pp("dense").Contains("weight") && !root.Pp("pooler").Pp("dense").Contains("bias"))
+        if (config.AddPoolingLayer && !root.Contains(BertSchema.PoolerDense.Weight) && !root.Contains(BertSchema.PoolerDense.Bias))
             config.AddPoolingLayer = false;
-        Walk(config, root, (s, name, shape) => s.Check(name, shape));
+        foreach (var t in BertSchema.Of(config).EncoderTensors) root.Check(t.Name, t.Shape);
         return new BertCheckpointInfo
         {
             Directory = dir, Config = config, Prefix = prefix, VocabCount = vocabCount, LowerCase = ReadLowerCase(dir),
@@ -135,13 +103,13 @@ public static class BertCheckpoint
 
     /// <summary>
     /// Writes a model directory: config.json, model.safetensors (F32), vocab.txt (LF line endings), tokenizer_config.json.
-    /// Each file is written atomically; the tensors are checked against <see cref="BertTensors.Expected"/> first.
+    /// Each file is written atomically; the tensors are checked against <see cref="BertSchema.EncoderTensors"/> first.
     /// </summary>
     public static void Write(string dir, BertConfig config, IReadOnlyList<SafetensorsEntry> tensors, string vocabText, bool lowerCase,
                              IReadOnlyDictionary<string, string>? metadata = null)
     {
         config.Validate();
-        var expected = BertTensors.Expected(config);
+        var expected = BertSchema.Of(config).EncoderTensors;
         var byName = tensors.ToDictionary(t => t.Name);
         foreach (var s in expected)
         {
@@ -180,14 +148,14 @@ public static class BertCheckpoint
         RequireSameShape(model.Bert, info.Config, Path.Combine(dir, ConfigFile));
         using var file = SafetensorsFile.Open(info.WeightsPath);
         var root = new WeightBuilder(file, info.Prefix);
-        int max = BertTensors.Expected(info.Config).Max(t => t.Length);
-        var buf = new float[max];
-        Walk(info.Config, root, (s, name, shape) =>
+        var tensors = BertSchema.Of(info.Config).EncoderTensors.ToList();
+        var buf = new float[tensors.Max(t => t.Length)];
+        foreach (var t in tensors)
         {
-            var dst = buf.AsSpan(0, shape.Aggregate(1, (a, b) => a * b));
-            s.Get(name, shape, dst);
-            model.SetParameter(s.FullName(name)[info.Prefix.Length..], dst);
-        });
+            var dst = buf.AsSpan(0, t.Length);
+            root.Get(t.Name, t.Shape, dst);
+            model.SetParameter(t.Name, dst);
+        }
         return info;
     }
 
@@ -220,7 +188,7 @@ public static class BertCheckpoint
     /// </summary>
     public static void Save(RecModel model, string dir, string vocabPath, bool lowerCase = true)
     {
-        var entries = BertTensors.Expected(model.Bert)
+        var entries = BertSchema.Of(model.Bert).EncoderTensors
             .Select(t => new SafetensorsEntry(t.Name, t.Shape, () => model.GetParameter(t.Name)))
             .ToList();
         Write(dir, model.Bert, entries, File.ReadAllText(vocabPath), lowerCase);

@@ -49,6 +49,52 @@ public class ModelLayoutTests
     }
 
     [Test]
+    public void TheLayoutIsThePermutedSchemaAndTheTypedNamesAreItsTensors()
+    {
+        var bert = TinyBert(); var head = TinyHead();
+        var schema = BertSchema.Of(bert, head);
+        var layout = new ParameterLayout(bert, head);
+        // Same tensors, shapes, decay flags and layers; only the order differs (QKV blocks).
+        Assert.That(layout.Tensors.Select(t => (t.Name, string.Join("x", t.Shape), t.Decay, t.Layer)).Order(),
+            Is.EqualTo(schema.Tensors.Select(t => (t.Name, string.Join("x", t.Shape), t.Decay, t.Layer)).Order()));
+        // The schema is in checkpoint order: a layer's Linears weight then bias, Q before K before V.
+        Assert.That(schema.Tensors.Skip(5).Take(4).Select(t => t.Name), Is.EqualTo(new[]
+        {
+            "encoder.layer.0.attention.self.query.weight", "encoder.layer.0.attention.self.query.bias",
+            "encoder.layer.0.attention.self.key.weight", "encoder.layer.0.attention.self.key.bias",
+        }));
+        // The encoder part is what a Hugging Face checkpoint holds: everything but head.*.
+        Assert.That(schema.EncoderTensors.Select(t => t.Name), Is.EqualTo(schema.Tensors.Where(t => !t.Name.StartsWith("head.")).Select(t => t.Name)));
+        Assert.That(schema.Tensors.Count - schema.EncoderTensors.Count(), Is.EqualTo(4));
+        // Every typed name addresses a tensor of the layout (a typo in the schema's names would fail here).
+        var typed = new List<string> { BertSchema.WordEmbeddings, BertSchema.PositionEmbeddings, BertSchema.TokenTypeEmbeddings,
+            BertSchema.EmbeddingLayerNorm.Weight, BertSchema.EmbeddingLayerNorm.Bias, BertSchema.PoolerDense.Weight, BertSchema.PoolerDense.Bias,
+            BertSchema.HeadDense(0).Weight, BertSchema.HeadOut.Weight, BertSchema.HeadOut.Bias };
+        foreach (var l in schema.Layers)
+        {
+            typed.AddRange(l.Linears.SelectMany(x => new[] { x.Weight, x.Bias }));
+            typed.AddRange([l.AttentionLayerNorm.Weight, l.AttentionLayerNorm.Bias, l.OutputLayerNorm.Weight, l.OutputLayerNorm.Bias]);
+        }
+        Assert.That(typed.Distinct().Count(), Is.EqualTo(layout.Tensors.Count - 1), "every tensor but head.dense.0.bias is named above");
+        foreach (string n in typed) Assert.That(layout.Contains(n), n);
+        // The QKV block is contiguous in the layout: (3C, C) weights, (3C) biases.
+        var l0 = schema.Layers[0];
+        Assert.That(layout[l0.Key.Weight].Offset, Is.EqualTo(layout[l0.Query.Weight].Offset + layout[l0.Query.Weight].Length));
+        Assert.That(layout[l0.Value.Bias].Offset, Is.EqualTo(layout[l0.Key.Bias].Offset + layout[l0.Key.Bias].Length));
+    }
+
+    [Test]
+    public void ASchemaWithoutAdapterHasNoHead()
+    {
+        var schema = BertSchema.Of(TinyBert(pooler: false));
+        Assert.That(schema.HasHead, Is.False);
+        Assert.That(schema.HasPooler, Is.False);
+        Assert.That(schema.Tensors.Select(t => t.Name), Is.EqualTo(schema.EncoderTensors.Select(t => t.Name)));
+        Assert.That(schema.Tensors.Select(t => t.Name), Has.None.StartsWith("pooler.").And.None.StartsWith("head."));
+        Assert.That(schema.Tensors, Has.Count.EqualTo(5 + 16 * 2));
+    }
+
+    [Test]
     public void LayoutWithoutPoolerOrHiddenLayers()
     {
         var layout = new ParameterLayout(TinyBert(pooler: false), TinyHead(dense: 0, input: AdapterInput.Cls, hidden: []));

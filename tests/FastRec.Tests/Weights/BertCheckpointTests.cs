@@ -26,10 +26,10 @@ public class BertCheckpointTests
         string.Join("\n", new[] { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]" }.Concat(Enumerable.Range(0, n - 5).Select(i => $"tok{i}"))) + "\n";
 
     /// <summary>A synthetic checkpoint in <paramref name="dir"/>, tensors with distinct values, written by our writer.</summary>
-    private static Dictionary<string, float[]> WriteTiny(string dir, BertConfig c, Func<BertTensorSpec, SafetensorsEntry>? entry = null)
+    private static Dictionary<string, float[]> WriteTiny(string dir, BertConfig c, Func<TensorSpec, SafetensorsEntry>? entry = null)
     {
-        var values = BertTensors.Expected(c).ToDictionary(t => t.Name, t => OnnxTestGraphs.Hf(t.Name, t.Shape));
-        var entries = BertTensors.Expected(c).Select(t => entry?.Invoke(t) ?? new SafetensorsEntry(t.Name, t.Shape, () => values[t.Name])).ToList();
+        var values = BertSchema.Of(c).EncoderTensors.ToDictionary(t => t.Name, t => OnnxTestGraphs.Hf(t.Name, t.Shape));
+        var entries = BertSchema.Of(c).EncoderTensors.Select(t => entry?.Invoke(t) ?? new SafetensorsEntry(t.Name, t.Shape, () => values[t.Name])).ToList();
         BertCheckpoint.Write(dir, c, entries, Vocab(c.VocabSize), lowerCase: true);
         return values;
     }
@@ -39,14 +39,14 @@ public class BertCheckpointTests
     private string WeightsPath => Path.Combine(_dir, BertCheckpoint.WeightsFile);
 
     [Test]
-    public void WalkVisitsExactlyTheExpectedTensors()
+    public void TheWrittenFileHoldsExactlyTheSchemasEncoderTensors()
     {
         var c = Tiny();
         WriteTiny(_dir, c);
         using var f = SafetensorsFile.Open(WeightsPath);
-        var seen = new List<string>();
-        BertCheckpoint.Walk(c, new WeightBuilder(f), (s, name, shape) => seen.Add(s.FullName(name)));
-        Assert.That(seen, Is.EqualTo(BertTensors.Expected(c).Select(t => t.Name)));
+        var expected = BertSchema.Of(c).EncoderTensors.ToList();
+        Assert.That(f.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal), Is.EqualTo(expected.Select(t => t.Name).Order(StringComparer.Ordinal)));
+        foreach (var t in expected) Assert.That(f.Tensors.Single(x => x.Name == t.Name).Shape, Is.EqualTo(t.Shape.Select(d => (long)d)), t.Name);
     }
 
     [Test]
@@ -125,7 +125,7 @@ public class BertCheckpointTests
         var c = Tiny();
         WriteTiny(_dir, c);
         // Our writer refuses such a model, so write the file directly: the FFN weight stored [in, out] instead of [out, in].
-        Rewrite(WeightsPath, BertTensors.Expected(c).Select(t => t.Name == "encoder.layer.0.intermediate.dense.weight"
+        Rewrite(WeightsPath, BertSchema.Of(c).EncoderTensors.Select(t => t.Name == "encoder.layer.0.intermediate.dense.weight"
             ? new SafetensorsEntry(t.Name, [8, 16], () => new float[128]) : new SafetensorsEntry(t.Name, t.Shape, () => OnnxTestGraphs.Hf(t.Name, t.Shape))).ToList());
         var e = Assert.Throws<SafetensorsFormatException>(() => BertCheckpoint.Open(_dir))!;
         Assert.That(e.Message, Does.Contain(WeightsPath).And.Contain("'encoder.layer.0.intermediate.dense.weight'")

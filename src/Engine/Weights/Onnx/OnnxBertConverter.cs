@@ -13,8 +13,8 @@ public sealed class ConvertedBert
 {
     /// <summary>The derived config.json.</summary>
     public required BertConfig Config { get; init; }
-    /// <summary>Tensors in <see cref="BertTensors.Expected"/> order, HF names and [out, in] layout.</summary>
-    public required IReadOnlyList<(BertTensorSpec Spec, float[] Data)> Tensors { get; init; }
+    /// <summary>Tensors in <see cref="BertSchema.EncoderTensors"/> order, HF names and [out, in] layout.</summary>
+    public required IReadOnlyList<(TensorSpec Spec, float[] Data)> Tensors { get; init; }
     /// <summary>Human-readable notes (how weights were named, the opset, what was ignored).</summary>
     public required IReadOnlyList<string> Notes { get; init; }
     /// <summary>Graph outputs of the ONNX model (e.g. last_hidden_state and the pooler's output).</summary>
@@ -133,8 +133,8 @@ public static partial class OnnxBertConverter
             // A BERT encoder at all? Refuse with everything that is missing.
             var required = new List<string>
             {
-                "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight",
-                "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias",
+                BertSchema.WordEmbeddings, BertSchema.PositionEmbeddings, BertSchema.TokenTypeEmbeddings,
+                BertSchema.EmbeddingLayerNorm.Weight, BertSchema.EmbeddingLayerNorm.Bias,
             };
             var lacking = required.Where(r => !named.ContainsKey(r)).ToList();
             if (layers == 0) lacking.Add("encoder.layer.0.* (no encoder layer)");
@@ -144,9 +144,9 @@ public static partial class OnnxBertConverter
             {
                 var missing = new List<string>();
                 for (int i = 0; i < layers; i++)
-                    foreach (string s in BertTensors.LayerLinears)
-                        if (!named.ContainsKey($"encoder.layer.{i}.{s}.weight")) missing.Add($"encoder.layer.{i}.{s}.weight");
-                if (named.ContainsKey("pooler.dense.bias") && !named.ContainsKey("pooler.dense.weight")) missing.Add("pooler.dense.weight");
+                    foreach (var lin in BertSchema.Layer(i).Linears)
+                        if (!named.ContainsKey(lin.Weight)) missing.Add(lin.Weight);
+                if (named.ContainsKey(BertSchema.PoolerDense.Bias) && !named.ContainsKey(BertSchema.PoolerDense.Weight)) missing.Add(BertSchema.PoolerDense.Weight);
                 if (missing.Count != unnamed.Count)
                     throw Refuse($"{unnamed.Count} MatMul/Gemm weights could not be named by their bias ({string.Join(", ", unnamed.Take(4).Select(u => u.WeightName))}...) and the graph order does not fit the {missing.Count} missing HF weights");
                 for (int i = 0; i < missing.Count; i++) Put(missing[i], unnamed[i]);
@@ -174,9 +174,9 @@ public static partial class OnnxBertConverter
             }
 
             // 4. Config from shapes and constants.
-            int V = shapes["embeddings.word_embeddings.weight"][0], C = shapes["embeddings.word_embeddings.weight"][1];
-            int F = named.TryGetValue("encoder.layer.0.intermediate.dense.bias", out var fb) ? fb.Length
-                : throw Refuse("missing encoder.layer.0.intermediate.dense.bias (feed-forward width)");
+            int V = shapes[BertSchema.WordEmbeddings][0], C = shapes[BertSchema.WordEmbeddings][1];
+            string interBias = BertSchema.Layer(0).Intermediate.Bias;
+            int F = named.TryGetValue(interBias, out var fb) ? fb.Length : throw Refuse($"missing {interBias} (feed-forward width)");
             var config = new BertConfig
             {
                 VocabSize = V,
@@ -185,10 +185,10 @@ public static partial class OnnxBertConverter
                 NumAttentionHeads = FindHeads(C),
                 IntermediateSize = F,
                 HiddenAct = FindActivation(),
-                MaxPositionEmbeddings = shapes["embeddings.position_embeddings.weight"][0],
-                TypeVocabSize = shapes["embeddings.token_type_embeddings.weight"][0],
+                MaxPositionEmbeddings = shapes[BertSchema.PositionEmbeddings][0],
+                TypeVocabSize = shapes[BertSchema.TokenTypeEmbeddings][0],
                 LayerNormEps = FindLayerNormEps(),
-                AddPoolingLayer = named.ContainsKey("pooler.dense.weight"),
+                AddPoolingLayer = named.ContainsKey(BertSchema.PoolerDense.Weight),
                 Extra = new Dictionary<string, JsonElement>
                 {
                     ["architectures"] = JsonSerializer.SerializeToElement(new[] { "BertModel" }),
@@ -198,11 +198,11 @@ public static partial class OnnxBertConverter
             try { config.Validate(); }
             catch (InvalidDataException e) { throw Refuse($"derived config is invalid: {e.Message}"); }
 
-            var expected = BertTensors.Expected(config);
+            var expected = BertSchema.Of(config).EncoderTensors.ToList();
             var missingTensors = expected.Where(s => !named.ContainsKey(s.Name)).Select(s => s.Name).ToList();
             if (missingTensors.Count > 0)
                 throw Refuse($"missing {missingTensors.Count} tensors: {string.Join(", ", missingTensors.Take(8))}{(missingTensors.Count > 8 ? ", ..." : "")}");
-            var result = new List<(BertTensorSpec, float[])>(expected.Count);
+            var result = new List<(TensorSpec, float[])>(expected.Count);
             foreach (var s in expected)
             {
                 if (!shapes[s.Name].SequenceEqual(s.Shape))
@@ -226,7 +226,7 @@ public static partial class OnnxBertConverter
         /// <summary>Finds the prefix (e.g. "bert.") in front of the HF names, from the word-embedding initializer.</summary>
         private void FindPrefix()
         {
-            const string key = "embeddings.word_embeddings.weight";
+            const string key = BertSchema.WordEmbeddings;
             var hit = _g.Initializer.Select(t => t.Name).FirstOrDefault(n => n == key || n.EndsWith("." + key, StringComparison.Ordinal));
             if (hit is null) return;
             _prefix = hit[..^key.Length];
