@@ -58,19 +58,44 @@ internal sealed class BertEncoder
 
     private void LayerForward(LayerTensors p, ActivationTensors acts, int l, DropoutSpec dAttn, DropoutSpec dHid1, DropoutSpec dHid2)
     {
-        int B = acts.B, T = acts.T, N = B * T;
         var a = acts.Layers[l];
         var x = LayerInput(acts, l);                                                                       // (B, T, C)
-        _b.LinearForward(a.Qkv, x, p.Wqkv, p.Bqkv, N, C, 3 * C);                                           // (B, T, 3C)
-        _b.AttentionForward(a.Atty, a.QkvPerm, a.Probs, acts.AttnWorkspace, a.Qkv, acts.Mask, B, T, C, NH, dAttn);
-        _b.LinearForward(a.AttnOut, a.Atty, p.WAttnOut, p.BAttnOut, N, C, C);                              // (B, T, C)
-        if (dHid1.IsOn) _b.DropoutForward(a.AttnOut, a.AttnOut, dHid1);
-        _b.AddLayerNormForward(a.H1, a.Sum1, a.Mean1, a.Rstd1, x, a.AttnOut, p.Ln1W, p.Ln1B, N, C, _eps);  // (B, T, C)
-        _b.LinearForward(a.Inter, a.H1, p.WInter, p.BInter, N, C, F);                                      // (B, T, F)
-        _b.ActivationForward(_act, a.InterAct, a.Inter);
-        _b.LinearForward(a.Out, a.InterAct, p.WOut, p.BOut, N, F, C);                                      // (B, T, C)
-        if (dHid2.IsOn) _b.DropoutForward(a.Out, a.Out, dHid2);
-        _b.AddLayerNormForward(a.H2, a.Sum2, a.Mean2, a.Rstd2, a.H1, a.Out, p.Ln2W, p.Ln2B, N, C, _eps);   // (B, T, C)
+        var views = new LayerViews
+        {
+            X = x, QkvIn = x, Qkv = a.Qkv, Atty = a.Atty, AttnOut = a.AttnOut, Sum1 = a.Sum1, Mean1 = a.Mean1, Rstd1 = a.Rstd1, H1 = a.H1,
+            Inter = a.Inter, InterAct = a.InterAct, Out = a.Out, Sum2 = a.Sum2, Mean2 = a.Mean2, Rstd2 = a.Rstd2, H2 = a.H2,
+        };
+        var k = new TrainingKernels(_b, p, a, acts, C, NH, F, dAttn);
+        BertLayer.Forward(ref k, _b, p, views, acts.B, acts.T, acts.T, C, _eps, _act, dHid1, dHid2);
+    }
+
+    /// <summary>The training strategy: IBackend's Linear (pre-activation kept for the backward) and its attention, which
+    /// saves the permuted Q, K, V and the probabilities.</summary>
+    private readonly struct TrainingKernels(IBackend b, LayerTensors p, LayerActivations a, ActivationTensors acts, int C, int NH, int F,
+        DropoutSpec attentionDropout) : ILayerKernels
+    {
+        public void Linear(LayerLinear which, View<float> y, View<float> x, int rows)
+        {
+            switch (which)
+            {
+                case LayerLinear.Qkv: b.LinearForward(y, x, p.Wqkv, p.Bqkv, rows, C, 3 * C); break;
+                case LayerLinear.AttentionOutput: b.LinearForward(y, x, p.WAttnOut, p.BAttnOut, rows, C, C); break;
+                case LayerLinear.Intermediate: b.LinearForward(y, x, p.WInter, p.BInter, rows, C, F); break;
+                default: b.LinearForward(y, x, p.WOut, p.BOut, rows, F, C); break;
+            }
+        }
+
+        public void LinearActivation(LayerLinear which, View<float> pre, View<float> post, View<float> x, int rows, Activation act)
+        {
+            Linear(which, pre, x, rows);
+            b.ActivationForward(act, post, pre);
+        }
+
+        public void Attention(View<float> atty, View<float> qkv, int B, int T, int queries)
+        {
+            if (queries != T) throw new ArgumentOutOfRangeException(nameof(queries), queries, "training attends from every token");
+            b.AttentionForward(atty, a.QkvPerm, a.Probs, acts.AttnWorkspace, qkv, acts.Mask, B, T, C, NH, attentionDropout);
+        }
     }
 
     /// <summary>pooled(B, C) = tanh(h[:, 0]·Wᵀ + b) on the last layer's output.</summary>

@@ -29,17 +29,17 @@ internal sealed class MlpAdapter
     /// </summary>
     public void Forward(ParameterTensors p, ActivationTensors a, View<float> source, int ldSource, DropoutPlan drop)
     {
-        int B = a.B, nh = _cfg.HiddenSizes.Length;
+        int B = a.B;
         _b.Copy2D(a.HeadIn, InW, 0, source, ldSource, 0, B, C, accumulate: false);
         if (D > 0) _b.Copy2D(a.HeadIn, InW, C, a.Dense, D, 0, B, D, accumulate: false);
-        for (int j = 0; j < nh; j++)
-        {
-            var spec = drop.Head(j, _cfg.Dropout);
-            _b.LinearForward(a.HeadPre[j], LayerInput(a, j), p.HeadW[j], p.HeadB[j], B, Width(j - 1), Width(j)); // (B, H_j)
-            _b.ActivationForward(_cfg.Activation, a.HeadPost[j], a.HeadPre[j]);
-            if (spec.IsOn) _b.DropoutForward(a.HeadPost[j], a.HeadPost[j], spec);
-        }
-        _b.LinearForward(a.Logits, nh == 0 ? a.HeadIn : a.HeadPost[nh - 1], p.OutW, p.OutB, B, Width(nh - 1), 1); // (B)
+        HeadForward.Run(_b, _cfg, p, a.HeadIn, B, InW, new KeptViews(a), a.Logits, drop);
+    }
+
+    /// <summary>Training keeps every hidden layer's pre- and post-activation for the backward.</summary>
+    private readonly struct KeptViews(ActivationTensors a) : IHeadViews
+    {
+        public View<float> Pre(int j) => a.HeadPre[j];
+        public View<float> Post(int j) => a.HeadPost[j];
     }
 
     /// <summary>

@@ -309,37 +309,37 @@ public sealed partial class Predictor : IDisposable
         _b.EmbeddingForward(v.Sum, w.Ids.Slice(0, N), typeIds, p.WordEmb, p.PosEmb, p.TypeEmb, B, T, C);       // (B, T, C)
         _b.AddLayerNormForward(v.H, v.Sum, v.Mean, v.Rstd, v.Sum, View<float>.None, p.EmbLnW, p.EmbLnB, N, C, _eps);
         var mask = w.Mask.Slice(0, N);
+        // Every token through the layers (all of them for Mean and allTokens, all but the last for Pooler and Cls), in place
+        // in v.H; the attention output and the feed-forward output share one scratch, the activation is fused.
+        var all = new LayerViews
+        {
+            X = v.H, QkvIn = v.H, Qkv = v.Qkv, Atty = v.Atty, AttnOut = v.Ao, Sum1 = v.Sum, Mean1 = v.Mean, Rstd1 = v.Rstd, H1 = v.H1,
+            Inter = v.Inter, InterAct = v.Inter, Out = v.Ao, Sum2 = v.Sum, Mean2 = v.Mean, Rstd2 = v.Rstd, H2 = v.H,
+        };
         for (int l = 0; l < (allTokens || mean ? L : L - 1); l++)
         {
-            var t = p.Layers[l];
-            _wqkv[l].Forward(w.Quantized, w.RowScale, v.H.Span, N, v.Qkv.Span, Activation.Identity, threads);                         // (B, T, 3C)
-            CpuSimdBackend.AttentionInference(v.Qkv.Span, mask.Span, v.Atty.Span, B, T, C, NH, T, threads);     // (B, T, C)
-            _wo[l].Forward(w.Quantized, w.RowScale, v.Atty.Span, N, v.Ao.Span, Activation.Identity, threads);                         // (B, T, C)
-            _b.AddLayerNormForward(v.H1, v.Sum, v.Mean, v.Rstd, v.H, v.Ao, t.Ln1W, t.Ln1B, N, C, _eps);
-            _wi[l].Forward(w.Quantized, w.RowScale, v.H1.Span, N, v.Inter.Span, _act, threads);                                       // (B, T, F) act fused
-            _wout[l].Forward(w.Quantized, w.RowScale, v.Inter.Span, N, v.Ao.Span, Activation.Identity, threads);                      // (B, T, C)
-            _b.AddLayerNormForward(v.H, v.Sum, v.Mean, v.Rstd, v.H1, v.Ao, t.Ln2W, t.Ln2B, N, C, _eps);
+            var k = new ServingKernels(this, w, l, mask, threads);
+            BertLayer.Forward(ref k, _b, p.Layers[l], all, B, T, T, C, _eps, _act);
         }
         if (allTokens) return;
         // The last layer (Pooler, Cls): keys and values of every token, but the head reads only [CLS], so the query, the
-        // attention output and the feed-forward run on the B [CLS] rows alone (rows B·C of the scratch views).
+        // attention output and the feed-forward run on the B [CLS] rows alone (rows B·C of the scratch views; the residual
+        // input h[:, 0] is gathered into the Ao scratch, which the layer does not write).
         if (!mean)
         {
-            int l = L - 1, BC = B * C;
-            var t = p.Layers[l];
-            _wqkv[l].Forward(w.Quantized, w.RowScale, v.H.Span, N, v.Qkv.Span, Activation.Identity, threads);                         // (B, T, 3C)
-            var atty = v.Atty.Slice(0, BC);                                                                       // (B, C)
-            CpuSimdBackend.AttentionInference(v.Qkv.Span, mask.Span, atty.Span, B, T, C, NH, 1, threads);
+            int BC = B * C;
             var x0 = v.Ao.Slice(0, BC);                                                                           // (B, C) h[:, 0]
             _b.Copy2D(x0, C, 0, v.H, T * C, 0, B, C, accumulate: false);
-            var o = v.Qkv.Slice(0, BC);                                                                           // (B, C)
-            _wo[l].Forward(w.Quantized, w.RowScale, atty.Span, B, o.Span, Activation.Identity, threads);
-            var h1 = v.H1.Slice(0, BC);
-            _b.AddLayerNormForward(h1, v.Sum.Slice(0, BC), v.Mean.Slice(0, B), v.Rstd.Slice(0, B), x0, o, t.Ln1W, t.Ln1B, B, C, _eps);
-            var inter = v.Inter.Slice(0, B * F);                                                                  // (B, F)
-            _wi[l].Forward(w.Quantized, w.RowScale, h1.Span, B, inter.Span, _act, threads);
-            _wout[l].Forward(w.Quantized, w.RowScale, inter.Span, B, o.Span, Activation.Identity, threads);
-            _b.AddLayerNormForward(v.H.Slice(0, BC), v.Sum.Slice(0, BC), v.Mean.Slice(0, B), v.Rstd.Slice(0, B), h1, o, t.Ln2W, t.Ln2B, B, C, _eps);
+            var o = v.Qkv.Slice(0, BC);                                                                           // written after the attention read qkv
+            var last = new LayerViews
+            {
+                X = x0, QkvIn = v.H, Qkv = v.Qkv, Atty = v.Atty.Slice(0, BC), AttnOut = o,
+                Sum1 = v.Sum.Slice(0, BC), Mean1 = v.Mean.Slice(0, B), Rstd1 = v.Rstd.Slice(0, B), H1 = v.H1.Slice(0, BC),
+                Inter = v.Inter.Slice(0, B * F), InterAct = v.Inter.Slice(0, B * F), Out = o,
+                Sum2 = v.Sum.Slice(0, BC), Mean2 = v.Mean.Slice(0, B), Rstd2 = v.Rstd.Slice(0, B), H2 = v.H.Slice(0, BC),
+            };
+            var k = new ServingKernels(this, w, L - 1, mask, threads);
+            BertLayer.Forward(ref k, _b, p.Layers[L - 1], last, B, T, 1, C, _eps, _act);
         }
         var cls = v.H.Slice(0, B * C);                                                                            // (B, 1, C)
         // head input (B, C + D) = [pooler(h[:, 0]), h[:, 0] or the masked mean of h | dense]
@@ -356,18 +356,37 @@ public sealed partial class Predictor : IDisposable
         }
         else _b.Copy2D(v.HeadIn, InW, 0, cls, C, 0, B, C, accumulate: false);
         if (D > 0) _b.Copy2D(v.HeadIn, InW, C, w.Dense.Slice(0, B * D), D, 0, B, D, accumulate: false);
-        var x = v.HeadIn;
-        int width = InW;
-        bool inA = false;
-        for (int j = 0; j < Adapter.HiddenSizes.Length; j++)
+        HeadForward.Run(_b, Adapter, p, v.HeadIn, B, InW, new PingPong(v, B, Adapter.HiddenSizes), v.Logits, DropoutPlan.Eval);
+    }
+
+    /// <summary>Serving keeps no activations: hidden layer j writes into one of two scratch views, the activation in place.</summary>
+    private readonly struct PingPong(in Views v, int B, int[] hidden) : IHeadViews
+    {
+        private readonly View<float> _a = v.HeadA, _b = v.HeadB;
+        public View<float> Pre(int j) => ((j & 1) == 0 ? _a : _b).Slice(0, B * hidden[j]);
+        public View<float> Post(int j) => Pre(j);
+    }
+
+    /// <summary>The serving strategy of a layer: packed fp32 or int16 Linears (activation fused) and the inference
+    /// attention, which keeps no probabilities and can attend from the [CLS] row alone.</summary>
+    private readonly struct ServingKernels(Predictor m, Workspace w, int layer, View<float> mask, int threads) : ILayerKernels
+    {
+        private ServingLinear Of(LayerLinear which) => which switch
         {
-            int h = Adapter.HiddenSizes[j];
-            var y = (inA ? v.HeadB : v.HeadA).Slice(0, B * h);
-            _b.LinearForward(y, x, p.HeadW[j], p.HeadB[j], B, width, h);                                          // (B, H_j)
-            _b.ActivationForward(Adapter.Activation, y, y);
-            x = y; width = h; inA = !inA;
-        }
-        _b.LinearForward(v.Logits, x, p.OutW, p.OutB, B, width, 1);                                               // (B)
+            LayerLinear.Qkv => m._wqkv[layer],
+            LayerLinear.AttentionOutput => m._wo[layer],
+            LayerLinear.Intermediate => m._wi[layer],
+            _ => m._wout[layer],
+        };
+
+        public void Linear(LayerLinear which, View<float> y, View<float> x, int rows)
+            => Of(which).Forward(w.Quantized, w.RowScale, x.Span, rows, y.Span, Activation.Identity, threads);
+
+        public void LinearActivation(LayerLinear which, View<float> pre, View<float> post, View<float> x, int rows, Activation act)
+            => Of(which).Forward(w.Quantized, w.RowScale, x.Span, rows, post.Span, act, threads);
+
+        public void Attention(View<float> atty, View<float> qkv, int B, int T, int queries)
+            => CpuSimdBackend.AttentionInference(qkv.Span, mask.Span, atty.Span, B, T, m.C, m.NH, queries, threads);
     }
 
     // ------------------------------------------------------------------ workspaces
