@@ -130,7 +130,7 @@ public static class ServingHost
         if (options.Model is not null)
             builder.Services.AddSingleton(_ => ScoringModel.Load(options));   // created by the container: disposed at shutdown
         if (options.Recommender is not null)
-            builder.Services.AddSingleton(_ => CatalogRecommender.Load(options.Recommender));
+            builder.Services.AddSingleton(_ => LoadRecommender(options.Recommender));
         builder.Services.AddOpenApi();
         builder.Services.AddProblemDetails();
 
@@ -171,6 +171,14 @@ public static class ServingHost
                 .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
                 .WithSummary("The top k catalogue items for a user with this rated history, best first (never a history item or an excluded one)");
         return app;
+    }
+
+    /// <summary>The recommender file, loaded once; a missing file or a folder is named with the option.</summary>
+    private static CatalogRecommender LoadRecommender(string path)
+    {
+        if (Directory.Exists(path)) throw new ArgumentException($"--recommender {path}: is a directory; give the recommender file written by `fastrec tower --out FILE`");
+        if (!File.Exists(path)) throw new FileNotFoundException($"--recommender {path}: the file does not exist; write one with `fastrec tower --out FILE`", path);
+        return CatalogRecommender.Load(path);
     }
 
     private static async Task<IResult> Score(HttpContext http, ScoringModel model, ServingOptions options)

@@ -335,7 +335,7 @@ public class ServingHostTests
         Assert.That(lines[0], Does.Contain("nothing to serve"));
         Assert.That(lines[1], Does.Contain("fastrec.json missing"));
         Assert.That(lines[2], Does.Contain(_ckpt.Items));
-        Assert.That(lines[3], Does.Contain("missing.frts"));
+        Assert.That(lines[3], Does.Contain("--recommender").And.Contain("missing.frts").And.Contain("does not exist"));
     }
 
     [Test]
