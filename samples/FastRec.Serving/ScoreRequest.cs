@@ -111,7 +111,7 @@ public static class ScoreRequestReader
         return -1;
     }
 
-    private static string Kind(JsonElement v) => v.ValueKind switch
+    internal static string Kind(JsonElement v) => v.ValueKind switch
     {
         JsonValueKind.Array => "an array",
         JsonValueKind.Object => "an object",
@@ -121,5 +121,5 @@ public static class ScoreRequestReader
         _ => "null",
     };
 
-    private static string Shorten(string s) => s.Length <= 64 ? s : s[..64] + "...";
+    internal static string Shorten(string s) => s.Length <= 64 ? s : s[..64] + "...";
 }

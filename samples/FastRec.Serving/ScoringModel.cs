@@ -39,6 +39,7 @@ public sealed class ScoringModel : IDisposable
     public static ScoringModel Load(ServingOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        if (options.Model is null) throw new ArgumentException("--model is required to serve POST /score", nameof(options));
         var predictor = Predictor.Load(options.Model, new PredictorOptions { Precision = options.Precision, MaxBatch = 1 });
         try
         {

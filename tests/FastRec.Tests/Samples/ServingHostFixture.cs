@@ -1,4 +1,5 @@
-// Fixtures of the serving-host tests: a tiny random FastRec checkpoint over the synthetic items, and the host on 127.0.0.1.
+// Fixtures of the serving-host tests: a tiny random FastRec checkpoint and a tiny item-tower recommender over the synthetic
+// items, and the host on 127.0.0.1.
 using FastRec.Engine.Model;
 using FastRec.Engine.Training;
 using FastRec.Kernels.Cpu;
@@ -12,7 +13,8 @@ using Microsoft.Extensions.Logging;
 namespace FastRec.Tests.Samples;
 
 /// <summary>A temp folder with the synthetic items (i0..i19, "good w0 film" ...) and a random-weight checkpoint of the tiny
-/// BERT whose head takes two dense features, "score" (mean 0.5, std 0.25) and "age" (mean 0, std 2), context size K = 2.</summary>
+/// BERT whose head takes two dense features, "score" (mean 0.5, std 0.25) and "age" (mean 0, std 2), context size K = 2;
+/// and, on first use, an item-tower recommender over the same items (<see cref="Tower"/>).</summary>
 internal sealed class TinyCheckpoint : IDisposable
 {
     private readonly TrainFixture _fx = new();
@@ -30,6 +32,24 @@ internal sealed class TinyCheckpoint : IDisposable
         rec.Scaler = new FeatureScaler(Dense, [0.5f, 0f], [0.25f, 2f]);
         rec.Schema = new DataSchema { ItemsPath = _fx.Items, Examples = new Engine.Data.ExampleOptions { ContextSize = ContextSize } };
         Checkpoint.Save(rec, Dir);
+    }
+
+    /// <summary>An item-tower recommender over the same items (i0..i19), trained for one epoch on the synthetic
+    /// interactions by the CLI (<c>fastrec tower ... --cache none --epochs 1</c>, as RecommendCliTests does); written on
+    /// first use.</summary>
+    public string Tower
+    {
+        get
+        {
+            string file = Path.Combine(_fx.Root, "tower.frts");
+            if (!File.Exists(file))
+            {
+                var (code, output, err) = CliTests.Run("tower", "--interactions", _fx.Interactions, "--items", _fx.Items, "--encoder", _fx.ModelDir,
+                    "--out", file, "--cache", "none", "--backend", "cpu", "--epochs", "1");
+                if (code != 0) throw new InvalidOperationException($"fastrec tower failed ({code}): {err}{output}");
+            }
+            return file;
+        }
     }
 
     public void Dispose() => _fx.Dispose();
