@@ -1,5 +1,6 @@
 // Inference Linear in symmetric int16 (the serving path's reduced-precision option): out = act(inp·Wᵀ + b) with W quantised
-// once per output column and the input per row, multiplied with AVX-512BW VPMADDWD into exact int32 sums.
+// once per output column and the input per row, multiplied with VPMADDWD into exact int32 sums: 512-bit on AVX-512BW
+// (Zen 4), 256-bit on AVX2 (Zen 3), a portable loop elsewhere; the three give the same bits.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -124,8 +125,14 @@ public static unsafe class QuantizedLinear
     /// <summary>Multiply-adds per thread below which another thread does not pay for waking it.</summary>
     private const long Grain = 1L << 17;
 
-    /// <summary>Tests only: run the portable path even where AVX-512BW exists (it must give the same bits).</summary>
+    /// <summary>Tests only: run the portable path even where AVX-512BW or AVX2 exists (it must give the same bits).</summary>
     internal static bool ForcePortable;
+    /// <summary>Tests only: run the AVX2 path (256-bit VPMADDWD, Zen 3 and other AVX2-only machines) even where AVX-512BW
+    /// exists (it must give the same bits).</summary>
+    internal static bool ForceAvx2;
+
+    private static bool UseAvx512 => Avx512BW.IsSupported && !ForcePortable && !ForceAvx2;
+    private static bool UseAvx2 => Avx2.IsSupported && !ForcePortable;
 
     /// <summary>int16 elements of the scratch <see cref="Forward"/> needs for M rows of IC inputs: ⌈M/6⌉·6·2·⌈IC/2⌉ (the rows
     /// are stored packed in tiles of six, zero-padded).</summary>
@@ -185,7 +192,7 @@ public static unsafe class QuantizedLinear
         float max = 0f;
         bool finite = true;
         int k = 0;
-        if (Avx512F.IsSupported && !ForcePortable)
+        if (UseAvx512)
         {
             Vector512<float> vmax = Vector512<float>.Zero, poison = Vector512<float>.Zero;
             for (; k + 16 <= K; k += 16)
@@ -196,6 +203,18 @@ public static unsafe class QuantizedLinear
             }
             for (int i = 0; i < 16; i++) max = MathF.Max(max, vmax.GetElement(i));
             finite = Vector512.Sum(poison) == 0f;
+        }
+        else if (UseAvx2)
+        {
+            Vector256<float> vmax = Vector256<float>.Zero, poison = Vector256<float>.Zero;
+            for (; k + 8 <= K; k += 8)
+            {
+                var v = Vector256.Load(x + k);
+                vmax = Vector256.MaxNative(vmax, Vector256.Abs(v));
+                poison += v * Vector256<float>.Zero;
+            }
+            for (int i = 0; i < 8; i++) max = MathF.Max(max, vmax.GetElement(i));
+            finite = Vector256.Sum(poison) == 0f;
         }
         for (; k < K; k++)
         {
@@ -213,7 +232,7 @@ public static unsafe class QuantizedLinear
         scale = max / Int16Weight.QMax;
         float inv = max > 0f ? Int16Weight.QMax / max : 0f;
         k = 0;
-        if (Avx512F.IsSupported && !ForcePortable)
+        if (UseAvx512)
         {
             var vinv = Vector512.Create(inv);
             var lim = Vector512.Create(Int16Weight.QMax);
@@ -222,6 +241,19 @@ public static unsafe class QuantizedLinear
                 Vector512<int> r = Avx512F.ConvertToVector512Int32(Vector512.Load(x + k) * vinv);   // round to nearest even
                 r = Vector512.Min(Vector512.Max(r, -lim), lim);
                 Avx512F.ConvertToVector256Int16(r).Store(q + k);
+            }
+        }
+        else if (UseAvx2)
+        {
+            var vinv = Vector256.Create(inv);
+            var lim = Vector256.Create(Int16Weight.QMax);
+            for (; k + 16 <= K; k += 16)
+            {
+                Vector256<int> r0 = Avx.ConvertToVector256Int32(Vector256.Load(x + k) * vinv);       // CVTPS2DQ: nearest even
+                Vector256<int> r1 = Avx.ConvertToVector256Int32(Vector256.Load(x + k + 8) * vinv);
+                r0 = Vector256.Min(Vector256.Max(r0, -lim), lim);
+                r1 = Vector256.Min(Vector256.Max(r1, -lim), lim);
+                Vector256.Narrow(r0, r1).Store(q + k);                                               // in range: exact
             }
         }
         for (; k < K; k++) q[k] = Quantize(x[k], inv);
@@ -319,7 +351,7 @@ public static unsafe class QuantizedLinear
         Activation act) where TR : ITileRows
     {
         int R = TR.R;
-        if (Avx512BW.IsSupported && !ForcePortable)
+        if (UseAvx512)
         {
             Vector512<float> f00 = default, f01 = default, f10 = default, f11 = default, f20 = default, f21 = default;
             Vector512<float> f30 = default, f31 = default, f40 = default, f41 = default, f50 = default, f51 = default;
@@ -358,6 +390,11 @@ public static unsafe class QuantizedLinear
             if (R > 5) Store(c + 5 * ldc, f50, f51, rowScale[5], cs0, cs1, bias0, bias1, act);
             return;
         }
+        if (UseAvx2)
+        {
+            Avx2Tile<TR>(q, KP, b, c, ldc, rowScale, colScale, bias, act);
+            return;
+        }
         // Portable path: the same exact int32 block sums, converted and added in the same order.
         short* qs = (short*)q;
         for (int r = 0; r < R; r++)
@@ -377,6 +414,62 @@ public static unsafe class QuantizedLinear
                 y += bias[j];
                 c[r * ldc + j] = act switch { Activation.Gelu => SimdMath.Gelu(y), Activation.Relu => y > 0f || float.IsNaN(y) ? y : 0f, _ => y };
             }
+    }
+
+    /// <summary>The R×32 tile with 256-bit VPMADDWD (AVX2): the same exact int32 block sums per column, converted and added in
+    /// block order, so the same bits as the AVX-512 and portable paths. Sixteen ymm registers hold R×2 int32 accumulators for
+    /// 16 columns, two weight vectors and a broadcast, so the tile runs as two halves of 16 columns and keeps its fp32 sums
+    /// in a small stack tile (one load-add-store per 16 k pairs).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Avx2Tile<TR>(int* q, int KP, short* b, float* c, nint ldc, float* rowScale, float* colScale, float* bias,
+        Activation act) where TR : ITileRows
+    {
+        int R = TR.R;
+        float* acc = stackalloc float[6 * 32];                  // (R, 32) fp32 sums
+        new Span<float>(acc, R * 32).Clear();
+        for (int half = 0; half < 2; half++)
+        {
+            short* bh = b + half * 32;                          // pair k: columns 16·half .. +16 at shorts k·64 + 32·half
+            float* ah = acc + half * 16;
+            for (int k0 = 0; k0 < KP; k0 += BlockPairs)
+            {
+                int k1 = Math.Min(KP, k0 + BlockPairs);
+                Vector256<int> i00 = default, i01 = default, i10 = default, i11 = default, i20 = default, i21 = default;
+                Vector256<int> i30 = default, i31 = default, i40 = default, i41 = default, i50 = default, i51 = default;
+                for (int k = k0; k < k1; k++)
+                {
+                    short* bk = bh + (nint)k * 64;
+                    var b0 = Vector256.Load(bk); var b1 = Vector256.Load(bk + 16);
+                    int* ak = q + (nint)k * 6;
+                    var x = Vector256.Create(ak[0]).AsInt16();
+                    i00 += Avx2.MultiplyAddAdjacent(x, b0); i01 += Avx2.MultiplyAddAdjacent(x, b1);
+                    if (R > 1) { x = Vector256.Create(ak[1]).AsInt16(); i10 += Avx2.MultiplyAddAdjacent(x, b0); i11 += Avx2.MultiplyAddAdjacent(x, b1); }
+                    if (R > 2) { x = Vector256.Create(ak[2]).AsInt16(); i20 += Avx2.MultiplyAddAdjacent(x, b0); i21 += Avx2.MultiplyAddAdjacent(x, b1); }
+                    if (R > 3) { x = Vector256.Create(ak[3]).AsInt16(); i30 += Avx2.MultiplyAddAdjacent(x, b0); i31 += Avx2.MultiplyAddAdjacent(x, b1); }
+                    if (R > 4) { x = Vector256.Create(ak[4]).AsInt16(); i40 += Avx2.MultiplyAddAdjacent(x, b0); i41 += Avx2.MultiplyAddAdjacent(x, b1); }
+                    if (R > 5) { x = Vector256.Create(ak[5]).AsInt16(); i50 += Avx2.MultiplyAddAdjacent(x, b0); i51 += Avx2.MultiplyAddAdjacent(x, b1); }
+                }
+                AddBlock(ah, i00, i01);
+                if (R > 1) AddBlock(ah + 32, i10, i11);
+                if (R > 2) AddBlock(ah + 64, i20, i21);
+                if (R > 3) AddBlock(ah + 96, i30, i31);
+                if (R > 4) AddBlock(ah + 128, i40, i41);
+                if (R > 5) AddBlock(ah + 160, i50, i51);
+            }
+        }
+        for (int r = 0; r < R; r++)
+        {
+            var rs = Vector256.Create(rowScale[r]);
+            for (int j = 0; j < 32; j += 8)
+                StoreAct(c + r * ldc + j, Vector256.Load(acc + r * 32 + j) * rs * Vector256.Load(colScale + j) + Vector256.Load(bias + j), act);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddBlock(float* a, Vector256<int> lo, Vector256<int> hi)
+    {
+        Vector256.Store(Vector256.Load(a) + Avx.ConvertToVector256Single(lo), a);
+        Vector256.Store(Vector256.Load(a + 8) + Avx.ConvertToVector256Single(hi), a + 8);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

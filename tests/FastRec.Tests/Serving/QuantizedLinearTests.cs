@@ -130,8 +130,12 @@ public class QuantizedLinearTests
         {
             QuantizedLinear.ForcePortable = true;
             Assert.That(Run(x, M, w, b, act), Is.EqualTo(one), "portable path (no AVX-512) gives the same bits");
+            QuantizedLinear.ForcePortable = false;
+            QuantizedLinear.ForceAvx2 = true;
+            Assert.That(Run(x, M, w, b, act), Is.EqualTo(one), "AVX2 path (256-bit VPMADDWD) gives the same bits");
+            Assert.That(Run(x, M, w, b, act, threads: 1), Is.EqualTo(one), "AVX2 path, one thread");
         }
-        finally { QuantizedLinear.ForcePortable = false; }
+        finally { QuantizedLinear.ForcePortable = false; QuantizedLinear.ForceAvx2 = false; }
     }
 
     [Test]
@@ -158,12 +162,15 @@ public class QuantizedLinearTests
         var x = TestUtil.Random(M * K, 17); x[K + 5] = float.NaN; x[2 * K + 9] = float.NegativeInfinity;
         using var w = new Int16Weight(TestUtil.Random(N * K, 18), N, K);
         var simd = Run(x, M, w, null, act);
-        float[] portable;
+        float[] portable, avx2;
         try { QuantizedLinear.ForcePortable = true; portable = Run(x, M, w, null, act); }
         finally { QuantizedLinear.ForcePortable = false; }
+        try { QuantizedLinear.ForceAvx2 = true; avx2 = Run(x, M, w, null, act); }
+        finally { QuantizedLinear.ForceAvx2 = false; }
         for (int i = N; i < M * N; i++)
-            Assert.That(float.IsNaN(simd[i]) && float.IsNaN(portable[i]), $"{act}: output {i} of a non-finite row is NaN on both paths");
+            Assert.That(float.IsNaN(simd[i]) && float.IsNaN(portable[i]) && float.IsNaN(avx2[i]), $"{act}: output {i} of a non-finite row is NaN on every path");
         Assert.That(portable.AsSpan(0, N).ToArray(), Is.EqualTo(simd.AsSpan(0, N).ToArray()), "the finite row: same bits");
+        Assert.That(avx2.AsSpan(0, N).ToArray(), Is.EqualTo(simd.AsSpan(0, N).ToArray()), "the finite row: same bits on AVX2");
     }
 
     [Test]
