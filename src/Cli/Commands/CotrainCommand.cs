@@ -38,6 +38,15 @@ internal static class CotrainCommand
             if (r.GetValue(d.Report) is { } reportDir) OutputPaths.Dir(reportDir, "--report");
             var distill = d.Distill(r);
             d.Check(distill);
+            var loop = d.Loop.Loop(r);
+            var options = new MutualRunOptions
+            {
+                Distill = distill, Epochs = r.GetValue(d.Epochs), BatchSize = r.GetValue(d.BatchSize), LearningRate = r.GetValue(d.Lr),
+                WarmupFraction = r.GetValue(d.Warmup), MaxTrain = r.GetValue(d.MaxTrain), MaxValidation = r.GetValue(d.MaxVal), MaxTest = r.GetValue(d.MaxTest),
+                LatencyRequests = r.GetValue(d.LatencyRequests), Seed = r.GetValue(d.Seed),
+                GradientAccumulation = loop.Accumulation, EvalEverySteps = loop.EvalEvery, Patience = loop.Patience,
+            };
+            d.Check(options.Trainer());
             using var b = backend.Create(r);
             var schema = data.Schema(r);
             var table = data.Table(r, schema);
@@ -65,13 +74,7 @@ internal static class CotrainCommand
             }
             using var _ = bRec;
             bRec.Schema = schema;
-            var options = new MutualRunOptions
-            {
-                Distill = distill, Epochs = r.GetValue(d.Epochs), BatchSize = r.GetValue(d.BatchSize), LearningRate = r.GetValue(d.Lr),
-                WarmupFraction = r.GetValue(d.Warmup), MaxTrain = r.GetValue(d.MaxTrain), MaxValidation = r.GetValue(d.MaxVal), MaxTest = r.GetValue(d.MaxTest),
-                LatencyRequests = r.GetValue(d.LatencyRequests), Seed = seed,
-            };
-            var rep = DistillationRun.CoTrain(a, bRec, dataset, options, CliRun.Info);
+            var rep = TrainProgressView.Run(p => DistillationRun.CoTrain(a, bRec, dataset, options, CliRun.Info, progress: p));
             var json = DistillCliOptions.ToJson(rep);
             Console.WriteLine(ExperimentReportWriter.ConsoleTable([rep.Teacher, rep.Student, .. rep.Baselines]));
             OutputPaths.SaveCheckpoint(a, oa, "--out", null, null, json, json);

@@ -28,6 +28,8 @@ internal sealed class DistillCliOptions
     public readonly Option<int> PrecisionCheck = new("--precision-check") { Description = "Test examples scored through fp32 and int16 Predictors of each model to report int16 serving's AUC, score change and latency (0 = skip)", DefaultValueFactory = _ => 300 };
     public readonly Option<string?> Report = new("--report") { Description = "Also write report.md and plots into this directory" };
     public readonly Option<bool> Json = new("--json") { Description = "Print the results as JSON on stdout (progress and logs go to stderr)" };
+    /// <summary>--grad-accum, --eval-every, --patience: the flags of the shared training loop, as `train` has them.</summary>
+    public readonly TrainerCliOptions Loop = new();
 
     public void AddTo(Command cmd)
     {
@@ -40,6 +42,7 @@ internal sealed class DistillCliOptions
             });
         foreach (var o in new Option[] { Alpha, Temperature, Epochs, BatchSize, Lr, Warmup, WeightDecay, Seed, MaxTrain, MaxVal, MaxTest, LatencyRequests, PrecisionCheck, Report, Json })
             cmd.Options.Add(o);
+        Loop.AddLoopTo(cmd);
     }
 
     public DistillOptions Distill(ParseResult r) => new()
@@ -59,7 +62,16 @@ internal sealed class DistillCliOptions
         CliRun.InFlagWords(o.Validate, flags);
     }
 
-    /// <summary>The run's results as JSON (metrics of every model, facts, lift).</summary>
+    /// <summary>Checks the training loop's options (<paramref name="t"/>, from a run's <c>Trainer()</c>) before any work, in the
+    /// flags' words.</summary>
+    public void Check(TrainerOptions t) => CliRun.InFlagWords(t.Validate, new Dictionary<string, Option>
+    {
+        [nameof(TrainerOptions.Epochs)] = Epochs, [nameof(TrainerOptions.BatchSize)] = BatchSize, [nameof(TrainerOptions.LearningRate)] = Lr,
+        [nameof(TrainerOptions.WarmupFraction)] = Warmup, [nameof(TrainerOptions.WeightDecay)] = WeightDecay,
+        [nameof(TrainerOptions.GradientAccumulation)] = Loop.GradAccum, [nameof(TrainerOptions.EvalEverySteps)] = Loop.EvalEvery,
+        [nameof(TrainerOptions.Patience)] = Loop.Patience,
+    });
+
     /// <summary>Prints the teacher/student/baselines table, parameters, batch-1 latency and the AUC lift kept.</summary>
     public static void PrintSummary(DistillRunReport rep)
     {
@@ -73,6 +85,7 @@ internal sealed class DistillCliOptions
                               $"max |dp| {c.MaxAbsDiff:E1}; batch-1 p50 {c.P50Int16Ms:0.00} ms (fp32 {c.P50Float32Ms:0.00} ms)");
     }
 
+    /// <summary>The run's results as JSON (metrics of every model, facts, lift).</summary>
     public static JsonObject ToJson(DistillRunReport rep)
     {
         JsonObject Facts(ModelFacts f) => new()
@@ -103,7 +116,12 @@ internal sealed class DistillCliOptions
                 ["p50_fp32_ms"] = Math.Round(c.P50Float32Ms, 3), ["p50_int16_ms"] = Math.Round(c.P50Int16Ms, 3),
             }).ToArray()),
             ["examples"] = new JsonObject { ["train"] = rep.Sizes.Train, ["validation"] = rep.Sizes.Validation, ["test"] = rep.Sizes.Test },
-            ["validation_auc_by_epoch"] = new JsonArray(rep.Epochs.Select(e => (JsonNode?)JsonValue.Create(e.ValidationAuc)).ToArray()),
+            ["validation_auc_by_epoch"] = new JsonArray(rep.Epochs.Select(e => (JsonNode?)(double.IsNaN(e.ValidationAuc) ? null : JsonValue.Create(e.ValidationAuc))).ToArray()),
+            ["training"] = rep.Training is { } t ? new JsonObject
+            {
+                ["steps"] = t.Step, ["total_steps"] = t.TotalSteps, ["early_stopped"] = t.EarlyStopped, ["best_step"] = t.BestStep,
+                ["best_validation_auc"] = double.IsNaN(t.BestAuc) ? null : t.BestAuc,
+            } : null,
         };
     }
 
@@ -141,6 +159,7 @@ internal static class DistillCommand
             OutputPaths.CheckpointDir(output, "--out");
             if (r.GetValue(d.Report) is { } reportDir) OutputPaths.Dir(reportDir, "--report");
             if (r.GetValue(spill) is { } spillDir) OutputPaths.Dir(spillDir, "--spill-dir");
+            var loop = d.Loop.Loop(r);
             var options = new DistillRunOptions
             {
                 Student = new StudentConfig { Layers = r.GetValue(layers), Hidden = r.GetValue(hidden), Heads = r.GetValue(heads), Intermediate = r.GetValue(ffn) },
@@ -150,10 +169,12 @@ internal static class DistillCommand
                     UseCache = !r.GetValue(noCache), CacheBudgetBytes = (long)r.GetValue(cacheMb) << 20, SpillDirectory = r.GetValue(spill),
                 },
                 Epochs = r.GetValue(d.Epochs), BatchSize = r.GetValue(d.BatchSize), LearningRate = r.GetValue(d.Lr), WarmupFraction = r.GetValue(d.Warmup),
+                GradientAccumulation = loop.Accumulation, EvalEverySteps = loop.EvalEvery, Patience = loop.Patience,
                 MaxTrain = r.GetValue(d.MaxTrain), MaxValidation = r.GetValue(d.MaxVal), MaxTest = r.GetValue(d.MaxTest),
                 LatencyRequests = r.GetValue(d.LatencyRequests), PrecisionCheckExamples = r.GetValue(d.PrecisionCheck), Seed = r.GetValue(d.Seed),
             };
             d.Check(options.Distill, (nameof(DistillOptions.HiddenWeight), hiddenW), (nameof(DistillOptions.AttentionWeight), attnW), (nameof(DistillOptions.CacheBudgetBytes), cacheMb));
+            d.Check(options.Trainer());
             using var b = backend.Create(r);
             using var teacher = Checkpoint.Load(teacherDir, b).Recommender;
             var schema = data.Schema(r, teacher.Schema);
@@ -161,7 +182,7 @@ internal static class DistillCommand
             var table = data.Table(r, schema);
             var dataset = RecDataset.Build(table, schema.Examples);
             CliRun.Info($"{table.Source}: {table.Count:N0} interactions -> train {dataset.Train.Count:N0}, validation {dataset.Validation.Count:N0}, test {dataset.Test.Count:N0}");
-            var (student, rep) = DistillationRun.Distill(teacher, dataset, options, CliRun.Info);
+            var (student, rep) = TrainProgressView.Run(p => DistillationRun.Distill(teacher, dataset, options, CliRun.Info, progress: p));
             using var _ = student;
             var json = DistillCliOptions.ToJson(rep);
             DistillCliOptions.PrintSummary(rep);
@@ -175,7 +196,9 @@ internal static class DistillCommand
                     [$"teacher: {Path.GetFullPath(teacherDir)} ({teacher.Model.Bert.NumHiddenLayers} layers, hidden {teacher.Model.Bert.HiddenSize})",
                      $"student: {student.Model.Bert.NumHiddenLayers} layers, hidden {student.Model.Bert.HiddenSize}, {student.Model.Bert.NumAttentionHeads} heads, FFN {student.Model.Bert.IntermediateSize}",
                      $"loss: (1-α)·BCE + α·T²·soft BCE with α = {options.Distill.Alpha}, T = {options.Distill.Temperature}; hidden-state MSE × {options.Distill.HiddenWeight}; attention MSE × {options.Distill.AttentionWeight}",
-                     $"schedule: {options.Epochs} epochs of batch {options.BatchSize}, peak LR {options.LearningRate}, warmup {options.WarmupFraction}; backend {b.Name}"],
+                     $"schedule: {options.Epochs} epochs of batch {options.BatchSize} x {options.GradientAccumulation} accumulated, peak LR {options.LearningRate}, warmup {options.WarmupFraction}" +
+                     (options.Patience > 0 ? $", early stopping after {options.Patience} evaluations without a better validation AUC" : "") +
+                     (rep.Training is { EarlyStopped: true } ts ? $" (stopped at step {ts.Step} of {ts.TotalSteps})" : "") + $"; backend {b.Name}"],
                     wall.Elapsed.TotalSeconds));
             Console.WriteLine($"wall time {wall.Elapsed.TotalSeconds:0.0} s");
             if (r.GetValue(d.Json)) CliRun.EmitJson(json);

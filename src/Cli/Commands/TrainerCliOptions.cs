@@ -47,6 +47,17 @@ internal sealed class TrainerCliOptions
             cmd.Options.Add(o);
     }
 
+    /// <summary>Adds the training-loop flags that `distill` and `cotrain` share with `train` (they run the same
+    /// <see cref="Engine.Training.Trainer"/> loop): --grad-accum, --eval-every, --patience.</summary>
+    public void AddLoopTo(Command cmd)
+    {
+        foreach (var o in new Option[] { GradAccum, EvalEvery, Patience }) cmd.Options.Add(o);
+    }
+
+    /// <summary>The loop flags of <see cref="AddLoopTo"/> (defaults: no accumulation, evaluation each epoch, no early stopping).</summary>
+    public (int Accumulation, int EvalEvery, int Patience) Loop(ParseResult r)
+        => (r.GetValue(GradAccum) ?? 1, r.GetValue(EvalEvery) ?? 0, r.GetValue(Patience) ?? 0);
+
     public TrainerOptions Trainer(ParseResult r, TrainerOptions d, string? checkpointDir)
     {
         var freeze = r.GetValue(Freeze) is { } f

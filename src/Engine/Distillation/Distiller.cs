@@ -1,6 +1,8 @@
 // Knowledge distillation step: teacher outputs (cached), soft-label BCE, hidden-state and attention MSE, student update.
 using FastRec.Engine.Model;
+using FastRec.Engine.Training;
 using FastRec.Kernels;
+using FastRec.Kernels.Distributed;
 
 namespace FastRec.Engine.Distillation;
 
@@ -14,9 +16,15 @@ public readonly record struct DistillLoss(float Total, float Hard, float Soft, f
 /// cached does not run the teacher. The student runs in training mode (dropout keyed by (Seed, step)), gradients flow through
 /// <see cref="RecModel.BackwardTaps"/>, and each step ends with the student's AdamW step (and the projection's).
 /// Batches must be right-padded (mask 1…1 0…0 per row), as the batch packer makes them.
+/// <para>As an <see cref="ITrainingObjective"/> it plugs into <see cref="Trainer"/> (which then owns the schedule, gradient
+/// accumulation, early stopping and progress): each micro-batch's terms are scaled by its share of the step's example weight,
+/// the projection (if any) is stepped after the student. With accumulation the hidden/attention MSEs are means over each
+/// micro-batch's valid positions (weighted by the micro-batch's example share), not over the whole step's; the BCE terms
+/// equal the whole batch's exactly. Dropout of micro-batch 0 on rank 0 is keyed by (Seed, step) as in <see cref="Step"/>,
+/// other micro-batches and ranks by a hash of (Seed, micro-batch, rank).</para>
 /// Dimension letters: B batch, T sequence, C_s / C_t student / teacher hidden width, NH heads.
 /// </summary>
-public sealed class Distiller : IDisposable
+public sealed class Distiller : IDisposable, ITrainingObjective
 {
     private readonly RecModel _s;
     private readonly RecModel[] _teachers;
@@ -37,6 +45,7 @@ public sealed class Distiller : IDisposable
     private readonly View<float>[] _dHiddenViews, _dProbsViews;
     private int _projStep, _lastSlots;
     private bool _disposed;
+    private readonly List<DistillLoss> _stepLosses = [];
 
     /// <summary>The teacher-output cache (null when <see cref="DistillOptions.UseCache"/> is off).</summary>
     public TeacherCache? Cache { get; }
@@ -46,6 +55,9 @@ public sealed class Distiller : IDisposable
     public IReadOnlyList<(int Student, int Teacher)> AttentionPairs => _attn;
     /// <summary>Whether hidden states go through a learned projection.</summary>
     public bool Projects => _project;
+    /// <summary>The loss terms of every optimizer step run through <see cref="Trainer"/> (summed over the step's micro-batches
+    /// of this rank), in step order.</summary>
+    public IReadOnlyList<DistillLoss> StepLosses => _stepLosses;
 
     /// <summary>
     /// A distiller of <paramref name="student"/> from <paramref name="teachers"/> (one, or several whose logits are averaged:
@@ -124,6 +136,54 @@ public sealed class Distiller : IDisposable
     public DistillLoss Step(RecBatch batch, ReadOnlySpan<int> ids, int step, float? learningRate = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        _s.ZeroGrad();
+        if (_pg is not null) _b.Zero(_pg.All);
+        var loss = Accumulate(batch, ids, step, _o.Seed, 1f);
+        var opt = learningRate is { } lr ? _o.Optimizer with { Lr = lr } : _o.Optimizer;
+        _s.Step(opt, step);
+        if (_project) ProjectionStep(opt);
+        return loss;
+    }
+
+    // ------------------------------------------------------------------ as the Trainer's objective
+
+    /// <inheritdoc/>
+    RecModel ITrainingObjective.Model => _s;
+    /// <inheritdoc/>
+    bool ITrainingObjective.HasOwnParameters => _project;
+
+    /// <inheritdoc/>
+    void ITrainingObjective.BeginStep(int step)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_pg is not null) _b.Zero(_pg.All);
+        _stepLosses.Add(default);
+    }
+
+    /// <inheritdoc/>
+    float ITrainingObjective.ForwardBackward(in MicroBatch mb)
+    {
+        ulong seed = mb.Index == 0 && mb.Rank == 0 ? _o.Seed : Rng.Hash(Rng.Hash(_o.Seed, (ulong)mb.Index), (ulong)mb.Rank);
+        var r = Accumulate(mb.Batch, mb.Rows, mb.Step, seed, mb.LossScale);
+        var s = _stepLosses[^1];
+        _stepLosses[^1] = new DistillLoss(s.Total + r.Total, s.Hard + r.Hard, s.Soft + r.Soft, s.Hidden + r.Hidden, s.Attention + r.Attention,
+                                          s.TeacherRan || r.TeacherRan);
+        return r.Total;
+    }
+
+    /// <inheritdoc/>
+    void ITrainingObjective.EndStep(AdamWOptions opt, int step, ICollective comm)
+    {
+        if (!_project) return;
+        if (comm.Size > 1) comm.AllReduceSum(_pg!.All);
+        ProjectionStep(opt);
+    }
+
+    /// <summary>The student's (and projection's) forward/backward on the combined loss scaled by <paramref name="scale"/>,
+    /// ACCUMULATING gradients; no update.</summary>
+    private DistillLoss Accumulate(RecBatch batch, ReadOnlySpan<int> ids, int step, ulong dropoutSeed, float scale)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(batch);
         if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), step, $"step counts from 1, got {step}");
         if (batch.Labels is not { Length: > 0 }) throw new ArgumentException("batch: distillation needs the labels of the hard (BCE) term", nameof(batch));
@@ -144,14 +204,12 @@ public sealed class Distiller : IDisposable
         for (int k = 0; k < _attn.Length; k++) _b.Upload(_pTarget[k].Slice(0, B * NH * T * T), _hostProbs[k].AsSpan(0, B * NH * T * T));
 
         // student forward (training mode) and the loss gradients
-        _s.ZeroGrad();
-        if (_pg is not null) _b.Zero(_pg.All);
-        _s.ForwardTaps(batch, training: true, _o.Seed, step);
+        _s.ForwardTaps(batch, training: true, dropoutSeed, step);
         var dLogits = _s.TapLogitsGrad;
         var logits = _s.TapLogits;
         float a = _o.Alpha, temp = _o.Temperature;
-        _b.BceForwardBackward(_losses!.Slice(0, 1), dLogits, logits, _s.TapLabels, _s.TapWeights, B, 1f, 1f - a, accumulate: false);
-        _b.BceForwardBackward(_losses.Slice(1, 1), dLogits, logits, _soft.Slice(0, B), _s.TapWeights, B, temp, a * temp * temp, accumulate: true);
+        _b.BceForwardBackward(_losses!.Slice(0, 1), dLogits, logits, _s.TapLabels, _s.TapWeights, B, 1f, (1f - a) * scale, accumulate: false);
+        _b.BceForwardBackward(_losses.Slice(1, 1), dLogits, logits, _soft.Slice(0, B), _s.TapWeights, B, temp, a * temp * temp * scale, accumulate: true);
         int slot = 2;
         long validTokens = 0, validPairs = 0;
         for (int b = 0; b < B; b++) { validTokens += n[b]; validPairs += (long)n[b] * n[b]; }
@@ -176,7 +234,7 @@ public sealed class Distiller : IDisposable
             {
                 int len = n[b] * Ct;
                 _b.MseForwardBackward(_losses.Slice(slot++, 1), dPred.Slice((long)b * T * Ct, len), pred.Slice((long)b * T * Ct, len),
-                    target.Slice((long)b * T * Ct, len), len, w * n[b] / validTokens, accumulate: false);
+                    target.Slice((long)b * T * Ct, len), len, w * n[b] / validTokens * scale, accumulate: false);
             }
             if (_project)   // δh_s (assigned) = δproj · W; δW += δprojᵀ · h_s; δb += Σ δproj
                 _b.LinearBackward(dHs, _pg!.Slice(0, Ct * Cs), _pg.Slice(Ct * Cs, Ct), dPred, hs, _pw!.Slice(0, Ct * Cs), B * T, Cs, Ct);
@@ -198,7 +256,7 @@ public sealed class Distiller : IDisposable
                     long off = ((long)b * NH + h) * T * T;
                     int len = n[b] * T;   // query rows i < n; keys j >= n are 0 on both sides
                     _b.MseForwardBackward(_losses.Slice(slot++, 1), dPs.Slice(off, len), ps.Slice(off, len), target.Slice(off, len), len,
-                        w * len / ((float)NH * validPairs), accumulate: false);
+                        w * len / ((float)NH * validPairs) * scale, accumulate: false);
                 }
             _dProbsViews[sl] = dPs;
         }
@@ -214,9 +272,6 @@ public sealed class Distiller : IDisposable
         for (int k = 0; k < _attn.Length * B * NH; k++) att += _hostLoss[at++];
         float total = hard + softL + hid + att;
         if (!float.IsFinite(total)) throw new NonFiniteLossException(step, total, "distillation loss");
-        var opt = learningRate is { } lr ? _o.Optimizer with { Lr = lr } : _o.Optimizer;
-        _s.Step(opt, step);
-        if (_project) ProjectionStep(opt);
         return new DistillLoss(total, hard, softL, hid, att, teacherRan);
     }
 

@@ -1,6 +1,8 @@
 // Deep mutual learning: two models trained together, each on BCE plus the soft-label loss towards the other's predictions.
 using FastRec.Engine.Model;
+using FastRec.Engine.Training;
 using FastRec.Kernels;
+using FastRec.Kernels.Distributed;
 
 namespace FastRec.Engine.Distillation;
 
@@ -13,8 +15,13 @@ public readonly record struct MutualLoss(float TotalA, float TotalB, float HardA
 /// step, treated as a constant (both forwards run before either update). <see cref="DistillOptions.Alpha"/>,
 /// <see cref="DistillOptions.Temperature"/>, <see cref="DistillOptions.Optimizer"/> and <see cref="DistillOptions.Seed"/>
 /// apply; hidden/attention weights are ignored. The models may differ in size and live on different backends.
+/// <para>As an <see cref="ITrainingObjective"/> it plugs into <see cref="Trainer"/> training model A: model B is the objective's
+/// own parameters, updated with the same AdamW options and scheduled rate right after A's step (its gradients all-reduced
+/// over the ranks first), and kept / restored with A's best weights. Early stopping and the best weights follow A's
+/// validation AUC. Dropout of micro-batch 0 on rank 0 is keyed by (Seed, step) and (Seed + 1, step) as in
+/// <see cref="Step"/>, other micro-batches and ranks by a hash of (Seed, micro-batch, rank) (+ 1 for B).</para>
 /// </summary>
-public sealed class MutualLearning : IDisposable
+public sealed class MutualLearning : IDisposable, ITrainingObjective
 {
     private readonly RecModel _a, _bm;
     private readonly DistillOptions _o;
@@ -23,6 +30,14 @@ public sealed class MutualLearning : IDisposable
     private int _cap;
     private readonly float[] _scalars = new float[2];
     private bool _disposed;
+    private readonly List<MutualLoss> _stepLosses = [];
+    private float[]? _bestB;
+
+    /// <summary>The losses of every optimizer step run through <see cref="Trainer"/> (summed over the step's micro-batches of
+    /// this rank), in step order.</summary>
+    public IReadOnlyList<MutualLoss> StepLosses => _stepLosses;
+    /// <summary>Model B (the peer that <see cref="Trainer"/> does not own).</summary>
+    public RecModel Peer => _bm;
 
     /// <summary>Models A and B (distinct instances) trained together with <paramref name="options"/>.</summary>
     public MutualLearning(RecModel a, RecModel b, DistillOptions options)
@@ -44,6 +59,64 @@ public sealed class MutualLearning : IDisposable
     public MutualLoss Step(RecBatch batch, int step, float? learningRate = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        _a.ZeroGrad(); _bm.ZeroGrad();
+        var r = Accumulate(batch, step, _o.Seed, 1f);
+        var opt = learningRate is { } lr ? _o.Optimizer with { Lr = lr } : _o.Optimizer;
+        _a.Step(opt, step);
+        _bm.Step(opt, step);
+        return r;
+    }
+
+    // ------------------------------------------------------------------ as the Trainer's objective (it trains A)
+
+    /// <inheritdoc/>
+    RecModel ITrainingObjective.Model => _a;
+    /// <inheritdoc/>
+    bool ITrainingObjective.HasOwnParameters => true;
+
+    /// <inheritdoc/>
+    void ITrainingObjective.BeginStep(int step)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _bm.ZeroGrad();
+        _stepLosses.Add(default);
+    }
+
+    /// <inheritdoc/>
+    float ITrainingObjective.ForwardBackward(in MicroBatch mb)
+    {
+        ulong seed = mb.Index == 0 && mb.Rank == 0 ? _o.Seed : Rng.Hash(Rng.Hash(_o.Seed, (ulong)mb.Index), (ulong)mb.Rank);
+        var r = Accumulate(mb.Batch, mb.Step, seed, mb.LossScale);
+        var s = _stepLosses[^1];
+        _stepLosses[^1] = new MutualLoss(s.TotalA + r.TotalA, s.TotalB + r.TotalB, s.HardA + r.HardA, s.SoftA + r.SoftA, s.HardB + r.HardB, s.SoftB + r.SoftB);
+        return r.TotalA;
+    }
+
+    /// <inheritdoc/>
+    void ITrainingObjective.EndStep(AdamWOptions opt, int step, ICollective comm)
+    {
+        if (comm.Size > 1) comm.AllReduceSum(_bm.Grads.All);
+        _bm.Step(opt, step);
+    }
+
+    /// <inheritdoc/>
+    void ITrainingObjective.SnapshotBest()
+    {
+        _bestB ??= new float[_bm.Layout.TotalSize];
+        _bm.Backend.Download(_bm.Params.All, _bestB);
+    }
+
+    /// <inheritdoc/>
+    void ITrainingObjective.RestoreBest()
+    {
+        if (_bestB is not null) _bm.Backend.Upload(_bm.Params.All, _bestB);
+    }
+
+    /// <summary>Both forwards (dropout seeds <paramref name="seed"/> and <paramref name="seed"/> + 1), both losses scaled by
+    /// <paramref name="scale"/> and both backwards, ACCUMULATING each model's gradients; no update.</summary>
+    private MutualLoss Accumulate(RecBatch batch, int step, ulong seed, float scale)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.Labels is not { Length: > 0 }) throw new ArgumentException("batch: co-training needs labels", nameof(batch));
         int B = batch.B;
@@ -54,36 +127,32 @@ public sealed class MutualLearning : IDisposable
             _softB = _bm.Backend.Allocate<float>(B);
             _cap = B;
         }
-        _a.ZeroGrad(); _bm.ZeroGrad();
-        _a.ForwardTaps(batch, training: true, _o.Seed, step);
+        _a.ForwardTaps(batch, training: true, seed, step);
         var za = new float[B];
         _a.Backend.Download(_a.TapLogits, za);
         // B's forward overwrites nothing of A's (separate models), so both sets of activations stay valid.
-        _bm.ForwardTaps(batch, training: true, _o.Seed + 1, step);
+        _bm.ForwardTaps(batch, training: true, seed + 1, step);
         var zb = new float[B];
         _bm.Backend.Download(_bm.TapLogits, zb);
 
-        var (hardA, softA) = Side(_a, _lossA, _softA!, zb, B);
-        var (hardB, softB) = Side(_bm, _lossB, _softB!, za, B);
+        var (hardA, softA) = Side(_a, _lossA, _softA!, zb, B, scale);
+        var (hardB, softB) = Side(_bm, _lossB, _softB!, za, B, scale);
         float ta = hardA + softA, tb = hardB + softB;
         if (!float.IsFinite(ta)) throw new NonFiniteLossException(step, ta, "co-training loss of model A");
         if (!float.IsFinite(tb)) throw new NonFiniteLossException(step, tb, "co-training loss of model B");
-        var opt = learningRate is { } lr ? _o.Optimizer with { Lr = lr } : _o.Optimizer;
-        _a.Step(opt, step);
-        _bm.Step(opt, step);
         return new MutualLoss(ta, tb, hardA, softA, hardB, softB);
     }
 
     /// <summary>Loss gradients of one model towards the labels and the other's logits, then its backward.</summary>
-    private (float Hard, float Soft) Side(RecModel m, DeviceBuffer<float> loss, DeviceBuffer<float> soft, float[] other, int B)
+    private (float Hard, float Soft) Side(RecModel m, DeviceBuffer<float> loss, DeviceBuffer<float> soft, float[] other, int B, float scale)
     {
         var be = m.Backend;
         float a = _o.Alpha, t = _o.Temperature;
         var targets = new float[B];
         for (int b = 0; b < B; b++) targets[b] = (float)(1.0 / (1.0 + Math.Exp(-(double)other[b] / t)));
         be.Upload(soft.Slice(0, B), targets);
-        be.BceForwardBackward(loss.Slice(0, 1), m.TapLogitsGrad, m.TapLogits, m.TapLabels, m.TapWeights, B, 1f, 1f - a, accumulate: false);
-        be.BceForwardBackward(loss.Slice(1, 1), m.TapLogitsGrad, m.TapLogits, soft.Slice(0, B), m.TapWeights, B, t, a * t * t, accumulate: true);
+        be.BceForwardBackward(loss.Slice(0, 1), m.TapLogitsGrad, m.TapLogits, m.TapLabels, m.TapWeights, B, 1f, (1f - a) * scale, accumulate: false);
+        be.BceForwardBackward(loss.Slice(1, 1), m.TapLogitsGrad, m.TapLogits, soft.Slice(0, B), m.TapWeights, B, t, a * t * t * scale, accumulate: true);
         m.BackwardTaps();
         be.Download(loss.All, _scalars);
         return (_scalars[0], _scalars[1]);

@@ -23,6 +23,10 @@ namespace FastRec.Engine.Training;
 /// by one all-reduce, and every rank applies the same AdamW step. Validation is sharded the same way and its logits summed
 /// (all-gathered) so every rank takes the same early-stopping decisions. Rank 0 alone writes checkpoints and reports
 /// progress. Dropout of rank r ≥ 1 is keyed by r too.</para>
+/// <para>The loss is pluggable (<see cref="ITrainingObjective"/>): by default the supervised BCE
+/// (<see cref="SupervisedObjective"/>); distillation and co-training plug in theirs and so get the same accumulation, early
+/// stopping, progress reporting and data parallelism. A custom objective runs without the activation cache, and one with
+/// parameters of its own (a projection, a peer model) without checkpoints.</para>
 /// </summary>
 public sealed class Trainer
 {
@@ -31,6 +35,7 @@ public sealed class Trainer
     private TrainingState _state;
     private bool _resumed;
     private readonly ICollective _comm;
+    private readonly ITrainingObjective _objective;
     private readonly float[] _one = new float[1];
     private float[] _hostParams = [];
 
@@ -40,12 +45,19 @@ public sealed class Trainer
     public TrainingState State => _state;
     /// <summary>The recommender being trained.</summary>
     public Recommender Recommender => _rec;
+    /// <summary>What each step minimises (<see cref="SupervisedObjective"/> unless one was given).</summary>
+    public ITrainingObjective Objective => _objective;
 
-    /// <summary>Validates the options and applies the freezing and layer-wise LR decay to the model.</summary>
-    public Trainer(Recommender recommender, TrainerOptions options)
+    /// <summary>Validates the options and applies the freezing and layer-wise LR decay to the model. <paramref name="objective"/>
+    /// (null = <see cref="SupervisedObjective"/>) must train <paramref name="recommender"/>'s model.</summary>
+    public Trainer(Recommender recommender, TrainerOptions options, ITrainingObjective? objective = null)
     {
         ArgumentNullException.ThrowIfNull(recommender); ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        if (objective is not null && !ReferenceEquals(objective.Model, recommender.Model))
+            throw new ArgumentException("objective: it trains another model than the recommender's", nameof(objective));
+        if (objective is { HasOwnParameters: true } && options.CheckpointDir is not null)
+            throw new NotSupportedException($"checkpoints (CheckpointDir) of a run whose objective ({objective.GetType().Name}) trains parameters of its own are not supported: they would hold the model's weights only");
         int L = recommender.Model.Layout.NumLayers;
         if (options.Freeze == Freeze.TopK && options.TopK > L)
             throw new ArgumentOutOfRangeException(nameof(options), options.TopK, $"TopK must be in [0, num_hidden_layers = {L}], got {options.TopK}");
@@ -53,6 +65,7 @@ public sealed class Trainer
         _model = recommender.Model;
         Options = options;
         _comm = options.Collective ?? new LocalCollective();
+        _objective = objective ?? new SupervisedObjective(recommender.Model);
         _model.SetTrainable(options.Freeze, options.TopK);
         _model.SetLrScale(options.LayerLrDecay == 1f ? null : t => options.LrScale(t, L));
         _state = new TrainingState { Seed = options.Seed, Options = options.Fingerprint().ToDictionary(p => p.Name, p => p.Value) };
@@ -172,7 +185,7 @@ public sealed class Trainer
         // Frozen-layer activation cache.
         ActivationCache? trainCache = null, valCache = null;
         double cacheSeconds = 0;
-        int layer = Options.ActivationCache ? ActivationCache.CacheableLayer(_model) : -1;
+        int layer = Options.ActivationCache && _objective is SupervisedObjective ? ActivationCache.CacheableLayer(_model) : -1;
         if (layer >= 0)
         {
             int L = _model.Layout.NumLayers, C = _model.Bert.HiddenSize;
@@ -226,6 +239,7 @@ public sealed class Trainer
             foreach (int r in chunk) totalW += ExampleWeight(train, r);
             var (shardStart, shardCount) = ShardOf(chunk.Length, _comm.Rank, _comm.Size);
             var shard = chunk.Slice(shardStart, shardCount);
+            _objective.BeginStep(step);
             _model.ZeroGrad();
             double stepLoss = 0;
             if (totalW > 0)
@@ -241,7 +255,10 @@ public sealed class Trainer
                     float share = (float)(w / totalW);
                     ulong dropKey = Rng.Hash(dropSeed, (ulong)step * 4096 + (ulong)m);
                     if (_comm.Rank > 0) dropKey = Rng.Hash(dropKey, (ulong)_comm.Rank);
-                    stepLoss += _model.ForwardBackward(batch, dropKey, step, lossScale: share);
+                    stepLoss += _objective.ForwardBackward(new MicroBatch
+                    {
+                        Batch = batch, Rows = rows, Step = step, Index = m, Rank = _comm.Rank, DropoutKey = dropKey, LossScale = share,
+                    });
                 }
                 if (_comm.Size > 1)
                 {
@@ -253,6 +270,7 @@ public sealed class Trainer
                 }
                 float lr = schedule.At(step);
                 _model.Step(opt with { Lr = lr }, step);
+                _objective.EndStep(opt with { Lr = lr }, step, _comm);
                 if (Options.VerifyRanks && _comm.Size > 1) VerifyRanksAgree(step);
             }
             _state.Step = step;
@@ -284,7 +302,7 @@ public sealed class Trainer
                     _state.BestAuc = vAuc;
                     _state.BestStep = step;
                     _state.BadEvaluations = 0;
-                    if (Options.RestoreBest) _state.BestWeights = SnapshotTrainable();
+                    if (Options.RestoreBest) { _state.BestWeights = SnapshotTrainable(); _objective.SnapshotBest(); }
                 }
                 else if (++_state.BadEvaluations >= Options.Patience && Options.Patience > 0)
                 {
@@ -305,6 +323,7 @@ public sealed class Trainer
         if (_state.Finished && Options.RestoreBest && _state.BestWeights.Count > 0 && _state.BestStep != _state.Step)
         {
             foreach (var (name, values) in _state.BestWeights) _model.SetParameter(name, values);
+            _objective.RestoreBest();
             Message(progress, $"restored the weights of step {_state.BestStep} (best validation AUC {_state.BestAuc:0.0000})");
         }
         return new TrainResult

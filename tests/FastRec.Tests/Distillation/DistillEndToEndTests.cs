@@ -150,6 +150,14 @@ public class DistillEndToEndTests
         (code, _, err) = Cli("distill", "--teacher", Teacher, "--out", Path.Combine(_root, "y"), "--alpha", "2", "--max-train", "200", "--max-val", "200", "--max-test", "200");
         Assert.That(code, Is.EqualTo(2));
         Assert.That(err, Does.Contain("--alpha must be in [0, 1], got 2"));
+        // the shared training loop's flags are checked in their own words, before any work
+        (code, _, err) = Cli("distill", "--teacher", Teacher, "--out", Path.Combine(_root, "y"), "--grad-accum", "0");
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err, Does.Contain("--grad-accum must be in [1, 4096], got 0"));
+        (code, _, err) = Cli("cotrain", "--model", Path.Combine(_root, "tiny"), "--out", Path.Combine(_root, "ca"), "--out-b", Path.Combine(_root, "cb"),
+            "--interactions", "none.csv", "--patience", "-1");
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err, Does.Contain("--patience must be >= 0, got -1"));
         foreach (var opt in new[] { "--precision-check", "--latency-requests" })
         {
             parse = CliApp.Root().Parse(["distill", "--teacher", Teacher, "--out", Path.Combine(_root, "z"), opt, "-3"]);
