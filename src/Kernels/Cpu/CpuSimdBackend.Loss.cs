@@ -14,12 +14,7 @@ public sealed partial class CpuSimdBackend
     public void MseForwardBackward(View<float> loss, View<float> dPred, View<float> pred, View<float> target, int N,
         float scale = 1f, bool accumulate = false)
     {
-        Check.Dims("MseForwardBackward(N)", N);
-        Check.Len(loss, 1, "(1)");
-        Check.LenOpt(dPred, N, "(N)");
-        Check.Len(pred, N, "(N)");
-        Check.Len(target, N, "(N)");
-        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
+        Check.MseForwardBackward(loss, dPred, pred, target, N, scale);
         double sum = Mse(S(pred), S(target), S(dPred), (float)(2.0 * scale / N), accumulate);
         S(loss)[0] = (float)(scale * sum / N);
     }

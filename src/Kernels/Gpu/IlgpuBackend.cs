@@ -282,8 +282,8 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void Upload<T>(View<T> dst, ReadOnlySpan<T> src) where T : unmanaged
     {
+        Check.Upload(dst, src.Length);
         var d = Arr(dst);
-        if (src.Length != dst.Length) throw new ShapeException($"src: expected {dst.Length} elements (the length of dst), got {src.Length}");
         if (src.Length == 0) return;
         // The host memory stays pinned until the copy has finished: the copy may run on another thread (the CPU
         // accelerator) or DMA engine, and a compacting GC must not move a managed array under it.
@@ -301,8 +301,8 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void Download<T>(View<T> src, Span<T> dst) where T : unmanaged
     {
+        Check.Download(src, dst.Length);
         var s = Arr(src);
-        if (src.Length != dst.Length) throw new ShapeException($"dst: expected {src.Length} elements (the length of src), got {dst.Length}");
         _stream.Synchronize();
         if (dst.Length == 0) return;
         unsafe
@@ -318,6 +318,7 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void Zero(View<float> dst)
     {
+        Check.Zero(dst);
         var d = Arr(dst);
         if (dst.Length > 0) d.MemSetToZero(_stream);
     }
@@ -325,8 +326,8 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void Copy(View<float> dst, View<float> src)
     {
+        Check.Copy(dst, src);
         var d = Arr(dst);
-        Check.Len(src, dst.Length, "dst.Length");
         var s = Arr(src);
         if (dst.Length > 0) s.CopyTo(_stream, d);
     }
@@ -341,12 +342,7 @@ public sealed class IlgpuBackend : IBackend
                      View<float> a, int lda, View<float> b, int ldb, bool accumulate, View<float> c, int ldc,
                      int batch = 1, long strideA = 0, long strideB = 0, long strideC = 0)
     {
-        Check.Dims($"{nameof(Gemm)} (M, N, K, batch)", M, N, K, batch);
-        lda = Check.GemmOperand(a, lda, transA ? K : M, transA ? M : K, batch, strideA, "A", nameof(lda), nameof(strideA));
-        ldb = Check.GemmOperand(b, ldb, transB ? N : K, transB ? K : N, batch, strideB, "B", nameof(ldb), nameof(strideB));
-        ldc = Check.GemmOperand(c, ldc, M, N, batch, strideC, "C", nameof(ldc), nameof(strideC));
-        if (batch > 1 && strideC < (long)(M - 1) * ldc + N)
-            throw new ShapeException($"strideC: {strideC} makes the {batch} output matrices C [{M},{N}] (ldc {ldc}) overlap; need >= {(long)(M - 1) * ldc + N}");
+        Check.Gemm(transA, transB, M, N, K, a, ref lda, b, ref ldb, c, ref ldc, batch, strideA, strideB, strideC);
         GemmCore(transA, transB, M, N, K, alpha, Arr(a), lda, Arr(b), ldb, accumulate, Arr(c), ldc,
                  batch, (int)strideA, (int)strideB, (int)strideC, _dummyF.ViewOf(0, 1), false, ActCode.None);
     }
@@ -390,11 +386,7 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void LinearForward(View<float> output, View<float> input, View<float> weight, View<float> bias, int N, int IC, int OC)
     {
-        Check.Dims(nameof(LinearForward), N, IC, OC);
-        Check.Len(output, (long)N * OC, "N·OC");
-        Check.Len(input, (long)N * IC, "N·IC");
-        Check.Len(weight, (long)OC * IC, "OC·IC");
-        Check.LenOpt(bias, OC, "OC");
+        Check.LinearForward(output, input, weight, bias, N, IC, OC);
         GemmCore(false, true, N, OC, IC, 1f, Arr(input), IC, Arr(weight), IC, false, Arr(output), OC,
                  1, 0, 0, 0, Opt(bias), !bias.IsNone, ActCode.None);
     }
@@ -403,13 +395,7 @@ public sealed class IlgpuBackend : IBackend
     public void LinearBackward(View<float> dInput, View<float> dWeight, View<float> dBias,
                                View<float> dOutput, View<float> input, View<float> weight, int N, int IC, int OC)
     {
-        Check.Dims(nameof(LinearBackward), N, IC, OC);
-        Check.LenOpt(dInput, (long)N * IC, "N·IC");
-        Check.LenOpt(dWeight, (long)OC * IC, "OC·IC");
-        Check.LenOpt(dBias, OC, "OC");
-        Check.Len(dOutput, (long)N * OC, "N·OC");
-        Check.Len(input, (long)N * IC, "N·IC");
-        Check.Len(weight, (long)OC * IC, "OC·IC");
+        Check.LinearBackward(dInput, dWeight, dBias, dOutput, input, weight, N, IC, OC);
         var dOut = Arr(dOutput);
         if (!dInput.IsNone)   // δinput(N,IC) = δout(N,OC) · W(OC,IC)
             GemmCore(false, false, N, IC, OC, 1f, dOut, OC, Arr(weight), IC, false, Arr(dInput), IC, 1, 0, 0, 0, _dummyF.ViewOf(0, 1), false, ActCode.None);
@@ -432,9 +418,7 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void ActivationForward(Activation act, View<float> output, View<float> input)
     {
-        Check.Len(input, input.Length, "(n)");
-        Check.Dims($"{nameof(ActivationForward)} (n = input.Length)", input.Length);
-        Check.Len(output, input.Length, "(n) = input.Length");
+        Check.ActivationForward(act, output, input);
         var x = Arr(input);
         var y = Arr(output);
         _actFwd[ActIndex(act)](Flat(input.Length), y, x, input.Length);
@@ -443,10 +427,7 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void ActivationBackward(Activation act, View<float> dInput, View<float> dOutput, View<float> input)
     {
-        Check.Len(input, input.Length, "(n)");
-        Check.Dims($"{nameof(ActivationBackward)} (n = input.Length)", input.Length);
-        Check.Len(dInput, input.Length, "(n) = input.Length");
-        Check.Len(dOutput, input.Length, "(n) = input.Length");
+        Check.ActivationBackward(act, dInput, dOutput, input);
         var x = Arr(input);
         _actBwd[ActIndex(act)](Flat(input.Length), Arr(dInput), Arr(dOutput), x, input.Length);
     }
@@ -466,17 +447,7 @@ public sealed class IlgpuBackend : IBackend
     public void AddLayerNormForward(View<float> output, View<float> sum, View<float> mean, View<float> rstd,
                                     View<float> a, View<float> b, View<float> gamma, View<float> beta, int N, int C, float eps)
     {
-        Check.Dims(nameof(AddLayerNormForward), N, C);
-        long nc = (long)N * C;
-        Check.Len(output, nc, "N·C");
-        Check.Len(sum, nc, "N·C");
-        Check.Len(mean, N, "N");
-        Check.Len(rstd, N, "N");
-        Check.Len(a, nc, "N·C");
-        Check.LenOpt(b, nc, "N·C");
-        Check.Len(gamma, C, "C");
-        Check.Len(beta, C, "C");
-        if (!(eps >= 0f) || float.IsInfinity(eps)) throw new ArgumentOutOfRangeException(nameof(eps), eps, $"eps: must be finite and >= 0, got {eps}");
+        Check.AddLayerNormForward(output, sum, mean, rstd, a, b, gamma, beta, N, C, eps);
         var p = new LnArgs { Width = RowWidth, N = N, C = C, HasB = b.IsNone ? 0 : 1, Eps = eps };
         _lnFwd(RowsConfig(N), Arr(output), Arr(sum), Arr(mean), Arr(rstd), Arr(a), Opt(b), Arr(gamma), Arr(beta), p);
     }
@@ -485,16 +456,7 @@ public sealed class IlgpuBackend : IBackend
     public void AddLayerNormBackward(View<float> dx, View<float> dGamma, View<float> dBeta,
                                      View<float> dOutput, View<float> sum, View<float> gamma, View<float> mean, View<float> rstd, int N, int C)
     {
-        Check.Dims(nameof(AddLayerNormBackward), N, C);
-        long nc = (long)N * C;
-        Check.Len(dx, nc, "N·C");
-        Check.LenOpt(dGamma, C, "C");
-        Check.LenOpt(dBeta, C, "C");
-        Check.Len(dOutput, nc, "N·C");
-        Check.Len(sum, nc, "N·C");
-        Check.Len(gamma, C, "C");
-        Check.Len(mean, N, "N");
-        Check.Len(rstd, N, "N");
+        Check.AddLayerNormBackward(dx, dGamma, dBeta, dOutput, sum, gamma, mean, rstd, N, C);
         var dOut = Arr(dOutput);
         var s = Arr(sum);
         var mu = Arr(mean);
@@ -533,15 +495,9 @@ public sealed class IlgpuBackend : IBackend
     public void EmbeddingForward(View<float> output, View<int> ids, View<int> typeIds,
                                  View<float> wordEmb, View<float> posEmb, View<float> typeEmb, int B, int T, int C)
     {
-        Check.Dims(nameof(EmbeddingForward), B, T, C);
-        Check.Len(output, (long)B * T * C, "B·T·C");
-        Check.Len(ids, (long)B * T, "B·T");
-        Check.LenOpt(typeIds, (long)B * T, "B·T");
-        int v = TableRows(wordEmb, C, 1);
-        TableRows(posEmb, C, T);
-        int tv = TableRows(typeEmb, C, 1);
-        CheckIds(ids, v, "ids", T);
-        if (!typeIds.IsNone) CheckIds(typeIds, tv, "typeIds", T);
+        var (v, tv) = Check.EmbeddingForward(output, ids, typeIds, wordEmb, posEmb, typeEmb, B, T, C);
+        Check.Ids(Mirror(ids), v, T, "ids", "wordEmb");
+        if (!typeIds.IsNone) Check.Ids(Mirror(typeIds), tv, T, "typeIds", "typeEmb");
         var p = new EmbedArgs { T = T, C = C, V = v, TV = tv, HasType = typeIds.IsNone ? 0 : 1 };
         _embFwd(Flat(B * T * C), Arr(output), Arr(ids), OptI(typeIds), Arr(wordEmb), Arr(posEmb), Arr(typeEmb), p, B * T * C);
     }
@@ -550,15 +506,9 @@ public sealed class IlgpuBackend : IBackend
     public void EmbeddingBackward(View<float> dWordEmb, View<float> dPosEmb, View<float> dTypeEmb,
                                   View<float> dOutput, View<int> ids, View<int> typeIds, int B, int T, int C)
     {
-        Check.Dims(nameof(EmbeddingBackward), B, T, C);
-        Check.Len(dOutput, (long)B * T * C, "B·T·C");
-        Check.Len(ids, (long)B * T, "B·T");
-        Check.LenOpt(typeIds, (long)B * T, "B·T");
-        int v = dWordEmb.IsNone ? 0 : TableRows(dWordEmb, C, 1);
-        int tv = dTypeEmb.IsNone ? 0 : TableRows(dTypeEmb, C, 1);
-        if (!dPosEmb.IsNone) TableRows(dPosEmb, C, T);
-        if (!dWordEmb.IsNone) CheckIds(ids, v, "ids", T);
-        if (!dTypeEmb.IsNone && !typeIds.IsNone) CheckIds(typeIds, tv, "typeIds", T);
+        var (v, tv) = Check.EmbeddingBackward(dWordEmb, dPosEmb, dTypeEmb, dOutput, ids, typeIds, B, T, C);
+        if (!dWordEmb.IsNone) Check.Ids(Mirror(ids), v, T, "ids", "dWordEmb");
+        if (!dTypeEmb.IsNone && !typeIds.IsNone) Check.Ids(Mirror(typeIds), tv, T, "typeIds", "dTypeEmb");
         var dOut = Arr(dOutput);
         int n = B * T;
         if (!dWordEmb.IsNone) ScatterRows(Arr(dWordEmb), v, dOut, Arr(ids), true, n, C);
@@ -566,17 +516,11 @@ public sealed class IlgpuBackend : IBackend
         if (!dPosEmb.IsNone) _posGrad(Flat(T * C), Arr(dPosEmb).SubView(0, (long)T * C), dOut, B, T, C);
     }
 
-    /// <summary>Checks ids against a table of <paramref name="rows"/> rows from the host mirror (no device round-trip);
-    /// the message names the id, its (b, t) position and the table size, as the CPU backends do.</summary>
-    private void CheckIds(View<int> ids, int rows, string table, int T)
+    /// <summary>The host mirror of an id view (kept by Upload): ids are checked there, with no device round-trip.</summary>
+    private ReadOnlySpan<int> Mirror(View<int> ids, [CallerArgumentExpression(nameof(ids))] string name = "")
     {
-        Arr(ids, table);
-        var mirror = ((GpuBuffer<int>)ids.Buffer!).Mirror!;
-        var span = mirror.AsSpan(checked((int)ids.Offset), ids.Length);
-        for (int i = 0; i < span.Length; i++)
-            if ((uint)span[i] >= (uint)rows)
-                throw new ArgumentOutOfRangeException(table,
-                    $"{table}: id {span[i]} at position (b={i / T}, t={i % T}) is outside the table of {rows} rows");
+        Arr(ids, name);
+        return ((GpuBuffer<int>)ids.Buffer!).Mirror!.AsSpan(checked((int)ids.Offset), ids.Length);
     }
 
     private void ScatterRows(ArrayView<float> table, int rows, ArrayView<float> dOut, ArrayView<int> ids, bool hasIds, int n, int c)
@@ -589,25 +533,12 @@ public sealed class IlgpuBackend : IBackend
         _headAdd(Flat(n * c), table, partial, links, ids, n, c, rows, h);
     }
 
-    private static int TableRows(View<float> table, int c, int minRows, [CallerArgumentExpression(nameof(table))] string name = "")
-    {
-        if (table.IsNone) throw new ShapeException($"{name}: required tensor is missing (expected rows·C with C = {c})");
-        if (table.Length % c != 0 || table.Length / c < minRows)
-            throw new ShapeException($"{name}: expected a table of at least {minRows} rows of C = {c} (rows·C elements), got {table.Length}");
-        return table.Length / c;
-    }
-
     // ---------------------------------------------------------------- softmax
 
     /// <inheritdoc/>
     public void SoftmaxForward(View<float> probs, View<float> scores, View<float> mask, int B, int NH, int T, float scale)
     {
-        Check.Dims(nameof(SoftmaxForward), B, NH, T);
-        long n = (long)B * NH * T * T;
-        Check.Len(probs, n, "B·NH·T·T");
-        Check.Len(scores, n, "B·NH·T·T");
-        Check.LenOpt(mask, (long)B * T, "B·T");
-        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
+        Check.SoftmaxForward(probs, scores, mask, B, NH, T, scale);
         SoftmaxForwardCore(Arr(probs), Arr(scores), mask.IsNone ? null : Arr(mask), B, NH, T, scale);
     }
 
@@ -620,12 +551,7 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void SoftmaxBackward(View<float> dScores, View<float> dProbs, View<float> probs, int B, int NH, int T, float scale)
     {
-        Check.Dims(nameof(SoftmaxBackward), B, NH, T);
-        long n = (long)B * NH * T * T;
-        Check.Len(dScores, n, "B·NH·T·T");
-        Check.Len(dProbs, n, "B·NH·T·T");
-        Check.Len(probs, n, "B·NH·T·T");
-        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
+        Check.SoftmaxBackward(dScores, dProbs, probs, B, NH, T, scale);
         SoftmaxBackwardCore(Arr(dScores), Arr(dProbs), Arr(probs), B, NH, T, scale);
     }
 
@@ -641,14 +567,8 @@ public sealed class IlgpuBackend : IBackend
     public void AttentionForward(View<float> output, View<float> qkvPerm, View<float> probs, View<float> workspace,
                                  View<float> qkv, View<float> mask, int B, int T, int C, int NH, DropoutSpec dropout)
     {
-        CheckAttention(nameof(AttentionForward), B, T, C, NH, dropout);
+        Check.AttentionForward(output, qkvPerm, probs, workspace, qkv, mask, B, T, C, NH, dropout);
         int btc = B * T * C, hs = C / NH, bh = B * NH, tt = T * T;
-        Check.Len(output, btc, "B·T·C");
-        Check.Len(qkvPerm, 3L * btc, "3·B·T·C");
-        Check.Len(probs, (long)bh * tt, "B·NH·T·T");
-        Check.MinLen(workspace, Check.AttentionWorkspace(B, T, C, NH), "2·B·NH·T² + 4·B·T·C");
-        Check.Len(qkv, 3L * btc, "B·T·3C");
-        Check.LenOpt(mask, (long)B * T, "B·T");
         var perm = Arr(qkvPerm);
         var pr = Arr(probs);
         var ws = Arr(workspace);
@@ -677,14 +597,8 @@ public sealed class IlgpuBackend : IBackend
     public void AttentionBackward(View<float> dQkv, View<float> dOutput, View<float> qkvPerm, View<float> probs, View<float> workspace,
                                   View<float> mask, int B, int T, int C, int NH, DropoutSpec dropout)
     {
-        CheckAttention(nameof(AttentionBackward), B, T, C, NH, dropout);
+        Check.AttentionBackward(dQkv, dOutput, qkvPerm, probs, workspace, mask, B, T, C, NH, dropout);
         int btc = B * T * C, hs = C / NH, bh = B * NH, tt = T * T;
-        Check.Len(dQkv, 3L * btc, "B·T·3C");
-        Check.Len(dOutput, btc, "B·T·C");
-        Check.Len(qkvPerm, 3L * btc, "3·B·T·C");
-        Check.Len(probs, (long)bh * tt, "B·NH·T·T");
-        Check.MinLen(workspace, Check.AttentionWorkspace(B, T, C, NH), "2·B·NH·T² + 4·B·T·C");
-        Check.LenOpt(mask, (long)B * T, "B·T");
         var perm = Arr(qkvPerm);
         var pr = Arr(probs);
         var ws = Arr(workspace);
@@ -719,36 +633,24 @@ public sealed class IlgpuBackend : IBackend
         _permute(Flat(3 * btc), Arr(dQkv), dPerm, new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 3, ToHeads = 0 }, 3 * btc);
     }
 
-    private static void CheckAttention(string what, int B, int T, int C, int NH, DropoutSpec dropout)
-    {
-        Check.Dims(what, B, T, C, NH);
-        if (C % NH != 0) throw new ShapeException($"{what}: C = {C} is not divisible by NH = {NH}");
-        if (dropout.P is < 0f or >= 1f) throw new ArgumentOutOfRangeException(nameof(dropout), dropout.P, $"dropout: probability must be in [0, 1), got {dropout.P}");
-    }
-
     // ---------------------------------------------------------------- dropout
 
     /// <inheritdoc/>
     public void DropoutForward(View<float> output, View<float> input, DropoutSpec dropout)
     {
-        Check.Len(input, input.Length, "(n)");
-        Check.Dims($"{nameof(DropoutForward)} (n = input.Length)", input.Length);
-        Check.Len(output, input.Length, "(n) = input.Length");
+        Check.DropoutForward(output, input, dropout);
         DropoutCore(Arr(output), Arr(input), input.Length, dropout);
     }
 
     /// <inheritdoc/>
     public void DropoutBackward(View<float> dInput, View<float> dOutput, DropoutSpec dropout)
     {
-        Check.Len(dOutput, dOutput.Length, "(n)");
-        Check.Dims($"{nameof(DropoutBackward)} (n = dOutput.Length)", dOutput.Length);
-        Check.Len(dInput, dOutput.Length, "(n) = dOutput.Length");
+        Check.DropoutBackward(dInput, dOutput, dropout);
         DropoutCore(Arr(dInput), Arr(dOutput), dOutput.Length, dropout);
     }
 
     private void DropoutCore(ArrayView<float> y, ArrayView<float> x, int n, DropoutSpec d)
     {
-        if (d.P is < 0f or >= 1f) throw new ArgumentOutOfRangeException("dropout", d.P, $"dropout: probability must be in [0, 1), got {d.P}");
         if (n == 0) return;
         if (!d.IsOn)
         {
@@ -763,13 +665,7 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void Copy2D(View<float> dst, int ldDst, int dstCol, View<float> src, int ldSrc, int srcCol, int rows, int cols, bool accumulate)
     {
-        Check.Dims(nameof(Copy2D), rows, cols);
-        if (dstCol < 0 || ldDst <= 0 || dstCol + cols > ldDst)
-            throw new ShapeException($"dstCol: columns [{dstCol}, {dstCol + cols}) do not fit rows of ldDst = {ldDst}");
-        if (srcCol < 0 || ldSrc <= 0 || srcCol + cols > ldSrc)
-            throw new ShapeException($"srcCol: columns [{srcCol}, {srcCol + cols}) do not fit rows of ldSrc = {ldSrc}");
-        Check.MinLen(dst, (long)(rows - 1) * ldDst + dstCol + cols, "(rows-1)·ldDst + dstCol + cols");
-        Check.MinLen(src, (long)(rows - 1) * ldSrc + srcCol + cols, "(rows-1)·ldSrc + srcCol + cols");
+        Check.Copy2D(dst, ldDst, dstCol, src, ldSrc, srcCol, rows, cols);
         var p = new Copy2DArgs { Cols = cols, LdDst = ldDst, DstCol = dstCol, LdSrc = ldSrc, SrcCol = srcCol, Accumulate = accumulate ? 1 : 0 };
         _copy2D(Flat(rows * cols), Arr(dst), Arr(src), p, rows * cols);
     }
@@ -779,11 +675,7 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void PoolerForward(View<float> pooled, View<float> hidden, View<float> weight, View<float> bias, int B, int T, int C)
     {
-        Check.Dims(nameof(PoolerForward), B, T, C);
-        Check.Len(pooled, (long)B * C, "B·C");
-        Check.Len(hidden, (long)B * T * C, "B·T·C");
-        Check.Len(weight, (long)C * C, "C·C");
-        Check.LenOpt(bias, C, "C");
+        Check.PoolerForward(pooled, hidden, weight, bias, B, T, C);
         // pooled(B,C) = tanh(hidden[b,0,:] (row stride T·C) · Wᵀ + bias)
         GemmCore(false, true, B, C, C, 1f, Arr(hidden), T * C, Arr(weight), C, false, Arr(pooled), C, 1, 0, 0, 0,
                  Opt(bias), !bias.IsNone, ActCode.Tanh);
@@ -793,15 +685,7 @@ public sealed class IlgpuBackend : IBackend
     public void PoolerBackward(View<float> dHidden, View<float> dWeight, View<float> dBias, View<float> dPooled,
                                View<float> pooled, View<float> hidden, View<float> weight, View<float> workspace, int B, int T, int C)
     {
-        Check.Dims(nameof(PoolerBackward), B, T, C);
-        Check.LenOpt(dHidden, (long)B * T * C, "B·T·C");
-        Check.LenOpt(dWeight, (long)C * C, "C·C");
-        Check.LenOpt(dBias, C, "C");
-        Check.Len(dPooled, (long)B * C, "B·C");
-        Check.Len(pooled, (long)B * C, "B·C");
-        Check.Len(hidden, (long)B * T * C, "B·T·C");
-        Check.Len(weight, (long)C * C, "C·C");
-        Check.MinLen(workspace, (long)B * C, "B·C");
+        Check.PoolerBackward(dHidden, dWeight, dBias, dPooled, pooled, hidden, weight, workspace, B, T, C);
         var none = _dummyF.ViewOf(0, 1);
         var dPre = Arr(workspace).SubView(0, (long)B * C);      // (B,C) δ before tanh
         _tanhGradFromOut(Flat(B * C), dPre, Arr(dPooled), Arr(pooled), B * C);
@@ -818,14 +702,7 @@ public sealed class IlgpuBackend : IBackend
     public void BceForwardBackward(View<float> loss, View<float> dLogits, View<float> logits, View<float> targets, View<float> weights,
                                    int N, float temperature = 1f, float scale = 1f, bool accumulate = false)
     {
-        Check.Dims(nameof(BceForwardBackward), N);
-        if (!(temperature > 0f) || float.IsInfinity(temperature))
-            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, $"temperature: must be finite and > 0, got {temperature}");
-        Check.Len(loss, 1, "1");
-        Check.LenOpt(dLogits, N, "N");
-        Check.Len(logits, N, "N");
-        Check.Len(targets, N, "N");
-        Check.LenOpt(weights, N, "N");
+        Check.BceForwardBackward(loss, dLogits, logits, targets, weights, N, temperature);
         var p = new BceArgs
         {
             N = N, HasWeights = weights.IsNone ? 0 : 1, HasGrad = dLogits.IsNone ? 0 : 1, Accumulate = accumulate ? 1 : 0,
@@ -841,12 +718,7 @@ public sealed class IlgpuBackend : IBackend
     public void MseForwardBackward(View<float> loss, View<float> dPred, View<float> pred, View<float> target, int N,
                                    float scale = 1f, bool accumulate = false)
     {
-        Check.Dims($"{nameof(MseForwardBackward)} (N)", N);
-        Check.Len(loss, 1, "(1)");
-        Check.LenOpt(dPred, N, "(N)");
-        Check.Len(pred, N, "(N)");
-        Check.Len(target, N, "(N)");
-        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
+        Check.MseForwardBackward(loss, dPred, pred, target, N, scale);
         var p = new MseArgs
         {
             N = N, HasGrad = dPred.IsNone ? 0 : 1, Accumulate = accumulate ? 1 : 0,
@@ -864,9 +736,7 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void GlobalNorm(View<float> norm, View<float> grads)
     {
-        Check.Len(norm, 1, "(1)");
-        Check.Len(grads, grads.Length, "(n)");
-        Check.Dims($"{nameof(GlobalNorm)} (n = grads.Length)", grads.Length);
+        Check.GlobalNorm(norm, grads);
         var g = Arr(grads);
         var nv = Arr(norm);
         int n = grads.Length;
@@ -881,20 +751,12 @@ public sealed class IlgpuBackend : IBackend
     public void AdamW(View<float> param, View<float> grad, View<float> m, View<float> v, View<AdamSegment> segments,
                       View<float> norm, float maxNorm, float lr, float beta1, float beta2, float eps, int step)
     {
-        Check.AdamWArgs(param, grad, m, v, norm, maxNorm, beta1, beta2, step);
+        Check.AdamW(param, grad, m, v, segments, norm, maxNorm, beta1, beta2, step);
         int n = param.Length;
         Arr(segments);
         // segments are validated from the buffer's host mirror (kept by Upload): no device round-trip
         var segs = ((GpuBuffer<AdamSegment>)segments.Buffer!).Mirror!.AsSpan(checked((int)segments.Offset), segments.Length);
-        int maxLen = 0;
-        for (int i = 0; i < segs.Length; i++)
-        {
-            var sg = segs[i];
-            if (sg.Offset < 0 || sg.Length < 0 || (long)sg.Offset + sg.Length > n)
-                throw new ArgumentOutOfRangeException(nameof(segments), $"segments[{i}]: range [{sg.Offset}, {(long)sg.Offset + sg.Length}) is outside param of {n} elements");
-            maxLen = Math.Max(maxLen, sg.Length);
-        }
-        CheckNoOverlap(segs);
+        int maxLen = Check.AdamSegments(segs, n);
         if (segs.Length == 0 || maxLen == 0) return;
         var p = new AdamArgs
         {
@@ -904,27 +766,6 @@ public sealed class IlgpuBackend : IBackend
         int gx = Math.Clamp(Ceil(maxLen, 4 * _reduceGroup), 1, 256);
         _adamw(new KernelConfig(new Index2D(gx, segs.Length), new Index2D(_reduceGroup, 1)),
                Arr(param), Arr(grad), Arr(m), Arr(v), Arr(segments), norm.IsNone ? _dummyF.ViewOf(0, 1) : Arr(norm), p);
-    }
-
-    private int[] _segOrder = [];
-
-    private void CheckNoOverlap(ReadOnlySpan<AdamSegment> segs)
-    {
-        if (_segOrder.Length != segs.Length) _segOrder = new int[segs.Length];
-        for (int i = 0; i < segs.Length; i++) _segOrder[i] = i;
-        // insertion sort by offset: segments arrive sorted in practice, so this is one pass and allocates nothing
-        for (int i = 1; i < _segOrder.Length; i++)
-        {
-            int k = _segOrder[i], j = i - 1;
-            while (j >= 0 && segs[_segOrder[j]].Offset > segs[k].Offset) { _segOrder[j + 1] = _segOrder[j]; j--; }
-            _segOrder[j + 1] = k;
-        }
-        for (int k = 1; k < _segOrder.Length; k++)
-        {
-            var prev = segs[_segOrder[k - 1]]; var cur = segs[_segOrder[k]];
-            if (prev.Offset + prev.Length > cur.Offset)
-                throw new ArgumentException($"segments[{_segOrder[k - 1]}] and segments[{_segOrder[k]}] overlap at element {cur.Offset}", "segments");
-        }
     }
 
     // ---------------------------------------------------------------- helpers
