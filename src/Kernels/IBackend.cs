@@ -1,4 +1,4 @@
-// The one backend contract: about twenty forward/backward kernel pairs over backend-owned views.
+// The one backend contract: 22 kernel ops (8 forward/backward pairs + GEMM, Copy2D, fused BCE, fused MSE, GlobalNorm, AdamW) and memory calls over backend-owned views.
 namespace FastRec.Kernels;
 
 /// <summary>
@@ -11,7 +11,8 @@ namespace FastRec.Kernels;
 /// Activation gradients (δinput) are ASSIGNED (=) unless the method says otherwise.</item>
 /// <item>Optional arguments are <see cref="View{T}.None"/>.</item>
 /// <item>Every method validates view lengths against the dimensions and throws <see cref="ShapeException"/>
-/// naming the argument, the expected and the actual length. Dimensions of 0 are refused.</item>
+/// naming the argument, the expected and the actual length. Dimensions of 0 are refused. Each op's checks are one
+/// validator in <see cref="Check"/> (same name, same parameters) that every backend calls first.</item>
 /// <item>Calls are asynchronous on GPU backends; <see cref="Synchronize"/> waits. Download synchronises.</item>
 /// </list>
 /// </summary>

@@ -11,12 +11,8 @@ public sealed partial class CpuSimdBackend
     /// <inheritdoc/>
     public void SoftmaxForward(View<float> probs, View<float> scores, View<float> mask, int B, int NH, int T, float scale)
     {
-        Check.Dims("SoftmaxForward(B, NH, T)", B, NH, T);
+        Check.SoftmaxForward(probs, scores, mask, B, NH, T, scale);
         long n = (long)B * NH * T * T;
-        Check.Len(probs, n, "(B, NH, T, T)");
-        Check.Len(scores, n, "(B, NH, T, T)");
-        Check.LenOpt(mask, (long)B * T, "(B, T)");
-        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
         var job = new SoftmaxJob { Dst = S(probs), Src = S(scores), Mask = S(mask), NHT = NH * T, T = T, Scale = scale };
         CpuParallel.ForRange(B * NH * T, ref job, Parts(n));
     }
@@ -44,11 +40,8 @@ public sealed partial class CpuSimdBackend
     /// <inheritdoc/>
     public void SoftmaxBackward(View<float> dScores, View<float> dProbs, View<float> probs, int B, int NH, int T, float scale)
     {
-        Check.Dims("SoftmaxBackward(B, NH, T)", B, NH, T);
+        Check.SoftmaxBackward(dScores, dProbs, probs, B, NH, T, scale);
         long n = (long)B * NH * T * T;
-        Check.Len(dScores, n, "(B, NH, T, T)");
-        Check.Len(dProbs, n, "(B, NH, T, T)");
-        Check.Len(probs, n, "(B, NH, T, T)");
         var job = new SoftmaxJob { Dst = S(dScores), Src = S(probs), DP = S(dProbs), NHT = NH * T, T = T, Scale = scale, Backward = true };
         CpuParallel.ForRange(B * NH * T, ref job, Parts(n));
     }
@@ -137,26 +130,11 @@ public sealed partial class CpuSimdBackend
     }
 
     // ---------------------------------------------------------------- attention
-    private static int HeadSize(int C, int NH, string what)
-    {
-        if (C % NH != 0) throw new ShapeException($"{what}: C = {C} is not a multiple of NH = {NH}");
-        return C / NH;
-    }
-
     /// <inheritdoc/>
     public void AttentionForward(View<float> output, View<float> qkvPerm, View<float> probs, View<float> workspace,
         View<float> qkv, View<float> mask, int B, int T, int C, int NH, DropoutSpec dropout)
     {
-        Check.Dims("AttentionForward(B, T, C, NH)", B, T, C, NH);
-        int HS = HeadSize(C, NH, "AttentionForward");
-        long btc = (long)B * T * C;
-        Check.Len(output, btc, "(B, T, C)");
-        Check.Len(qkvPerm, 3 * btc, "(3, B, NH, T, HS)");
-        Check.Len(probs, (long)B * NH * T * T, "(B, NH, T, T)");
-        Check.MinLen(workspace, Check.AttentionWorkspace(B, T, C, NH), "2·B·NH·T² + 4·B·T·C");
-        Check.Len(qkv, 3 * btc, "(B, T, 3C)");
-        Check.LenOpt(mask, (long)B * T, "(B, T)");
-        CheckDropout(dropout);
+        Check.AttentionForward(output, qkvPerm, probs, workspace, qkv, mask, B, T, C, NH, dropout);
         var job = new AttentionJob
         {
             Out = S(output), Perm = S(qkvPerm), Probs = S(probs), Ws = S(workspace), Qkv = S(qkv), Mask = S(mask),
@@ -247,16 +225,7 @@ public sealed partial class CpuSimdBackend
     public void AttentionBackward(View<float> dQkv, View<float> dOutput, View<float> qkvPerm, View<float> probs, View<float> workspace,
         View<float> mask, int B, int T, int C, int NH, DropoutSpec dropout)
     {
-        Check.Dims("AttentionBackward(B, T, C, NH)", B, T, C, NH);
-        int HS = HeadSize(C, NH, "AttentionBackward");
-        long btc = (long)B * T * C;
-        Check.Len(dQkv, 3 * btc, "(B, T, 3C)");
-        Check.Len(dOutput, btc, "(B, T, C)");
-        Check.Len(qkvPerm, 3 * btc, "(3, B, NH, T, HS)");
-        Check.Len(probs, (long)B * NH * T * T, "(B, NH, T, T)");
-        Check.MinLen(workspace, Check.AttentionWorkspace(B, T, C, NH), "2·B·NH·T² + 4·B·T·C");
-        Check.LenOpt(mask, (long)B * T, "(B, T)");
-        CheckDropout(dropout);
+        Check.AttentionBackward(dQkv, dOutput, qkvPerm, probs, workspace, mask, B, T, C, NH, dropout);
         // Perm and Probs are only read in the backward.
         var job = new AttentionJob
         {

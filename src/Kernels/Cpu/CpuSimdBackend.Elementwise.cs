@@ -10,21 +10,14 @@ public sealed partial class CpuSimdBackend
     /// <inheritdoc/>
     public void ActivationForward(Activation act, View<float> output, View<float> input)
     {
-        if (input.IsNone || input.Length == 0) throw new ShapeException("input: required tensor is missing or empty");
-        Check.Len(output, input.Length, "input.Length");
-        if (act is < Activation.Gelu or > Activation.Identity)
-            throw new ArgumentOutOfRangeException(nameof(act), act, "act: unknown activation");
+        Check.ActivationForward(act, output, input);
         RunActivation(act, false, S(input), default, S(output));
     }
 
     /// <inheritdoc/>
     public void ActivationBackward(Activation act, View<float> dInput, View<float> dOutput, View<float> input)
     {
-        if (input.IsNone || input.Length == 0) throw new ShapeException("input: required tensor is missing or empty");
-        Check.Len(dInput, input.Length, "input.Length");
-        Check.Len(dOutput, input.Length, "input.Length");
-        if (act is < Activation.Gelu or > Activation.Identity)
-            throw new ArgumentOutOfRangeException(nameof(act), act, "act: unknown activation");
+        Check.ActivationBackward(act, dInput, dOutput, input);
         RunActivation(act, true, S(input), S(dOutput), S(dInput));
     }
 
@@ -72,25 +65,15 @@ public sealed partial class CpuSimdBackend
     /// <inheritdoc/>
     public void DropoutForward(View<float> output, View<float> input, DropoutSpec dropout)
     {
-        if (input.IsNone || input.Length == 0) throw new ShapeException("input: required tensor is missing or empty");
-        Check.Len(output, input.Length, "input.Length");
-        CheckDropout(dropout);
+        Check.DropoutForward(output, input, dropout);
         RunDropout(S(output), S(input), dropout);
     }
 
     /// <inheritdoc/>
     public void DropoutBackward(View<float> dInput, View<float> dOutput, DropoutSpec dropout)
     {
-        if (dOutput.IsNone || dOutput.Length == 0) throw new ShapeException("dOutput: required tensor is missing or empty");
-        Check.Len(dInput, dOutput.Length, "dOutput.Length");
-        CheckDropout(dropout);
+        Check.DropoutBackward(dInput, dOutput, dropout);
         RunDropout(S(dInput), S(dOutput), dropout);
-    }
-
-    private static void CheckDropout(DropoutSpec d)
-    {
-        if (!(d.P >= 0f && d.P < 1f))
-            throw new ArgumentOutOfRangeException(nameof(d), d.P, $"dropout: probability P must be in [0, 1), got {d.P}");
     }
 
     private static void RunDropout(Span<float> y, ReadOnlySpan<float> x, in DropoutSpec d)

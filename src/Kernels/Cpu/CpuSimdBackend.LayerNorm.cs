@@ -11,18 +11,7 @@ public sealed partial class CpuSimdBackend
     public void AddLayerNormForward(View<float> output, View<float> sum, View<float> mean, View<float> rstd,
         View<float> a, View<float> b, View<float> gamma, View<float> beta, int N, int C, float eps)
     {
-        Check.Dims("AddLayerNormForward(N, C)", N, C);
-        long nc = (long)N * C;
-        Check.Len(output, nc, "(N, C)");
-        Check.Len(sum, nc, "(N, C)");
-        Check.Len(mean, N, "(N)");
-        Check.Len(rstd, N, "(N)");
-        Check.Len(a, nc, "(N, C)");
-        Check.LenOpt(b, nc, "(N, C)");
-        Check.Len(gamma, C, "(C)");
-        Check.Len(beta, C, "(C)");
-        if (!(eps >= 0f) || float.IsInfinity(eps))
-            throw new ArgumentOutOfRangeException(nameof(eps), eps, $"eps: must be finite and >= 0, got {eps}");
+        Check.AddLayerNormForward(output, sum, mean, rstd, a, b, gamma, beta, N, C, eps);
         var job = new LayerNormJob
         {
             Out = S(output), X = S(sum), Mean = S(mean), Rstd = S(rstd), A = S(a), B = S(b), Gamma = S(gamma), Beta = S(beta),
@@ -115,16 +104,7 @@ public sealed partial class CpuSimdBackend
     public void AddLayerNormBackward(View<float> dx, View<float> dGamma, View<float> dBeta,
         View<float> dOutput, View<float> sum, View<float> gamma, View<float> mean, View<float> rstd, int N, int C)
     {
-        Check.Dims("AddLayerNormBackward(N, C)", N, C);
-        long nc = (long)N * C;
-        Check.Len(dx, nc, "(N, C)");
-        Check.LenOpt(dGamma, C, "(C)");
-        Check.LenOpt(dBeta, C, "(C)");
-        Check.Len(dOutput, nc, "(N, C)");
-        Check.Len(sum, nc, "(N, C)");
-        Check.Len(gamma, C, "(C)");
-        Check.Len(mean, N, "(N)");
-        Check.Len(rstd, N, "(N)");
+        Check.AddLayerNormBackward(dx, dGamma, dBeta, dOutput, sum, gamma, mean, rstd, N, C);
         var rows = new LayerNormBackwardJob
         {
             Dx = S(dx), Dy = S(dOutput), X = S(sum), Gamma = S(gamma), Mean = S(mean), Rstd = S(rstd), C = C,

@@ -1,4 +1,4 @@
-// CPU backend loss and optimiser: fused sigmoid + weighted BCE, global gradient norm, multi-tensor AdamW with clipping.
+// CPU backend optimiser: global gradient norm, multi-tensor AdamW with clipping.
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -8,51 +8,9 @@ namespace FastRec.Kernels.Cpu;
 public sealed partial class CpuSimdBackend
 {
     /// <inheritdoc/>
-    public void BceForwardBackward(View<float> loss, View<float> dLogits, View<float> logits, View<float> targets, View<float> weights,
-        int N, float temperature = 1f, float scale = 1f, bool accumulate = false)
-    {
-        Check.Dims("BceForwardBackward(N)", N);
-        Check.Len(loss, 1, "(1)");
-        Check.LenOpt(dLogits, N, "(N)");
-        Check.Len(logits, N, "(N)");
-        Check.Len(targets, N, "(N)");
-        Check.LenOpt(weights, N, "(N)");
-        if (!(temperature > 0f) || !float.IsFinite(temperature))
-            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, $"temperature: must be positive and finite, got {temperature}");
-        ReadOnlySpan<float> z0 = S(logits), y = S(targets), w = S(weights);
-        Span<float> g = S(dLogits);
-        bool hasW = !weights.IsNone;
-        double sumW = N;
-        if (hasW)
-        {
-            sumW = 0;
-            for (int i = 0; i < N; i++) sumW += w[i];
-        }
-        double invT = 1.0 / temperature;
-        double lossSum = 0;
-        float gScale = (float)(scale / (temperature * sumW));
-        for (int i = 0; i < N; i++)
-        {
-            double z = z0[i] * invT;
-            double yi = y[i];
-            double wi = hasW ? w[i] : 1.0;
-            double e = Math.Exp(-Math.Abs(z));                    // in (0, 1], no overflow for any |z|
-            lossSum += wi * (Math.Max(z, 0) - z * yi + Math.Log(1 + e)); // log1p(e): absolute error ~1e-16 in double
-            double sig = z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-            if (!g.IsEmpty)
-            {
-                float gi = (float)(wi * (sig - yi)) * gScale;
-                g[i] = accumulate ? g[i] + gi : gi;
-            }
-        }
-        S(loss)[0] = (float)(scale * lossSum / sumW);
-    }
-
-    /// <inheritdoc/>
     public void GlobalNorm(View<float> norm, View<float> grads)
     {
-        Check.Len(norm, 1, "(1)");
-        if (grads.IsNone || grads.Length == 0) throw new ShapeException("grads: required tensor is missing or empty");
+        Check.GlobalNorm(norm, grads);
         ReadOnlySpan<float> g = S(grads);
         int chunks = (g.Length + NormChunk - 1) / NormChunk;
         if (_normPartials.Length < chunks) _normPartials = new double[Math.Max(chunks, 2 * _normPartials.Length)];
@@ -86,19 +44,9 @@ public sealed partial class CpuSimdBackend
     public void AdamW(View<float> param, View<float> grad, View<float> m, View<float> v, View<AdamSegment> segments,
         View<float> norm, float maxNorm, float lr, float beta1, float beta2, float eps, int step)
     {
-        if (param.IsNone || param.Length == 0) throw new ShapeException("param: required tensor is missing or empty");
-        int n = param.Length;
-        Check.Len(grad, n, "param.Length");
-        Check.Len(m, n, "param.Length");
-        Check.Len(v, n, "param.Length");
-        if (segments.IsNone) throw new ShapeException("segments: required tensor is missing");
-        if (maxNorm > 0f) Check.Len(norm, 1, "(1)");
-        else Check.LenOpt(norm, 1, "(1)");
-        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), step, $"step: counts from 1, got {step}");
-        if (!(beta1 >= 0f && beta1 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta1), beta1, $"beta1: must be in [0, 1), got {beta1}");
-        if (!(beta2 >= 0f && beta2 < 1f)) throw new ArgumentOutOfRangeException(nameof(beta2), beta2, $"beta2: must be in [0, 1), got {beta2}");
+        Check.AdamW(param, grad, m, v, segments, norm, maxNorm, beta1, beta2, step);
         ReadOnlySpan<AdamSegment> segs = S(segments);
-        CheckSegments(segs, n);
+        Check.AdamSegments(segs, param.Length);
 
         float clip = 1f;
         if (maxNorm > 0f) clip = MathF.Min(1f, maxNorm / (S(norm)[0] + 1e-6f));
@@ -132,39 +80,6 @@ public sealed partial class CpuSimdBackend
             int s = start * Block, e = Math.Min(end * Block, P.Length);
             AdamWUpdate(P[s..e], G[s..e], M[s..e], V[s..e], Clip, Lr, LrWd, B1, B2, Eps, Bc1, Bc2);
         }
-    }
-
-    /// <summary>Each segment inside param and no two overlapping (sorted input: one pass; otherwise every pair).</summary>
-    private static void CheckSegments(ReadOnlySpan<AdamSegment> segs, int n)
-    {
-        bool sorted = true;
-        for (int s = 0; s < segs.Length; s++)
-        {
-            AdamSegment sg = segs[s];
-            if (sg.Offset < 0 || sg.Length < 0 || (long)sg.Offset + sg.Length > n)
-                throw new ArgumentOutOfRangeException("segments",
-                    $"segments[{s}]: range [{sg.Offset}, {(long)sg.Offset + sg.Length}) is outside param of {n} elements");
-            if (s > 0 && segs[s - 1].Offset > sg.Offset) sorted = false;
-        }
-        if (sorted)
-        {
-            long end = long.MinValue; int last = -1;
-            for (int s = 0; s < segs.Length; s++)
-            {
-                if (segs[s].Length == 0) continue;
-                if (segs[s].Offset < end)
-                    throw new ArgumentException($"segments[{last}] and segments[{s}] overlap at element {segs[s].Offset}", "segments");
-                end = (long)segs[s].Offset + segs[s].Length; last = s;
-            }
-            return;
-        }
-        for (int s = 0; s < segs.Length; s++)
-            for (int t = s + 1; t < segs.Length; t++)
-            {
-                AdamSegment a = segs[s], b = segs[t];
-                if (a.Length > 0 && b.Length > 0 && a.Offset < b.Offset + b.Length && b.Offset < a.Offset + a.Length)
-                    throw new ArgumentException($"segments[{s}] and segments[{t}] overlap at element {Math.Max(a.Offset, b.Offset)}", "segments");
-            }
     }
 
     /// <summary>One segment: p −= lr·wd·p; m, v update; p −= lr·(m/bc1)/(sqrt(v/bc2) + eps), with g = grad·clip.</summary>

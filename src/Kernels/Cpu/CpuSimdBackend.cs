@@ -66,28 +66,28 @@ public sealed partial class CpuSimdBackend : IBackend
     /// <inheritdoc/>
     public void Upload<T>(View<T> dst, ReadOnlySpan<T> src) where T : unmanaged
     {
-        Check.Len(dst, src.Length, "src.Length");
+        Check.Upload(dst, src.Length);
         src.CopyTo(S(dst));
     }
 
     /// <inheritdoc/>
     public void Download<T>(View<T> src, Span<T> dst) where T : unmanaged
     {
-        Check.Len(src, dst.Length, "dst.Length");
+        Check.Download(src, dst.Length);
         S(src).CopyTo(dst);
     }
 
     /// <inheritdoc/>
     public void Zero(View<float> dst)
     {
-        if (dst.IsNone) throw new ShapeException("dst: required tensor is missing");
+        Check.Zero(dst);
         S(dst).Clear();
     }
 
     /// <inheritdoc/>
     public void Copy(View<float> dst, View<float> src)
     {
-        Check.Len(src, dst.Length, "dst.Length");
+        Check.Copy(dst, src);
         S(src).CopyTo(S(dst));
     }
 
@@ -100,21 +100,11 @@ public sealed partial class CpuSimdBackend : IBackend
         View<float> a, int lda, View<float> b, int ldb, bool accumulate, View<float> c, int ldc,
         int batch = 1, long strideA = 0, long strideB = 0, long strideC = 0)
     {
-        Check.Dims("Gemm(M, N, K, batch)", M, N, K, batch);
-        if (strideA < 0 || strideB < 0 || strideC < 0)
-            throw new ShapeException($"Gemm: strides must be non-negative, got strideA {strideA}, strideB {strideB}, strideC {strideC}");
+        Check.Gemm(transA, transB, M, N, K, a, ref lda, b, ref ldb, c, ref ldc, batch, strideA, strideB, strideC);
         // op(A) is M×K: stored rows × cols = transA ? K×M : M×K (likewise B: K×N or N×K).
         int rowsA = transA ? K : M, colsA = transA ? M : K;
         int rowsB = transB ? N : K, colsB = transB ? K : N;
-        lda = LeadingDim(lda, colsA, "lda", transA ? "M (transA)" : "K");
-        ldb = LeadingDim(ldb, colsB, "ldb", transB ? "K (transB)" : "N");
-        ldc = LeadingDim(ldc, N, "ldc", "N");
         long spanA = (long)(rowsA - 1) * lda + colsA, spanB = (long)(rowsB - 1) * ldb + colsB, spanC = (long)(M - 1) * ldc + N;
-        Check.MinLen(a, (batch - 1) * strideA + spanA, "(batch-1)·strideA + (rows-1)·lda + cols");
-        Check.MinLen(b, (batch - 1) * strideB + spanB, "(batch-1)·strideB + (rows-1)·ldb + cols");
-        Check.MinLen(c, (batch - 1) * strideC + spanC, "(batch-1)·strideC + (M-1)·ldc + N");
-        if (batch > 1 && strideC < spanC)
-            throw new ShapeException($"strideC: {strideC} makes the {batch} output matrices C [{M},{N}] (ldc {ldc}) overlap; need >= {spanC}");
         Span<float> sa = S(a), sb = S(b), sc = S(c);
         if (batch == 1)
             CpuGemm.Sgemm(transA, transB, M, N, K, alpha, sa[..(int)spanA], lda, sb[..(int)spanB], ldb, accumulate, sc[..(int)spanC], ldc);
@@ -124,24 +114,11 @@ public sealed partial class CpuSimdBackend : IBackend
                 accumulate, sc[..(int)((batch - 1) * strideC + spanC)], ldc, batch, strideA, strideB, strideC);
     }
 
-    private static int LeadingDim(int ld, int rowLength, string name, string what)
-    {
-        if (ld < 0) throw new ShapeException($"{name}: leading dimension must be >= 0 (0 = packed), got {ld}");
-        if (ld == 0) return rowLength;
-        if (ld < rowLength)
-            throw new ShapeException($"{name}: leading dimension {ld} is shorter than the stored row length {what} = {rowLength}");
-        return ld;
-    }
-
     // ---------------------------------------------------------------- linear
     /// <inheritdoc/>
     public void LinearForward(View<float> output, View<float> input, View<float> weight, View<float> bias, int N, int IC, int OC)
     {
-        Check.Dims("LinearForward(N, IC, OC)", N, IC, OC);
-        Check.Len(output, (long)N * OC, "(N, OC)");
-        Check.Len(input, (long)N * IC, "(N, IC)");
-        Check.Len(weight, (long)OC * IC, "(OC, IC)");
-        Check.LenOpt(bias, OC, "(OC)");
+        Check.LinearForward(output, input, weight, bias, N, IC, OC);
         Span<float> o = S(output);
         if (!bias.IsNone)
         {
@@ -156,13 +133,7 @@ public sealed partial class CpuSimdBackend : IBackend
     public void LinearBackward(View<float> dInput, View<float> dWeight, View<float> dBias,
         View<float> dOutput, View<float> input, View<float> weight, int N, int IC, int OC)
     {
-        Check.Dims("LinearBackward(N, IC, OC)", N, IC, OC);
-        Check.LenOpt(dInput, (long)N * IC, "(N, IC)");
-        Check.LenOpt(dWeight, (long)OC * IC, "(OC, IC)");
-        Check.LenOpt(dBias, OC, "(OC)");
-        Check.Len(dOutput, (long)N * OC, "(N, OC)");
-        Check.Len(input, (long)N * IC, "(N, IC)");
-        Check.Len(weight, (long)OC * IC, "(OC, IC)");
+        Check.LinearBackward(dInput, dWeight, dBias, dOutput, input, weight, N, IC, OC);
         ReadOnlySpan<float> dout = S(dOutput);
         // δinput(N,IC) = δout(N,OC) · W(OC,IC)
         if (!dInput.IsNone) CpuGemm.Sgemm(false, false, N, IC, OC, 1f, dout, OC, S(weight), IC, false, S(dInput), IC);
@@ -205,13 +176,7 @@ public sealed partial class CpuSimdBackend : IBackend
     /// <inheritdoc/>
     public void Copy2D(View<float> dst, int ldDst, int dstCol, View<float> src, int ldSrc, int srcCol, int rows, int cols, bool accumulate)
     {
-        Check.Dims("Copy2D(rows, cols)", rows, cols);
-        if (dstCol < 0 || dstCol + cols > ldDst)
-            throw new ShapeException($"dstCol: columns [{dstCol}, {dstCol + cols}) do not fit a destination row of ldDst = {ldDst}");
-        if (srcCol < 0 || srcCol + cols > ldSrc)
-            throw new ShapeException($"srcCol: columns [{srcCol}, {srcCol + cols}) do not fit a source row of ldSrc = {ldSrc}");
-        Check.MinLen(dst, (long)(rows - 1) * ldDst + dstCol + cols, "(rows-1)·ldDst + dstCol + cols");
-        Check.MinLen(src, (long)(rows - 1) * ldSrc + srcCol + cols, "(rows-1)·ldSrc + srcCol + cols");
+        Check.Copy2D(dst, ldDst, dstCol, src, ldSrc, srcCol, rows, cols);
         if (ReferenceEquals(dst.Buffer, src.Buffer)
             && dst.Offset + dstCol < src.Offset + (long)(rows - 1) * ldSrc + srcCol + cols
             && src.Offset + srcCol < dst.Offset + (long)(rows - 1) * ldDst + dstCol + cols)
@@ -231,11 +196,7 @@ public sealed partial class CpuSimdBackend : IBackend
     /// <inheritdoc/>
     public void PoolerForward(View<float> pooled, View<float> hidden, View<float> weight, View<float> bias, int B, int T, int C)
     {
-        Check.Dims("PoolerForward(B, T, C)", B, T, C);
-        Check.Len(pooled, (long)B * C, "(B, C)");
-        Check.Len(hidden, (long)B * T * C, "(B, T, C)");
-        Check.Len(weight, (long)C * C, "(C, C)");
-        Check.LenOpt(bias, C, "(C)");
+        Check.PoolerForward(pooled, hidden, weight, bias, B, T, C);
         Span<float> p = S(pooled);
         if (!bias.IsNone)
         {
@@ -251,15 +212,7 @@ public sealed partial class CpuSimdBackend : IBackend
     public void PoolerBackward(View<float> dHidden, View<float> dWeight, View<float> dBias, View<float> dPooled,
         View<float> pooled, View<float> hidden, View<float> weight, View<float> workspace, int B, int T, int C)
     {
-        Check.Dims("PoolerBackward(B, T, C)", B, T, C);
-        Check.LenOpt(dHidden, (long)B * T * C, "(B, T, C)");
-        Check.LenOpt(dWeight, (long)C * C, "(C, C)");
-        Check.LenOpt(dBias, C, "(C)");
-        Check.Len(dPooled, (long)B * C, "(B, C)");
-        Check.Len(pooled, (long)B * C, "(B, C)");
-        Check.Len(hidden, (long)B * T * C, "(B, T, C)");
-        Check.Len(weight, (long)C * C, "(C, C)");
-        Check.MinLen(workspace, (long)B * C, "B·C");
+        Check.PoolerBackward(dHidden, dWeight, dBias, dPooled, pooled, hidden, weight, workspace, B, T, C);
         // g(B,C) = δpooled ⊙ (1 − pooled²)
         Span<float> g = S(workspace)[..(B * C)];
         SimdLoop.Map<TanhBackwardOp>(S(dPooled), S(pooled), g);

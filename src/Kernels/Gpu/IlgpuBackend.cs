@@ -1,4 +1,5 @@
-// The ILGPU backend: the whole IBackend contract as ILGPU kernels on CUDA (or, for tests, ILGPU's CPU accelerator).
+// The ILGPU backend (CUDA, or ILGPU's CPU accelerator for tests): construction, the kernel table, memory, launch helpers.
+using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using FastRec.Kernels.Gpu.Kernels;
@@ -13,14 +14,16 @@ namespace FastRec.Kernels.Gpu;
 public sealed class CudaUnavailableException(string message, Exception? inner = null) : NotSupportedException(message, inner);
 
 /// <summary>
-/// <see cref="IBackend"/> on ILGPU. Every kernel is a static method under <c>Gpu/Kernels</c>, compiled once in the
-/// constructor into a typed launcher; all launches go to the accelerator's default stream, so calls are asynchronous
-/// and ordered, and only <see cref="Upload{T}"/> / <see cref="Download{T}"/> move data between host and device.
+/// <see cref="IBackend"/> on ILGPU. Every kernel is a static method under <c>Gpu/Kernels</c>, listed once in the kernel
+/// table below and compiled in the constructor into a typed launcher. The ops live in partial files by op, like the CPU
+/// backend's (IlgpuBackend.Gemm.cs: GEMM, linear, pooler; .Elementwise.cs; .LayerNorm.cs; .Embedding.cs; .Attention.cs:
+/// softmax and attention; .Loss.cs: BCE and MSE; .Optim.cs: global norm and AdamW). All launches go to the
+/// accelerator's default stream, so calls are asynchronous and ordered, and only <see cref="Upload{T}"/> / <see cref="Download{T}"/> move data between host and device.
 /// On CUDA, GEMMs without an epilogue go to the native cuBLASLt library when <c>libfastrec_native</c> is found
 /// (see <see cref="NativeCuda"/>); otherwise the tiled ILGPU GEMM serves.
 /// Reductions are deterministic (fixed trees, no atomics): same inputs, same bits.
 /// </summary>
-public sealed class IlgpuBackend : IBackend
+public sealed partial class IlgpuBackend : IBackend
 {
     private readonly Context _context;
     private readonly Accelerator _acc;
@@ -32,84 +35,87 @@ public sealed class IlgpuBackend : IBackend
     private readonly NativeCuda? _native;
     private bool _disposed;
 
-    // ---------------------------------------------------------------- launchers (compiled once)
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm128;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, int> _gemmSmall;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int>[] _actFwd;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>[] _actBwd;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, DropoutSpec, float, int> _dropout;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> _tanhGradFromOut;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, Copy2DArgs, int> _copy2D;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, PermuteArgs, int> _permute;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LnArgs> _lnFwd;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<float>, LnArgs> _lnBwd;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, int, int> _lnParamPartial;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> _colSumPartial;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> _colSumFinish;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxArgs> _softmaxFwd;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxArgs> _softmaxBwd;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, EmbedArgs, int> _embFwd;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _posGrad;
-    private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, int, int, int> _link;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int> _chunkSum;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, int, int, int> _headAdd;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, BceArgs> _bce;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MseArgs> _msePartial;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, MseArgs> _mseFinish;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> _sumSqPartial;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> _sumSqFinish;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-        ArrayView<AdamSegment>, ArrayView<float>, AdamArgs> _adamw;
+    // ---------------------------------------------------------------- the kernel table (one line per kernel)
+    // A kernel is added here and nowhere else: the constructor loads every entry, the PTX tests walk EntryPoints, and an op
+    // launches it with Run(kernel)(_stream, config, arguments...). The launcher type spells the kernel's parameters after
+    // the stream and the launch configuration; a mismatch fails in the constructor.
+
+    private static readonly List<KernelEntry> s_kernels = [];   // first: the entries below register themselves in order
+
+    // GEMM, linear, pooler (IlgpuBackend.Gemm.cs)
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>> GemmTiled = new(GemmKernels.Tiled);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>> GemmTiled128 = new(GemmKernels.Tiled128);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, int>> GemmSmall = new(GemmKernels.Small);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int>> ColSumPartial = new(ReductionKernels.ColSumPartial);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int>> ColSumFinish = new(ReductionKernels.ColSumFinish);
+    // elementwise (IlgpuBackend.Elementwise.cs); activations indexed by ActIndex
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>>[] ActForward =
+        [new(ElementwiseKernels.ActForward<GeluOp>), new(ElementwiseKernels.ActForward<ReluOp>),
+         new(ElementwiseKernels.ActForward<TanhOp>), new(ElementwiseKernels.ActForward<IdentityOp>)];
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>>[] ActBackward =
+        [new(ElementwiseKernels.ActBackward<GeluOp>), new(ElementwiseKernels.ActBackward<ReluOp>),
+         new(ElementwiseKernels.ActBackward<TanhOp>), new(ElementwiseKernels.ActBackward<IdentityOp>)];
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, DropoutSpec, float, int>> Dropout = new(ElementwiseKernels.Dropout);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>> TanhGradFromOutput = new(ElementwiseKernels.TanhGradFromOutput);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, Copy2DArgs, int>> Copy2DRows = new(ElementwiseKernels.Copy2D);
+    // residual + LayerNorm (IlgpuBackend.LayerNorm.cs)
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LnArgs>> LayerNormForward = new(LayerNormKernels.LayerNormForward);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, LnArgs>> LayerNormBackward = new(LayerNormKernels.LayerNormBackward);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>> LayerNormParamPartial = new(LayerNormKernels.LayerNormParamPartial);
+    // embeddings (IlgpuBackend.Embedding.cs)
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, EmbedArgs, int>> EmbeddingGather = new(EmbeddingKernels.Forward);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>> PositionGrad = new(EmbeddingKernels.PositionGrad);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<int>, int, int, int>> Link = new(EmbeddingKernels.Link);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>> ChunkSum = new(EmbeddingKernels.ChunkSum);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, int, int, int>> HeadAdd = new(EmbeddingKernels.HeadAdd);
+    // softmax + attention (IlgpuBackend.Attention.cs)
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, PermuteArgs, int>> HeadsPermute = new(AttentionKernels.HeadsPermute);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxArgs>> SoftmaxRows = new(AttentionKernels.SoftmaxForward);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxArgs>> SoftmaxRowsBackward = new(AttentionKernels.SoftmaxBackward);
+    // losses (IlgpuBackend.Loss.cs)
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BceArgs>> Bce = new(LossKernels.Bce);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MseArgs>> MsePartial = new(LossKernels.MsePartial);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, MseArgs>> MseFinish = new(LossKernels.MseFinish);
+    // optimiser (IlgpuBackend.Optim.cs)
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> SumSquaresPartial = new(OptimizerKernels.SumSquaresPartial);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int>> SumSquaresFinish = new(OptimizerKernels.SumSquaresFinish);
+    private static readonly Kernel<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<AdamSegment>, ArrayView<float>, AdamArgs>> AdamWUpdate = new(OptimizerKernels.AdamW);
 
     /// <summary>The kernel entry points, for tests that compile each one to PTX without a GPU.</summary>
-    internal static IReadOnlyList<(string Name, System.Reflection.MethodInfo Method, bool ExplicitlyGrouped)> EntryPoints { get; } =
-    [
-        (nameof(GemmKernels.Tiled), Info(typeof(GemmKernels), nameof(GemmKernels.Tiled)), true),
-        (nameof(GemmKernels.Tiled128), Info(typeof(GemmKernels), nameof(GemmKernels.Tiled128)), true),
-        (nameof(GemmKernels.Small), Info(typeof(GemmKernels), nameof(GemmKernels.Small)), true),
-        ("ActForward<Gelu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(GeluOp)), true),
-        ("ActForward<Relu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(ReluOp)), true),
-        ("ActForward<Tanh>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(TanhOp)), true),
-        ("ActForward<Identity>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActForward), typeof(IdentityOp)), true),
-        ("ActBackward<Gelu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActBackward), typeof(GeluOp)), true),
-        ("ActBackward<Relu>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActBackward), typeof(ReluOp)), true),
-        ("ActBackward<Tanh>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActBackward), typeof(TanhOp)), true),
-        ("ActBackward<Identity>", GenericInfo(typeof(ElementwiseKernels), nameof(ElementwiseKernels.ActBackward), typeof(IdentityOp)), true),
-        (nameof(ElementwiseKernels.Dropout), Info(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Dropout)), true),
-        (nameof(ElementwiseKernels.TanhGradFromOutput), Info(typeof(ElementwiseKernels), nameof(ElementwiseKernels.TanhGradFromOutput)), true),
-        (nameof(ElementwiseKernels.Copy2D), Info(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Copy2D)), true),
-        (nameof(ElementwiseKernels.HeadsPermute), Info(typeof(ElementwiseKernels), nameof(ElementwiseKernels.HeadsPermute)), true),
-        (nameof(ReductionKernels.LayerNormForward), Info(typeof(ReductionKernels), nameof(ReductionKernels.LayerNormForward)), true),
-        (nameof(ReductionKernels.LayerNormBackward), Info(typeof(ReductionKernels), nameof(ReductionKernels.LayerNormBackward)), true),
-        (nameof(ReductionKernels.LayerNormParamPartial), Info(typeof(ReductionKernels), nameof(ReductionKernels.LayerNormParamPartial)), true),
-        (nameof(ReductionKernels.ColSumPartial), Info(typeof(ReductionKernels), nameof(ReductionKernels.ColSumPartial)), true),
-        (nameof(ReductionKernels.ColSumFinish), Info(typeof(ReductionKernels), nameof(ReductionKernels.ColSumFinish)), true),
-        (nameof(ReductionKernels.SoftmaxForward), Info(typeof(ReductionKernels), nameof(ReductionKernels.SoftmaxForward)), true),
-        (nameof(ReductionKernels.SoftmaxBackward), Info(typeof(ReductionKernels), nameof(ReductionKernels.SoftmaxBackward)), true),
-        (nameof(EmbeddingKernels.Forward), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Forward)), true),
-        (nameof(EmbeddingKernels.PositionGrad), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.PositionGrad)), true),
-        (nameof(EmbeddingKernels.Link), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.Link)), true),
-        (nameof(EmbeddingKernels.ChunkSum), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.ChunkSum)), true),
-        (nameof(EmbeddingKernels.HeadAdd), Info(typeof(EmbeddingKernels), nameof(EmbeddingKernels.HeadAdd)), true),
-        (nameof(OptimizerKernels.Bce), Info(typeof(OptimizerKernels), nameof(OptimizerKernels.Bce)), true),
-        (nameof(MseKernels.MsePartial), Info(typeof(MseKernels), nameof(MseKernels.MsePartial)), true),
-        (nameof(MseKernels.MseFinish), Info(typeof(MseKernels), nameof(MseKernels.MseFinish)), true),
-        (nameof(OptimizerKernels.SumSquaresPartial), Info(typeof(OptimizerKernels), nameof(OptimizerKernels.SumSquaresPartial)), true),
-        (nameof(OptimizerKernels.SumSquaresFinish), Info(typeof(OptimizerKernels), nameof(OptimizerKernels.SumSquaresFinish)), true),
-        (nameof(OptimizerKernels.AdamW), Info(typeof(OptimizerKernels), nameof(OptimizerKernels.AdamW)), true),
-    ];
+    internal static IReadOnlyList<(string Name, MethodInfo Method, bool ExplicitlyGrouped)> EntryPoints =>
+        s_kernels.Select(k => (k.Name, k.Method, true)).ToList();
 
-    private static System.Reflection.MethodInfo Info(Type t, string name) =>
-        t.GetMethod(name, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
-        ?? throw new InvalidOperationException($"kernel {t.Name}.{name} not found");
+    /// <summary>An entry of the kernel table: the kernel's name (its C# expression) and method, registered in table order.</summary>
+    private abstract class KernelEntry
+    {
+        protected KernelEntry(Delegate kernel, string name)
+        {
+            Name = name;
+            Method = kernel.Method;
+            Id = s_kernels.Count;
+            s_kernels.Add(this);
+        }
 
-    private static System.Reflection.MethodInfo GenericInfo(Type t, string name, Type arg) => Info(t, name).MakeGenericMethod(arg);
+        public string Name { get; }
+        public MethodInfo Method { get; }
+        /// <summary>Index of the launcher in each backend's <see cref="_launchers"/>.</summary>
+        public int Id { get; }
+        /// <summary>Compiles the (explicitly grouped) kernel for <paramref name="acc"/> and returns its launcher.</summary>
+        public abstract Delegate Load(Accelerator acc);
+    }
+
+    /// <summary>A kernel whose launcher has type <typeparamref name="TLauncher"/> (stream, configuration, kernel parameters).</summary>
+    private sealed class Kernel<TLauncher>(Delegate kernel, [CallerArgumentExpression(nameof(kernel))] string name = "")
+        : KernelEntry(kernel, name) where TLauncher : Delegate
+    {
+        public override Delegate Load(Accelerator acc) => acc.LoadKernel<TLauncher>(Method);
+    }
+
+    /// <summary>Each table entry's launcher on this accelerator, by <see cref="KernelEntry.Id"/> (loaded once, in the constructor).</summary>
+    private readonly Delegate[] _launchers;
+
+    /// <summary>The launcher of <paramref name="kernel"/> on this backend.</summary>
+    private TLauncher Run<TLauncher>(Kernel<TLauncher> kernel) where TLauncher : Delegate => Unsafe.As<TLauncher>(_launchers[kernel.Id]);
 
     // ---------------------------------------------------------------- construction
 
@@ -193,51 +199,7 @@ public sealed class IlgpuBackend : IBackend
         _dummyF = AllocateCore<float>(1);
         _dummyI = AllocateCore<int>(1);
 
-        _gemm = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmKernels.Tiled);
-        _gemm128 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmKernels.Tiled128);
-        _gemmSmall = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs, int>(GemmKernels.Small);
-        _actFwd =
-        [
-            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActForward<GeluOp>),
-            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActForward<ReluOp>),
-            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActForward<TanhOp>),
-            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActForward<IdentityOp>),
-        ];
-        _actBwd =
-        [
-            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActBackward<GeluOp>),
-            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActBackward<ReluOp>),
-            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActBackward<TanhOp>),
-            acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.ActBackward<IdentityOp>),
-        ];
-        _dropout = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, DropoutSpec, float, int>(ElementwiseKernels.Dropout);
-        _tanhGradFromOut = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ElementwiseKernels.TanhGradFromOutput);
-        _copy2D = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, Copy2DArgs, int>(ElementwiseKernels.Copy2D);
-        _permute = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, PermuteArgs, int>(ElementwiseKernels.HeadsPermute);
-        _lnFwd = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, LnArgs>(ReductionKernels.LayerNormForward);
-        _lnBwd = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, LnArgs>(ReductionKernels.LayerNormBackward);
-        _lnParamPartial = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, int, int>(ReductionKernels.LayerNormParamPartial);
-        _colSumPartial = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(ReductionKernels.ColSumPartial);
-        _colSumFinish = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(ReductionKernels.ColSumFinish);
-        _softmaxFwd = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxArgs>(ReductionKernels.SoftmaxForward);
-        _softmaxBwd = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, SoftmaxArgs>(ReductionKernels.SoftmaxBackward);
-        _embFwd = acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, EmbedArgs, int>(EmbeddingKernels.Forward);
-        _posGrad = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(EmbeddingKernels.PositionGrad);
-        _link = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, int, int, int>(EmbeddingKernels.Link);
-        _chunkSum = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(EmbeddingKernels.ChunkSum);
-        _headAdd = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, int, int, int, int>(EmbeddingKernels.HeadAdd);
-        _bce = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            BceArgs>(OptimizerKernels.Bce);
-        _msePartial = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MseArgs>(MseKernels.MsePartial);
-        _mseFinish = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, MseArgs>(MseKernels.MseFinish);
-        _sumSqPartial = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(OptimizerKernels.SumSquaresPartial);
-        _sumSqFinish = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(OptimizerKernels.SumSquaresFinish);
-        _adamw = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-            ArrayView<AdamSegment>, ArrayView<float>, AdamArgs>(OptimizerKernels.AdamW);
+        _launchers = s_kernels.Select(k => k.Load(acc)).ToArray();
 
         if (useNative && acc is CudaAccelerator cuda)
             _native = NativeCuda.TryCreate(cuda.DefaultStream is CudaStream cs ? cs.StreamPtr : IntPtr.Zero, out _nativeStatus);
@@ -282,8 +244,8 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void Upload<T>(View<T> dst, ReadOnlySpan<T> src) where T : unmanaged
     {
+        Check.Upload(dst, src.Length);
         var d = Arr(dst);
-        if (src.Length != dst.Length) throw new ShapeException($"src: expected {dst.Length} elements (the length of dst), got {src.Length}");
         if (src.Length == 0) return;
         // The host memory stays pinned until the copy has finished: the copy may run on another thread (the CPU
         // accelerator) or DMA engine, and a compacting GC must not move a managed array under it.
@@ -301,8 +263,8 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void Download<T>(View<T> src, Span<T> dst) where T : unmanaged
     {
+        Check.Download(src, dst.Length);
         var s = Arr(src);
-        if (src.Length != dst.Length) throw new ShapeException($"dst: expected {src.Length} elements (the length of src), got {dst.Length}");
         _stream.Synchronize();
         if (dst.Length == 0) return;
         unsafe
@@ -318,6 +280,7 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void Zero(View<float> dst)
     {
+        Check.Zero(dst);
         var d = Arr(dst);
         if (dst.Length > 0) d.MemSetToZero(_stream);
     }
@@ -325,8 +288,8 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void Copy(View<float> dst, View<float> src)
     {
+        Check.Copy(dst, src);
         var d = Arr(dst);
-        Check.Len(src, dst.Length, "dst.Length");
         var s = Arr(src);
         if (dst.Length > 0) s.CopyTo(_stream, d);
     }
@@ -334,184 +297,17 @@ public sealed class IlgpuBackend : IBackend
     /// <inheritdoc/>
     public void Synchronize() => _stream.Synchronize();
 
-    // ---------------------------------------------------------------- GEMM
+    // ---------------------------------------------------------------- helpers
 
-    /// <inheritdoc/>
-    public void Gemm(bool transA, bool transB, int M, int N, int K, float alpha,
-                     View<float> a, int lda, View<float> b, int ldb, bool accumulate, View<float> c, int ldc,
-                     int batch = 1, long strideA = 0, long strideB = 0, long strideC = 0)
-    {
-        Check.Dims($"{nameof(Gemm)} (M, N, K, batch)", M, N, K, batch);
-        lda = Check.GemmOperand(a, lda, transA ? K : M, transA ? M : K, batch, strideA, "A", nameof(lda), nameof(strideA));
-        ldb = Check.GemmOperand(b, ldb, transB ? N : K, transB ? K : N, batch, strideB, "B", nameof(ldb), nameof(strideB));
-        ldc = Check.GemmOperand(c, ldc, M, N, batch, strideC, "C", nameof(ldc), nameof(strideC));
-        if (batch > 1 && strideC < (long)(M - 1) * ldc + N)
-            throw new ShapeException($"strideC: {strideC} makes the {batch} output matrices C [{M},{N}] (ldc {ldc}) overlap; need >= {(long)(M - 1) * ldc + N}");
-        GemmCore(transA, transB, M, N, K, alpha, Arr(a), lda, Arr(b), ldb, accumulate, Arr(c), ldc,
-                 batch, (int)strideA, (int)strideB, (int)strideC, _dummyF.ViewOf(0, 1), false, ActCode.None);
-    }
+    private static int Ceil(int a, int b) => (a + b - 1) / b;
 
-    private void GemmCore(bool transA, bool transB, int M, int N, int K, float alpha,
-                          ArrayView<float> a, int lda, ArrayView<float> b, int ldb, bool accumulate, ArrayView<float> c, int ldc,
-                          int batch, int strideA, int strideB, int strideC, ArrayView<float> bias, bool hasBias, int act)
-    {
-        if (_native is not null && NativeGemmEnabled && act == ActCode.None &&
-            _native.Gemm(transA, transB, M, N, K, alpha, a, lda, b, ldb, accumulate, c, ldc, batch, strideA, strideB, strideC,
-                         hasBias ? bias : default, hasBias))
-            return;
-        var p = new GemmArgs
-        {
-            M = M, N = N, K = K, Lda = lda, Ldb = ldb, Ldc = ldc,
-            StrideA = strideA, StrideB = strideB, StrideC = strideC, Alpha = alpha,
-            TransA = transA ? 1 : 0, TransB = transB ? 1 : 0, Accumulate = accumulate ? 1 : 0,
-            HasBias = hasBias ? 1 : 0, Act = act,
-        };
-        long outputs = (long)M * N * batch;
-        if (outputs <= SmallGemmMaxOutputs)
-        {
-            _gemmSmall(Flat((int)outputs), a, b, c, bias, p, (int)outputs);
-            return;
-        }
-        long blocks128 = (long)Ceil(N, GemmKernels.BN2) * Ceil(M, GemmKernels.BM2) * batch;
-        bool big = GemmTile == 128 ||
-                   (GemmTile == 0 && M >= GemmKernels.BM2 && N >= GemmKernels.BN2 && blocks128 >= _acc.NumMultiprocessors);
-        if (big)
-        {
-            var grid2 = new Index3D(Ceil(N, GemmKernels.BN2), Ceil(M, GemmKernels.BM2), batch);
-            _gemm128(new KernelConfig(grid2, new Index3D(GemmKernels.Threads, 1, 1)), a, b, c, bias, p);
-            return;
-        }
-        var grid = new Index3D(Ceil(N, GemmKernels.BN), Ceil(M, GemmKernels.BM), batch);
-        _gemm(new KernelConfig(grid, new Index3D(GemmKernels.Threads, 1, 1)), a, b, c, bias, p);
-    }
+    /// <summary>Launch shape of a grid-stride kernel over n elements: groups of <see cref="_flatGroup"/> threads,
+    /// at most <see cref="_flatMaxGroups"/> groups (enough to fill the GPU; two on the CPU accelerator, where every
+    /// simulated thread costs an OS-thread wake-up).</summary>
+    private KernelConfig Flat(int n) =>
+        new(new Index1D(Math.Clamp(Ceil(Math.Max(n, 1), _flatGroup), 1, _flatMaxGroups)), new Index1D(_flatGroup));
 
-    // ---------------------------------------------------------------- linear
-
-    /// <inheritdoc/>
-    public void LinearForward(View<float> output, View<float> input, View<float> weight, View<float> bias, int N, int IC, int OC)
-    {
-        Check.Dims(nameof(LinearForward), N, IC, OC);
-        Check.Len(output, (long)N * OC, "N·OC");
-        Check.Len(input, (long)N * IC, "N·IC");
-        Check.Len(weight, (long)OC * IC, "OC·IC");
-        Check.LenOpt(bias, OC, "OC");
-        GemmCore(false, true, N, OC, IC, 1f, Arr(input), IC, Arr(weight), IC, false, Arr(output), OC,
-                 1, 0, 0, 0, Opt(bias), !bias.IsNone, ActCode.None);
-    }
-
-    /// <inheritdoc/>
-    public void LinearBackward(View<float> dInput, View<float> dWeight, View<float> dBias,
-                               View<float> dOutput, View<float> input, View<float> weight, int N, int IC, int OC)
-    {
-        Check.Dims(nameof(LinearBackward), N, IC, OC);
-        Check.LenOpt(dInput, (long)N * IC, "N·IC");
-        Check.LenOpt(dWeight, (long)OC * IC, "OC·IC");
-        Check.LenOpt(dBias, OC, "OC");
-        Check.Len(dOutput, (long)N * OC, "N·OC");
-        Check.Len(input, (long)N * IC, "N·IC");
-        Check.Len(weight, (long)OC * IC, "OC·IC");
-        var dOut = Arr(dOutput);
-        if (!dInput.IsNone)   // δinput(N,IC) = δout(N,OC) · W(OC,IC)
-            GemmCore(false, false, N, IC, OC, 1f, dOut, OC, Arr(weight), IC, false, Arr(dInput), IC, 1, 0, 0, 0, _dummyF.ViewOf(0, 1), false, ActCode.None);
-        if (!dWeight.IsNone)  // δW(OC,IC) += δoutᵀ · inp
-            GemmCore(true, false, OC, IC, N, 1f, dOut, OC, Arr(input), IC, true, Arr(dWeight), IC, 1, 0, 0, 0, _dummyF.ViewOf(0, 1), false, ActCode.None);
-        if (!dBias.IsNone) ColumnSum(Arr(dBias), dOut, N, OC);
-    }
-
-    /// <summary>dst(C) += Σ_rows x(N, C), deterministic two-stage reduction.</summary>
-    private void ColumnSum(ArrayView<float> dst, ArrayView<float> x, int n, int cdim)
-    {
-        int chunks = Ceil(n, ReductionKernels.ColChunk);
-        var partial = ScratchF((long)chunks * cdim);
-        _colSumPartial(new KernelConfig(new Index2D(Ceil(cdim, 32), chunks), new Index2D(_reduceGroup, 1)), partial, x, n, cdim);
-        _colSumFinish(Flat(cdim), dst, partial, chunks, cdim);
-    }
-
-    // ---------------------------------------------------------------- activations
-
-    /// <inheritdoc/>
-    public void ActivationForward(Activation act, View<float> output, View<float> input)
-    {
-        Check.Len(input, input.Length, "(n)");
-        Check.Dims($"{nameof(ActivationForward)} (n = input.Length)", input.Length);
-        Check.Len(output, input.Length, "(n) = input.Length");
-        var x = Arr(input);
-        var y = Arr(output);
-        _actFwd[ActIndex(act)](Flat(input.Length), y, x, input.Length);
-    }
-
-    /// <inheritdoc/>
-    public void ActivationBackward(Activation act, View<float> dInput, View<float> dOutput, View<float> input)
-    {
-        Check.Len(input, input.Length, "(n)");
-        Check.Dims($"{nameof(ActivationBackward)} (n = input.Length)", input.Length);
-        Check.Len(dInput, input.Length, "(n) = input.Length");
-        Check.Len(dOutput, input.Length, "(n) = input.Length");
-        var x = Arr(input);
-        _actBwd[ActIndex(act)](Flat(input.Length), Arr(dInput), Arr(dOutput), x, input.Length);
-    }
-
-    private static int ActIndex(Activation act) => act switch
-    {
-        Activation.Gelu => 0,
-        Activation.Relu => 1,
-        Activation.Tanh => 2,
-        Activation.Identity => 3,
-        _ => throw new ArgumentOutOfRangeException(nameof(act), act, "unknown activation"),
-    };
-
-    // ---------------------------------------------------------------- residual + LayerNorm
-
-    /// <inheritdoc/>
-    public void AddLayerNormForward(View<float> output, View<float> sum, View<float> mean, View<float> rstd,
-                                    View<float> a, View<float> b, View<float> gamma, View<float> beta, int N, int C, float eps)
-    {
-        Check.Dims(nameof(AddLayerNormForward), N, C);
-        long nc = (long)N * C;
-        Check.Len(output, nc, "N·C");
-        Check.Len(sum, nc, "N·C");
-        Check.Len(mean, N, "N");
-        Check.Len(rstd, N, "N");
-        Check.Len(a, nc, "N·C");
-        Check.LenOpt(b, nc, "N·C");
-        Check.Len(gamma, C, "C");
-        Check.Len(beta, C, "C");
-        if (!(eps >= 0f) || float.IsInfinity(eps)) throw new ArgumentOutOfRangeException(nameof(eps), eps, $"eps: must be finite and >= 0, got {eps}");
-        var p = new LnArgs { Width = RowWidth, N = N, C = C, HasB = b.IsNone ? 0 : 1, Eps = eps };
-        _lnFwd(RowsConfig(N), Arr(output), Arr(sum), Arr(mean), Arr(rstd), Arr(a), Opt(b), Arr(gamma), Arr(beta), p);
-    }
-
-    /// <inheritdoc/>
-    public void AddLayerNormBackward(View<float> dx, View<float> dGamma, View<float> dBeta,
-                                     View<float> dOutput, View<float> sum, View<float> gamma, View<float> mean, View<float> rstd, int N, int C)
-    {
-        Check.Dims(nameof(AddLayerNormBackward), N, C);
-        long nc = (long)N * C;
-        Check.Len(dx, nc, "N·C");
-        Check.LenOpt(dGamma, C, "C");
-        Check.LenOpt(dBeta, C, "C");
-        Check.Len(dOutput, nc, "N·C");
-        Check.Len(sum, nc, "N·C");
-        Check.Len(gamma, C, "C");
-        Check.Len(mean, N, "N");
-        Check.Len(rstd, N, "N");
-        var dOut = Arr(dOutput);
-        var s = Arr(sum);
-        var mu = Arr(mean);
-        var rs = Arr(rstd);
-        if (!dGamma.IsNone || !dBeta.IsNone)
-        {
-            // parameter gradients first: dx may alias δout
-            int chunks = Ceil(N, ReductionKernels.ColChunk);
-            var partial = ScratchF(2L * chunks * C);
-            _lnParamPartial(new KernelConfig(new Index2D(Ceil(C, 32), chunks), new Index2D(_reduceGroup, 1)),
-                            partial, dOut, s, mu, rs, N, C);
-            if (!dGamma.IsNone) _colSumFinish(Flat(C), Arr(dGamma), partial.SubView(0, (long)chunks * C), chunks, C);
-            if (!dBeta.IsNone) _colSumFinish(Flat(C), Arr(dBeta), partial.SubView((long)chunks * C, (long)chunks * C), chunks, C);
-        }
-        var p = new LnArgs { Width = RowWidth, N = N, C = C };
-        _lnBwd(RowsConfig(N), Arr(dx), dOut, s, Arr(gamma), mu, rs, p);
-    }
+    private readonly int _flatGroup, _flatMaxGroups;
 
     /// <summary>Launch shape of a row kernel: <see cref="RowWidth"/> threads per row, groups of 256 threads on a GPU
     /// (8 rows of a warp each), 32 on the CPU accelerator.</summary>
@@ -527,432 +323,6 @@ public sealed class IlgpuBackend : IBackend
     /// accelerator, where each shuffle is an OS-thread barrier. Tests set the warp size to run the shuffle path there.</summary>
     internal int RowWidth { get; set; }
 
-    // ---------------------------------------------------------------- embeddings
-
-    /// <inheritdoc/>
-    public void EmbeddingForward(View<float> output, View<int> ids, View<int> typeIds,
-                                 View<float> wordEmb, View<float> posEmb, View<float> typeEmb, int B, int T, int C)
-    {
-        Check.Dims(nameof(EmbeddingForward), B, T, C);
-        Check.Len(output, (long)B * T * C, "B·T·C");
-        Check.Len(ids, (long)B * T, "B·T");
-        Check.LenOpt(typeIds, (long)B * T, "B·T");
-        int v = TableRows(wordEmb, C, 1);
-        TableRows(posEmb, C, T);
-        int tv = TableRows(typeEmb, C, 1);
-        CheckIds(ids, v, "ids", T);
-        if (!typeIds.IsNone) CheckIds(typeIds, tv, "typeIds", T);
-        var p = new EmbedArgs { T = T, C = C, V = v, TV = tv, HasType = typeIds.IsNone ? 0 : 1 };
-        _embFwd(Flat(B * T * C), Arr(output), Arr(ids), OptI(typeIds), Arr(wordEmb), Arr(posEmb), Arr(typeEmb), p, B * T * C);
-    }
-
-    /// <inheritdoc/>
-    public void EmbeddingBackward(View<float> dWordEmb, View<float> dPosEmb, View<float> dTypeEmb,
-                                  View<float> dOutput, View<int> ids, View<int> typeIds, int B, int T, int C)
-    {
-        Check.Dims(nameof(EmbeddingBackward), B, T, C);
-        Check.Len(dOutput, (long)B * T * C, "B·T·C");
-        Check.Len(ids, (long)B * T, "B·T");
-        Check.LenOpt(typeIds, (long)B * T, "B·T");
-        int v = dWordEmb.IsNone ? 0 : TableRows(dWordEmb, C, 1);
-        int tv = dTypeEmb.IsNone ? 0 : TableRows(dTypeEmb, C, 1);
-        if (!dPosEmb.IsNone) TableRows(dPosEmb, C, T);
-        if (!dWordEmb.IsNone) CheckIds(ids, v, "ids", T);
-        if (!dTypeEmb.IsNone && !typeIds.IsNone) CheckIds(typeIds, tv, "typeIds", T);
-        var dOut = Arr(dOutput);
-        int n = B * T;
-        if (!dWordEmb.IsNone) ScatterRows(Arr(dWordEmb), v, dOut, Arr(ids), true, n, C);
-        if (!dTypeEmb.IsNone) ScatterRows(Arr(dTypeEmb), tv, dOut, OptI(typeIds), !typeIds.IsNone, n, C);
-        if (!dPosEmb.IsNone) _posGrad(Flat(T * C), Arr(dPosEmb).SubView(0, (long)T * C), dOut, B, T, C);
-    }
-
-    /// <summary>Checks ids against a table of <paramref name="rows"/> rows from the host mirror (no device round-trip);
-    /// the message names the id, its (b, t) position and the table size, as the CPU backends do.</summary>
-    private void CheckIds(View<int> ids, int rows, string table, int T)
-    {
-        Arr(ids, table);
-        var mirror = ((GpuBuffer<int>)ids.Buffer!).Mirror!;
-        var span = mirror.AsSpan(checked((int)ids.Offset), ids.Length);
-        for (int i = 0; i < span.Length; i++)
-            if ((uint)span[i] >= (uint)rows)
-                throw new ArgumentOutOfRangeException(table,
-                    $"{table}: id {span[i]} at position (b={i / T}, t={i % T}) is outside the table of {rows} rows");
-    }
-
-    private void ScatterRows(ArrayView<float> table, int rows, ArrayView<float> dOut, ArrayView<int> ids, bool hasIds, int n, int c)
-    {
-        var links = ScratchI(3L * n);
-        var partial = ScratchF((long)n * c);
-        int h = hasIds ? 1 : 0;
-        _link(Flat(n), links, ids, n, rows, h);
-        _chunkSum(Flat(n * c), partial, dOut, links, n, c);
-        _headAdd(Flat(n * c), table, partial, links, ids, n, c, rows, h);
-    }
-
-    private static int TableRows(View<float> table, int c, int minRows, [CallerArgumentExpression(nameof(table))] string name = "")
-    {
-        if (table.IsNone) throw new ShapeException($"{name}: required tensor is missing (expected rows·C with C = {c})");
-        if (table.Length % c != 0 || table.Length / c < minRows)
-            throw new ShapeException($"{name}: expected a table of at least {minRows} rows of C = {c} (rows·C elements), got {table.Length}");
-        return table.Length / c;
-    }
-
-    // ---------------------------------------------------------------- softmax
-
-    /// <inheritdoc/>
-    public void SoftmaxForward(View<float> probs, View<float> scores, View<float> mask, int B, int NH, int T, float scale)
-    {
-        Check.Dims(nameof(SoftmaxForward), B, NH, T);
-        long n = (long)B * NH * T * T;
-        Check.Len(probs, n, "B·NH·T·T");
-        Check.Len(scores, n, "B·NH·T·T");
-        Check.LenOpt(mask, (long)B * T, "B·T");
-        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
-        SoftmaxForwardCore(Arr(probs), Arr(scores), mask.IsNone ? null : Arr(mask), B, NH, T, scale);
-    }
-
-    private void SoftmaxForwardCore(ArrayView<float> probs, ArrayView<float> scores, ArrayView<float>? mask, int B, int NH, int T, float scale)
-    {
-        var p = new SoftmaxArgs { Width = RowWidth, Rows = B * NH * T, T = T, RowsPerBatch = NH * T, HasMask = mask is null ? 0 : 1, Scale = scale };
-        _softmaxFwd(RowsConfig(p.Rows), probs, scores, mask ?? _dummyF.ViewOf(0, 1), p);
-    }
-
-    /// <inheritdoc/>
-    public void SoftmaxBackward(View<float> dScores, View<float> dProbs, View<float> probs, int B, int NH, int T, float scale)
-    {
-        Check.Dims(nameof(SoftmaxBackward), B, NH, T);
-        long n = (long)B * NH * T * T;
-        Check.Len(dScores, n, "B·NH·T·T");
-        Check.Len(dProbs, n, "B·NH·T·T");
-        Check.Len(probs, n, "B·NH·T·T");
-        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
-        SoftmaxBackwardCore(Arr(dScores), Arr(dProbs), Arr(probs), B, NH, T, scale);
-    }
-
-    private void SoftmaxBackwardCore(ArrayView<float> dScores, ArrayView<float> dProbs, ArrayView<float> probs, int B, int NH, int T, float scale)
-    {
-        var p = new SoftmaxArgs { Width = RowWidth, Rows = B * NH * T, T = T, RowsPerBatch = NH * T, Scale = scale };
-        _softmaxBwd(RowsConfig(p.Rows), dScores, dProbs, probs, p);
-    }
-
-    // ---------------------------------------------------------------- attention
-
-    /// <inheritdoc/>
-    public void AttentionForward(View<float> output, View<float> qkvPerm, View<float> probs, View<float> workspace,
-                                 View<float> qkv, View<float> mask, int B, int T, int C, int NH, DropoutSpec dropout)
-    {
-        CheckAttention(nameof(AttentionForward), B, T, C, NH, dropout);
-        int btc = B * T * C, hs = C / NH, bh = B * NH, tt = T * T;
-        Check.Len(output, btc, "B·T·C");
-        Check.Len(qkvPerm, 3L * btc, "3·B·T·C");
-        Check.Len(probs, (long)bh * tt, "B·NH·T·T");
-        Check.MinLen(workspace, Check.AttentionWorkspace(B, T, C, NH), "2·B·NH·T² + 4·B·T·C");
-        Check.Len(qkv, 3L * btc, "B·T·3C");
-        Check.LenOpt(mask, (long)B * T, "B·T");
-        var perm = Arr(qkvPerm);
-        var pr = Arr(probs);
-        var ws = Arr(workspace);
-        var dropped = ws.SubView(0, (long)bh * tt);                 // (B,NH,T,T) probabilities after dropout
-        var outHeads = ws.SubView(2L * bh * tt, btc);               // (B,NH,T,HS)
-        var q = perm.SubView(0, btc);
-        var k = perm.SubView(btc, btc);
-        var v = perm.SubView(2L * btc, btc);
-
-        _permute(Flat(3 * btc), perm, Arr(qkv), new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 3, ToHeads = 1 }, 3 * btc);
-        // scores(B·NH, T, T) = Q · Kᵀ, scaled inside the softmax
-        GemmCore(false, true, T, T, hs, 1f, q, hs, k, hs, false, pr, T, bh, T * hs, T * hs, tt, _dummyF.ViewOf(0, 1), false, ActCode.None);
-        SoftmaxForwardCore(pr, pr, mask.IsNone ? null : Arr(mask), B, NH, T, 1f / MathF.Sqrt(hs));
-        var p = pr;
-        if (dropout.IsOn)
-        {
-            _dropout(Flat(bh * tt), dropped, pr, dropout, 1f / (1f - dropout.P), bh * tt);
-            p = dropped;
-        }
-        // out(B·NH, T, HS) = P · V
-        GemmCore(false, false, T, hs, T, 1f, p, T, v, hs, false, outHeads, hs, bh, tt, T * hs, T * hs, _dummyF.ViewOf(0, 1), false, ActCode.None);
-        _permute(Flat(btc), Arr(output), outHeads, new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 1, ToHeads = 0 }, btc);
-    }
-
-    /// <inheritdoc/>
-    public void AttentionBackward(View<float> dQkv, View<float> dOutput, View<float> qkvPerm, View<float> probs, View<float> workspace,
-                                  View<float> mask, int B, int T, int C, int NH, DropoutSpec dropout)
-    {
-        CheckAttention(nameof(AttentionBackward), B, T, C, NH, dropout);
-        int btc = B * T * C, hs = C / NH, bh = B * NH, tt = T * T;
-        Check.Len(dQkv, 3L * btc, "B·T·3C");
-        Check.Len(dOutput, btc, "B·T·C");
-        Check.Len(qkvPerm, 3L * btc, "3·B·T·C");
-        Check.Len(probs, (long)bh * tt, "B·NH·T·T");
-        Check.MinLen(workspace, Check.AttentionWorkspace(B, T, C, NH), "2·B·NH·T² + 4·B·T·C");
-        Check.LenOpt(mask, (long)B * T, "B·T");
-        var perm = Arr(qkvPerm);
-        var pr = Arr(probs);
-        var ws = Arr(workspace);
-        var s1 = ws.SubView(0, (long)bh * tt);                      // dropped probabilities
-        var s2 = ws.SubView((long)bh * tt, (long)bh * tt);          // δP, then δscores
-        var dOutHeads = ws.SubView(2L * bh * tt, btc);              // (B,NH,T,HS)
-        var dPerm = ws.SubView(2L * bh * tt + btc, 3L * btc);       // (3,B,NH,T,HS)
-        var q = perm.SubView(0, btc);
-        var k = perm.SubView(btc, btc);
-        var v = perm.SubView(2L * btc, btc);
-        var dq = dPerm.SubView(0, btc);
-        var dk = dPerm.SubView(btc, btc);
-        var dv = dPerm.SubView(2L * btc, btc);
-        var none = _dummyF.ViewOf(0, 1);
-
-        _permute(Flat(btc), dOutHeads, Arr(dOutput), new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 1, ToHeads = 1 }, btc);
-        var p = pr;
-        float keepScale = dropout.IsOn ? 1f / (1f - dropout.P) : 1f;
-        if (dropout.IsOn)
-        {
-            _dropout(Flat(bh * tt), s1, pr, dropout, keepScale, bh * tt);
-            p = s1;
-        }
-        // δV = Pᵀ · δO ; δP = δO · Vᵀ
-        GemmCore(true, false, T, hs, T, 1f, p, T, dOutHeads, hs, false, dv, hs, bh, tt, T * hs, T * hs, none, false, ActCode.None);
-        GemmCore(false, true, T, T, hs, 1f, dOutHeads, hs, v, hs, false, s2, T, bh, T * hs, T * hs, tt, none, false, ActCode.None);
-        if (dropout.IsOn) _dropout(Flat(bh * tt), s2, s2, dropout, keepScale, bh * tt);
-        SoftmaxBackwardCore(s2, s2, pr, B, NH, T, 1f / MathF.Sqrt(hs));
-        // δQ = δS · K ; δK = δSᵀ · Q
-        GemmCore(false, false, T, hs, T, 1f, s2, T, k, hs, false, dq, hs, bh, tt, T * hs, T * hs, none, false, ActCode.None);
-        GemmCore(true, false, T, hs, T, 1f, s2, T, q, hs, false, dk, hs, bh, tt, T * hs, T * hs, none, false, ActCode.None);
-        _permute(Flat(3 * btc), Arr(dQkv), dPerm, new PermuteArgs { B = B, T = T, C = C, NH = NH, G = 3, ToHeads = 0 }, 3 * btc);
-    }
-
-    private static void CheckAttention(string what, int B, int T, int C, int NH, DropoutSpec dropout)
-    {
-        Check.Dims(what, B, T, C, NH);
-        if (C % NH != 0) throw new ShapeException($"{what}: C = {C} is not divisible by NH = {NH}");
-        if (dropout.P is < 0f or >= 1f) throw new ArgumentOutOfRangeException(nameof(dropout), dropout.P, $"dropout: probability must be in [0, 1), got {dropout.P}");
-    }
-
-    // ---------------------------------------------------------------- dropout
-
-    /// <inheritdoc/>
-    public void DropoutForward(View<float> output, View<float> input, DropoutSpec dropout)
-    {
-        Check.Len(input, input.Length, "(n)");
-        Check.Dims($"{nameof(DropoutForward)} (n = input.Length)", input.Length);
-        Check.Len(output, input.Length, "(n) = input.Length");
-        DropoutCore(Arr(output), Arr(input), input.Length, dropout);
-    }
-
-    /// <inheritdoc/>
-    public void DropoutBackward(View<float> dInput, View<float> dOutput, DropoutSpec dropout)
-    {
-        Check.Len(dOutput, dOutput.Length, "(n)");
-        Check.Dims($"{nameof(DropoutBackward)} (n = dOutput.Length)", dOutput.Length);
-        Check.Len(dInput, dOutput.Length, "(n) = dOutput.Length");
-        DropoutCore(Arr(dInput), Arr(dOutput), dOutput.Length, dropout);
-    }
-
-    private void DropoutCore(ArrayView<float> y, ArrayView<float> x, int n, DropoutSpec d)
-    {
-        if (d.P is < 0f or >= 1f) throw new ArgumentOutOfRangeException("dropout", d.P, $"dropout: probability must be in [0, 1), got {d.P}");
-        if (n == 0) return;
-        if (!d.IsOn)
-        {
-            if (NativeCuda.Address(y) != NativeCuda.Address(x)) x.CopyTo(_stream, y);
-            return;
-        }
-        _dropout(Flat(n), y, x, d, 1f / (1f - d.P), n);
-    }
-
-    // ---------------------------------------------------------------- Copy2D
-
-    /// <inheritdoc/>
-    public void Copy2D(View<float> dst, int ldDst, int dstCol, View<float> src, int ldSrc, int srcCol, int rows, int cols, bool accumulate)
-    {
-        Check.Dims(nameof(Copy2D), rows, cols);
-        if (dstCol < 0 || ldDst <= 0 || dstCol + cols > ldDst)
-            throw new ShapeException($"dstCol: columns [{dstCol}, {dstCol + cols}) do not fit rows of ldDst = {ldDst}");
-        if (srcCol < 0 || ldSrc <= 0 || srcCol + cols > ldSrc)
-            throw new ShapeException($"srcCol: columns [{srcCol}, {srcCol + cols}) do not fit rows of ldSrc = {ldSrc}");
-        Check.MinLen(dst, (long)(rows - 1) * ldDst + dstCol + cols, "(rows-1)·ldDst + dstCol + cols");
-        Check.MinLen(src, (long)(rows - 1) * ldSrc + srcCol + cols, "(rows-1)·ldSrc + srcCol + cols");
-        var p = new Copy2DArgs { Cols = cols, LdDst = ldDst, DstCol = dstCol, LdSrc = ldSrc, SrcCol = srcCol, Accumulate = accumulate ? 1 : 0 };
-        _copy2D(Flat(rows * cols), Arr(dst), Arr(src), p, rows * cols);
-    }
-
-    // ---------------------------------------------------------------- pooler
-
-    /// <inheritdoc/>
-    public void PoolerForward(View<float> pooled, View<float> hidden, View<float> weight, View<float> bias, int B, int T, int C)
-    {
-        Check.Dims(nameof(PoolerForward), B, T, C);
-        Check.Len(pooled, (long)B * C, "B·C");
-        Check.Len(hidden, (long)B * T * C, "B·T·C");
-        Check.Len(weight, (long)C * C, "C·C");
-        Check.LenOpt(bias, C, "C");
-        // pooled(B,C) = tanh(hidden[b,0,:] (row stride T·C) · Wᵀ + bias)
-        GemmCore(false, true, B, C, C, 1f, Arr(hidden), T * C, Arr(weight), C, false, Arr(pooled), C, 1, 0, 0, 0,
-                 Opt(bias), !bias.IsNone, ActCode.Tanh);
-    }
-
-    /// <inheritdoc/>
-    public void PoolerBackward(View<float> dHidden, View<float> dWeight, View<float> dBias, View<float> dPooled,
-                               View<float> pooled, View<float> hidden, View<float> weight, View<float> workspace, int B, int T, int C)
-    {
-        Check.Dims(nameof(PoolerBackward), B, T, C);
-        Check.LenOpt(dHidden, (long)B * T * C, "B·T·C");
-        Check.LenOpt(dWeight, (long)C * C, "C·C");
-        Check.LenOpt(dBias, C, "C");
-        Check.Len(dPooled, (long)B * C, "B·C");
-        Check.Len(pooled, (long)B * C, "B·C");
-        Check.Len(hidden, (long)B * T * C, "B·T·C");
-        Check.Len(weight, (long)C * C, "C·C");
-        Check.MinLen(workspace, (long)B * C, "B·C");
-        var none = _dummyF.ViewOf(0, 1);
-        var dPre = Arr(workspace).SubView(0, (long)B * C);      // (B,C) δ before tanh
-        _tanhGradFromOut(Flat(B * C), dPre, Arr(dPooled), Arr(pooled), B * C);
-        if (!dHidden.IsNone)   // δhidden[b,0,:] += δpre · W
-            GemmCore(false, false, B, C, C, 1f, dPre, C, Arr(weight), C, true, Arr(dHidden), T * C, 1, 0, 0, 0, none, false, ActCode.None);
-        if (!dWeight.IsNone)   // δW += δpreᵀ · hidden[:,0,:]
-            GemmCore(true, false, C, C, B, 1f, dPre, C, Arr(hidden), T * C, true, Arr(dWeight), C, 1, 0, 0, 0, none, false, ActCode.None);
-        if (!dBias.IsNone) ColumnSum(Arr(dBias), dPre, B, C);
-    }
-
-    // ---------------------------------------------------------------- BCE
-
-    /// <inheritdoc/>
-    public void BceForwardBackward(View<float> loss, View<float> dLogits, View<float> logits, View<float> targets, View<float> weights,
-                                   int N, float temperature = 1f, float scale = 1f, bool accumulate = false)
-    {
-        Check.Dims(nameof(BceForwardBackward), N);
-        if (!(temperature > 0f) || float.IsInfinity(temperature))
-            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, $"temperature: must be finite and > 0, got {temperature}");
-        Check.Len(loss, 1, "1");
-        Check.LenOpt(dLogits, N, "N");
-        Check.Len(logits, N, "N");
-        Check.Len(targets, N, "N");
-        Check.LenOpt(weights, N, "N");
-        var p = new BceArgs
-        {
-            N = N, HasWeights = weights.IsNone ? 0 : 1, HasGrad = dLogits.IsNone ? 0 : 1, Accumulate = accumulate ? 1 : 0,
-            Temperature = temperature, Scale = scale,
-        };
-        _bce(new KernelConfig(new Index1D(1), new Index1D(_reduceGroup)),
-             Arr(loss), Opt(dLogits), Arr(logits), Arr(targets), Opt(weights), p);
-    }
-
-    // ---------------------------------------------------------------- mean squared error
-
-    /// <inheritdoc/>
-    public void MseForwardBackward(View<float> loss, View<float> dPred, View<float> pred, View<float> target, int N,
-                                   float scale = 1f, bool accumulate = false)
-    {
-        Check.Dims($"{nameof(MseForwardBackward)} (N)", N);
-        Check.Len(loss, 1, "(1)");
-        Check.LenOpt(dPred, N, "(N)");
-        Check.Len(pred, N, "(N)");
-        Check.Len(target, N, "(N)");
-        if (!float.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"scale: must be finite, got {scale}");
-        var p = new MseArgs
-        {
-            N = N, HasGrad = dPred.IsNone ? 0 : 1, Accumulate = accumulate ? 1 : 0,
-            K = (float)(2.0 * scale / N), LossScale = (float)((double)scale / N),
-        };
-        // the partition depends only on N: the same length always sums in the same order
-        int parts = Math.Clamp(Ceil(N, 16 * _reduceGroup), 1, 256);
-        var partial = ScratchF(parts);
-        _msePartial(new KernelConfig(new Index1D(parts), new Index1D(_reduceGroup)), partial, Opt(dPred), Arr(pred), Arr(target), p);
-        _mseFinish(new KernelConfig(new Index1D(1), new Index1D(_reduceGroup)), Arr(loss), partial, parts, p);
-    }
-
-    // ---------------------------------------------------------------- optimiser
-
-    /// <inheritdoc/>
-    public void GlobalNorm(View<float> norm, View<float> grads)
-    {
-        Check.Len(norm, 1, "(1)");
-        Check.Len(grads, grads.Length, "(n)");
-        Check.Dims($"{nameof(GlobalNorm)} (n = grads.Length)", grads.Length);
-        var g = Arr(grads);
-        var nv = Arr(norm);
-        int n = grads.Length;
-        // the partition depends only on n: the same length always sums in the same order
-        int parts = Math.Clamp(Ceil(n, 16 * _reduceGroup), 1, 256);
-        var partial = ScratchF(parts);
-        _sumSqPartial(new KernelConfig(new Index1D(parts), new Index1D(_reduceGroup)), partial, g, n);
-        _sumSqFinish(new KernelConfig(new Index1D(1), new Index1D(_reduceGroup)), nv, partial, parts);
-    }
-
-    /// <inheritdoc/>
-    public void AdamW(View<float> param, View<float> grad, View<float> m, View<float> v, View<AdamSegment> segments,
-                      View<float> norm, float maxNorm, float lr, float beta1, float beta2, float eps, int step)
-    {
-        Check.AdamWArgs(param, grad, m, v, norm, maxNorm, beta1, beta2, step);
-        int n = param.Length;
-        Arr(segments);
-        // segments are validated from the buffer's host mirror (kept by Upload): no device round-trip
-        var segs = ((GpuBuffer<AdamSegment>)segments.Buffer!).Mirror!.AsSpan(checked((int)segments.Offset), segments.Length);
-        int maxLen = 0;
-        for (int i = 0; i < segs.Length; i++)
-        {
-            var sg = segs[i];
-            if (sg.Offset < 0 || sg.Length < 0 || (long)sg.Offset + sg.Length > n)
-                throw new ArgumentOutOfRangeException(nameof(segments), $"segments[{i}]: range [{sg.Offset}, {(long)sg.Offset + sg.Length}) is outside param of {n} elements");
-            maxLen = Math.Max(maxLen, sg.Length);
-        }
-        CheckNoOverlap(segs);
-        if (segs.Length == 0 || maxLen == 0) return;
-        var p = new AdamArgs
-        {
-            Length = n, MaxNorm = maxNorm, Lr = lr, Beta1 = beta1, Beta2 = beta2, Eps = eps,
-            Bc1 = (float)(1.0 - Math.Pow(beta1, step)), Bc2 = (float)(1.0 - Math.Pow(beta2, step)),
-        };
-        int gx = Math.Clamp(Ceil(maxLen, 4 * _reduceGroup), 1, 256);
-        _adamw(new KernelConfig(new Index2D(gx, segs.Length), new Index2D(_reduceGroup, 1)),
-               Arr(param), Arr(grad), Arr(m), Arr(v), Arr(segments), norm.IsNone ? _dummyF.ViewOf(0, 1) : Arr(norm), p);
-    }
-
-    private int[] _segOrder = [];
-
-    private void CheckNoOverlap(ReadOnlySpan<AdamSegment> segs)
-    {
-        if (_segOrder.Length != segs.Length) _segOrder = new int[segs.Length];
-        for (int i = 0; i < segs.Length; i++) _segOrder[i] = i;
-        // insertion sort by offset: segments arrive sorted in practice, so this is one pass and allocates nothing
-        for (int i = 1; i < _segOrder.Length; i++)
-        {
-            int k = _segOrder[i], j = i - 1;
-            while (j >= 0 && segs[_segOrder[j]].Offset > segs[k].Offset) { _segOrder[j + 1] = _segOrder[j]; j--; }
-            _segOrder[j + 1] = k;
-        }
-        for (int k = 1; k < _segOrder.Length; k++)
-        {
-            var prev = segs[_segOrder[k - 1]]; var cur = segs[_segOrder[k]];
-            if (prev.Offset + prev.Length > cur.Offset)
-                throw new ArgumentException($"segments[{_segOrder[k - 1]}] and segments[{_segOrder[k]}] overlap at element {cur.Offset}", "segments");
-        }
-    }
-
-    // ---------------------------------------------------------------- helpers
-
-    private static int Ceil(int a, int b) => (a + b - 1) / b;
-
-    /// <summary>Launch shape of a grid-stride kernel over n elements: groups of <see cref="_flatGroup"/> threads,
-    /// at most <see cref="_flatMaxGroups"/> groups (enough to fill the GPU; two on the CPU accelerator, where every
-    /// simulated thread costs an OS-thread wake-up).</summary>
-    private KernelConfig Flat(int n) =>
-        new(new Index1D(Math.Clamp(Ceil(Math.Max(n, 1), _flatGroup), 1, _flatMaxGroups)), new Index1D(_flatGroup));
-
-    private readonly int _flatGroup, _flatMaxGroups;
-
-    /// <summary>GEMMs with at most this many outputs (batch·M·N) use the one-thread-per-output kernel instead of the
-    /// tiled one. GPU default 4096 (below one 64×64 tile); the CPU accelerator defaults to "always" (its barriers are
-    /// OS-thread rendezvous); tests set 0 to force the tiled kernel.</summary>
-    internal long SmallGemmMaxOutputs { get; set; }
-
-    /// <summary>Tiled GEMM block size: 0 = choose (128×128 tiles when both M, N ≥ 128 and they fill every multiprocessor,
-    /// else 64×64), or force 64 / 128. For benchmarks and tests.</summary>
-    public int GemmTile
-    {
-        get => _gemmTile;
-        set => _gemmTile = value is 0 or 64 or 128 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "GemmTile: 0 (auto), 64 or 128");
-    }
-
-    private int _gemmTile;
 
     private ArrayView<T> Arr<T>(View<T> v, [CallerArgumentExpression(nameof(v))] string name = "") where T : unmanaged
     {

@@ -56,7 +56,7 @@ public sealed class PtxCompilationTests
     [Test]
     public void EveryKernelOfTheBackendIsListed()
     {
-        // the constructor loads 30 launchers; the list the PTX tests walk must not silently miss one
+        // the kernel table lists every kernel once; the PTX tests walk it, so none is missed
         Assert.That(IlgpuBackend.EntryPoints.Select(e => e.Name).Distinct().Count(), Is.EqualTo(IlgpuBackend.EntryPoints.Count));
         Assert.That(IlgpuBackend.EntryPoints, Has.Count.EqualTo(33));   // + MsePartial, MseFinish (distillation)
     }

@@ -1,4 +1,4 @@
-// Elementwise and data-movement kernels of the ILGPU backend: activations, dropout, strided copies, head permutes.
+// Elementwise and data-movement kernels of the ILGPU backend: activations, dropout, strided copies.
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -39,12 +39,6 @@ internal struct IdentityOp : IActOp
 internal struct Copy2DArgs
 {
     public int Cols, LdDst, DstCol, LdSrc, SrcCol, Accumulate;
-}
-
-/// <summary>Arguments of <see cref="ElementwiseKernels.HeadsPermute"/>: (B,T,G·C) ↔ (G,B,NH,T,HS).</summary>
-internal struct PermuteArgs
-{
-    public int B, T, C, NH, G, ToHeads;
 }
 
 /// <summary>Elementwise kernels are explicitly grouped and grid-strided: thread g handles elements g, g + S, g + 2S...
@@ -96,23 +90,6 @@ internal static class ElementwiseKernels
             int di = r * p.LdDst + p.DstCol + c;
             float v = src[r * p.LdSrc + p.SrcCol + c];
             dst[di] = p.Accumulate != 0 ? dst[di] + v : v;
-        }
-    }
-
-    /// <summary>Moves elements between token-major (B,T,G·C) and head-major (G,B,NH,T,HS) layouts.
-    /// i walks the token-major layout (coalesced reads or writes there).</summary>
-    public static void HeadsPermute(ArrayView<float> dst, ArrayView<float> src, PermuteArgs p, int n)
-    {
-        int gc = p.G * p.C, hs = p.C / p.NH;
-        for (int i = Grid.GlobalIndex.X; i < n; i += Stride)
-        {
-            int bt = i / gc, w = i - bt * gc;
-            int b = bt / p.T, t = bt - b * p.T;
-            int g = w / p.C, wc = w - g * p.C;
-            int h = wc / hs, d = wc - h * hs;
-            int hi = (((g * p.B + b) * p.NH + h) * p.T + t) * hs + d;
-            if (p.ToHeads != 0) dst[hi] = src[i];
-            else dst[i] = src[hi];
         }
     }
 }

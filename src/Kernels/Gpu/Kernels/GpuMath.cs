@@ -1,6 +1,7 @@
-// Scalar device math shared by the ILGPU kernels: erf/GELU, a tanh that is exact at the tails, stable sigmoid and log1p.
+// Device math shared by the ILGPU kernels: group tree sum, erf/GELU, a tanh exact at the tails, stable sigmoid and log1p.
 using ILGPU;
 using ILGPU.Algorithms;
+using ILGPU.Runtime;
 
 namespace FastRec.Kernels.Gpu.Kernels;
 
@@ -22,6 +23,23 @@ internal static class ActCode
 /// <summary>Float math callable from kernels (pure functions; compiled by ILGPU for PTX and the CPU accelerator).</summary>
 internal static class GpuMath
 {
+    /// <summary>Deterministic tree sum over the group's threads (a power of two ≤ 256: 256 on a GPU,
+    /// 32 on the CPU accelerator); every thread gets the total.</summary>
+    internal static float GroupSum(ArrayView<float> sh, float v)
+    {
+        int tid = Group.IdxX;
+        sh[tid] = v;
+        Group.Barrier();
+        for (int s = Group.DimX / 2; s > 0; s >>= 1)
+        {
+            if (tid < s) sh[tid] += sh[tid + s];
+            Group.Barrier();
+        }
+        float total = sh[0];
+        Group.Barrier();
+        return total;
+    }
+
     private const float InvSqrt2 = 0.70710678118654752f;
     private const float InvSqrt2Pi = 0.39894228040143268f;
 

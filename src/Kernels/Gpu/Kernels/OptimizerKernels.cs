@@ -1,16 +1,9 @@
-// Loss and optimiser kernels of the ILGPU backend: fused weighted BCE, deterministic global norm, multi-tensor AdamW.
+// Optimiser kernels of the ILGPU backend: deterministic global norm, multi-tensor AdamW.
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Runtime;
 
 namespace FastRec.Kernels.Gpu.Kernels;
-
-/// <summary>Arguments of <see cref="OptimizerKernels.Bce"/>.</summary>
-internal struct BceArgs
-{
-    public int N, HasWeights, HasGrad, Accumulate;
-    public float Temperature, Scale;
-}
 
 /// <summary>Arguments of <see cref="OptimizerKernels.AdamW"/>; Bc1, Bc2 = 1 − β^step (computed on the host in double).</summary>
 internal struct AdamArgs
@@ -23,52 +16,6 @@ internal static class OptimizerKernels
 {
     public const int Threads = 256;
 
-    /// <summary>Deterministic tree sum over the group's threads (a power of two ≤ <see cref="Threads"/>: 256 on a GPU,
-    /// 32 on the CPU accelerator); every thread gets the total.</summary>
-    private static float GroupSum(ArrayView<float> sh, float v)
-    {
-        int tid = Group.IdxX;
-        sh[tid] = v;
-        Group.Barrier();
-        for (int s = Group.DimX / 2; s > 0; s >>= 1)
-        {
-            if (tid < s) sh[tid] += sh[tid + s];
-            Group.Barrier();
-        }
-        float total = sh[0];
-        Group.Barrier();
-        return total;
-    }
-
-    /// <summary>One group: loss[0] = scale·Σ w·ℓ / Σ w and δlogits = scale·w·(σ(z) − y)/(T·Σ w) (=|+=).</summary>
-    public static void Bce(ArrayView<float> loss, ArrayView<float> dLogits, ArrayView<float> logits, ArrayView<float> targets,
-        ArrayView<float> weights, BceArgs p)
-    {
-        var sh = SharedMemory.Allocate<float>(Threads);
-        int tid = Group.IdxX;
-        float sl = 0f, sw = 0f;
-        for (int i = tid; i < p.N; i += Group.DimX)
-        {
-            float w = p.HasWeights != 0 ? weights[i] : 1f;
-            float z = logits[i] / p.Temperature, y = targets[i];
-            float l = XMath.Max(z, 0f) - z * y + GpuMath.Log1p(XMath.Exp(-XMath.Abs(z)));
-            sl += w * l;
-            sw += w;
-        }
-        float totalL = GroupSum(sh, sl);
-        float totalW = GroupSum(sh, sw);
-        if (tid == 0) loss[0] = p.Scale * totalL / totalW;
-        if (p.HasGrad == 0) return;
-        float k = p.Scale / (p.Temperature * totalW);
-        for (int i = tid; i < p.N; i += Group.DimX)
-        {
-            float w = p.HasWeights != 0 ? weights[i] : 1f;
-            float z = logits[i] / p.Temperature;
-            float g = k * w * (GpuMath.Sigmoid(z) - targets[i]);
-            dLogits[i] = p.Accumulate != 0 ? dLogits[i] + g : g;
-        }
-    }
-
     /// <summary>Stage 1 of the global norm: partial[g] = Σ x² over the grid-strided elements of group g.</summary>
     public static void SumSquaresPartial(ArrayView<float> partial, ArrayView<float> x, int n)
     {
@@ -76,7 +23,7 @@ internal static class OptimizerKernels
         float s = 0f;
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.IdxX * Group.DimX + Group.IdxX; i < n; i += stride) { float v = x[i]; s += v * v; }
-        float t = GroupSum(sh, s);
+        float t = GpuMath.GroupSum(sh, s);
         if (Group.IdxX == 0) partial[Grid.IdxX] = t;
     }
 
@@ -86,7 +33,7 @@ internal static class OptimizerKernels
         var sh = SharedMemory.Allocate<float>(Threads);
         float s = 0f;
         for (int i = Group.IdxX; i < parts; i += Group.DimX) s += partial[i];
-        float t = GroupSum(sh, s);
+        float t = GpuMath.GroupSum(sh, s);
         if (Group.IdxX == 0) norm[0] = XMath.Sqrt(t);
     }
 

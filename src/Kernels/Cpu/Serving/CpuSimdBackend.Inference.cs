@@ -20,7 +20,7 @@ public sealed partial class CpuSimdBackend
         int B, int T, int C, int NH, int queryRows, int maxThreads = 0)
     {
         Check.Dims("AttentionInference(B, T, C, NH, queryRows)", B, T, C, NH, queryRows);
-        int HS = HeadSize(C, NH, "AttentionInference");
+        int HS = Check.HeadSize(C, NH, "AttentionInference");
         if (queryRows > T) throw new ShapeException($"queryRows: {queryRows} query rows asked for sequences of T = {T}");
         if (qkv.Length != 3L * B * T * C) throw new ShapeException($"qkv: expected (B={B}, T={T}, 3C={3 * C}) = {3L * B * T * C} elements, got {qkv.Length}");
         if (!mask.IsEmpty && mask.Length != (long)B * T) throw new ShapeException($"mask: expected (B={B}, T={T}) = {(long)B * T} elements, got {mask.Length}");
