@@ -259,9 +259,17 @@ internal sealed class ProcessClient : IEngineClient
             Console.Error.WriteLine($"  [{engine} worker] {e.Data}");
         };
         _p.BeginErrorReadLine();
-        string ready = Read("ready");
-        var msg = JsonSerializer.Deserialize<WorkerHost.ReadyMessage>(ready) ?? throw Failed("sent an empty ready message");
-        Settings = msg.Settings;
+        try
+        {
+            string ready = Read("ready");
+            var msg = JsonSerializer.Deserialize<WorkerHost.ReadyMessage>(ready) ?? throw Failed("sent an empty ready message");
+            Settings = msg.Settings;
+        }
+        catch
+        {
+            Dispose();   // a worker that never became ready is not left behind
+            throw;
+        }
     }
 
     public BlockResult RunBlock(string caseId, int reps, int warmup)
