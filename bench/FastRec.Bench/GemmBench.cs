@@ -5,18 +5,22 @@ using System.Runtime.Intrinsics;
 using System.Text.Json;
 using FastRec.Kernels;
 using FastRec.Kernels.Cpu;
+using FastRec.Bench.Fair;
 using TorchSharp;
 
 namespace FastRec.Bench;
 
 /// <summary>
-/// <c>gemm [--threads N] [--reps R] [--kernel NAME|all] [--shapes fwd|nn|tn|att|all] [--m M] [--t T] [--no-torch] [--min] [--cpu-time] [--json]</c>
+/// <c>gemm [--threads N] [--reps R] [--kernel NAME|all] [--shapes fwd|nn|tn|att|all] [--m M] [--t T] [--no-torch] [--min] [--cpu-time] [--json]
+/// [--tuned] [--block-reps R] [--in-process]</c>
 /// (--min reports the fastest rep instead of the median, --cpu-time times the calling thread's CPU time instead of the
 /// wall clock: both steadier on a shared box while comparing kernel variants at 1 thread).
 /// Shapes: M = B·T tokens, (in, out) ∈ {384, 1536}²: forward y = x·Wᵀ (NT), backward δx = δy·W (NN) and
-/// δW += δyᵀ·x (TN, accumulate). Each shape is timed with the peers alternating rep by rep (so a noisy neighbour hits
-/// both alike) and the median reported, with a measured FMA peak of the same threads as the floor. On a loaded machine
-/// run with OMP_WAIT_POLICY=PASSIVE, so LibTorch's idle OpenMP threads do not spin through our turns (it is printed).
+/// δW += δyᵀ·x (TN, accumulate). FastRec and LibTorch each run in their own worker process (<see cref="FairRun"/>),
+/// LibTorch at its default OpenMP wait policy (--tuned: PASSIVE, labelled "tuned"); the parent asks them in turn for blocks
+/// of R reps (--block-reps, default 1), so a noisy neighbour hits both alike and neither runs beside the other's spinning
+/// threads; the median is reported, with a measured FMA peak of the same threads as the floor. --in-process: the old
+/// method (both in this process, alternating rep by rep; LibTorch's wait policy is this process's OMP_WAIT_POLICY).
 /// </summary>
 internal static class GemmBench
 {
@@ -36,6 +40,10 @@ internal static class GemmBench
         bool json = false, torchOn = true;
         s_useMin = false;
         string kernelArg = "auto", shapesArg = "all";
+        HarnessOptions h;
+        try { h = HarnessOptions.Extract(args); }
+        catch (ArgumentException e) { Console.Error.WriteLine($"gemm: {e.Message}"); return 2; }
+        args = h.Args;
         for (int i = 1; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"gemm: {args[i]} needs a value");
@@ -60,41 +68,59 @@ internal static class GemmBench
             ? Enum.GetValues<GemmKernel>().Where(k => k != GemmKernel.Auto && k != GemmKernel.Scalar4x4 && CpuGemm.IsSupported(k)).ToList()
             : [Enum.Parse<GemmKernel>(kernelArg, ignoreCase: true)];
         List<Shape> shapes = Shapes(m).Where(s => shapesArg == "all" || s.Form.Equals(shapesArg, StringComparison.OrdinalIgnoreCase)).ToList();
+        if (h.Worker is not null) return WorkerHost.RunWorker(() => new GemmEngine(h.Worker, shapes, threads, h.InProcess));
 
+        double peak = MeasureFmaPeak(threads);   // before the workers start
+        int blockReps = h.BlockReps ?? 1;
+        EngineSpec Spec(string name) => new(name, () => new GemmEngine(name, shapes, threads, h.InProcess),
+            name == "torch" ? new Dictionary<string, string?> { ["OMP_WAIT_POLICY"] = h.Tuned ? "PASSIVE" : null } : null);
         string? torchError = null;
-        if (torchOn)
+        FairRun run;
+        try { run = FairRun.Start(h, blockReps, torchOn ? [Spec("fastrec"), Spec("torch")] : [Spec("fastrec")]); }
+        catch (Exception e) when (torchOn && e is WorkerException or TypeInitializationException or DllNotFoundException)
         {
-            try { torch.set_num_threads(threads); }
-            catch (Exception e) { torchError = $"{e.GetType().Name}: {e.Message}"; torchOn = false; }
+            torchError = e.Message; torchOn = false;
+            try { run = FairRun.Start(h, blockReps, [Spec("fastrec")]); }
+            catch (WorkerException e2) { Console.Error.WriteLine($"gemm: {e2.Message}"); return 1; }
         }
-
-        double peak = MeasureFmaPeak(threads);
-        string ompWait = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "unset";
-        if (!json)
+        using (run)
         {
-            Console.WriteLine($"gemm: {threads} thread(s), {reps} reps ({(s_useMin ? "min" : "median")}, {(s_cpuTime ? "thread CPU time" : "wall clock")}), " +
-                              $"{Environment.ProcessorCount} CPUs, Vector512 {(Vector512.IsHardwareAccelerated ? "yes" : "no")}, " +
-                              $"measured FMA peak {peak:F1} GFLOP/s, OMP_WAIT_POLICY {ompWait}");
-            if (torchError is not null) Console.WriteLine($"torch unavailable: {torchError}");
-            Console.WriteLine($"{"shape (M,N,K,tA,tB)",-32} {"kernel",-12} {"floor ms",9} {"ours ms",9} {"GFLOP/s",8} {"%peak",6} " +
-                              $"{"torch mm",9} {"addmm_",9} {"t GFLOP/s",9} {"ratio",6} {"paired",6}");
-        }
-
-        var rows = new List<Row>();
-        foreach (Shape s in shapes)
-            foreach (GemmKernel k in kernels)
+            if (!json)
             {
-                Row r = Measure(s, k, reps, torchOn);
-                rows.Add(r);
-                if (!json) Print(r, peak);
+                Console.WriteLine($"gemm: {threads} thread(s), {reps} reps ({(s_useMin ? "min" : "median")}, {(s_cpuTime ? "thread CPU time" : "wall clock")}), " +
+                                  $"measured FMA peak {peak:F1} GFLOP/s");
+                if (torchError is not null) Console.WriteLine($"torch unavailable: {torchError}");
             }
-        if (!json)
-        {
-            double ours = rows.Sum(r => r.OursMs), theirs = rows.Sum(r => BestTorch(r));
-            Console.WriteLine($"total: ours {ours:F1} ms" + (torchOn ? $", torch {theirs:F1} ms, ratio (torch time / ours) {theirs / ours:F2}, " +
-                $"median paired ratio {MedianOf(rows.Select(r => r.PairedRatio).ToArray()):F2}" : ""));
+            var rows = new List<Row>();
+            try
+            {
+                bool headed = false;
+                for (int si = 0; si < shapes.Count; si++)
+                    foreach (GemmKernel k in kernels)
+                    {
+                        Row r = Measure(run, si, shapes[si], k, reps, torchOn);
+                        rows.Add(r);
+                        if (json) continue;
+                        if (!headed)
+                        {
+                            Console.WriteLine($"{"shape (M,N,K,tA,tB)",-32} {"kernel",-12} {"floor ms",9} {"ours ms",9} {"GFLOP/s",8} {"%peak",6} " +
+                                              $"{"torch mm",9} {"addmm_",9} {"t GFLOP/s",9} {"ratio",6} {"paired",6}");
+                            headed = true;
+                        }
+                        Print(r, peak);
+                    }
+            }
+            catch (WorkerException e) { Console.Error.WriteLine($"gemm: {e.Message}"); return 1; }
+            run.Finish();
+            if (!json)
+            {
+                double ours = rows.Sum(r => r.OursMs), theirs = rows.Sum(r => BestTorch(r));
+                Console.WriteLine($"total: ours {ours:F1} ms" + (torchOn ? $", torch {theirs:F1} ms, ratio (torch time / ours) {theirs / ours:F2}, " +
+                    $"median paired ratio {MedianOf(rows.Select(r => r.PairedRatio).ToArray()):F2}" : ""));
+                foreach (string line in run.Header()) Console.WriteLine(line);
+            }
+            else WriteJson(rows, threads, reps, peak, torchError, run);
         }
-        else WriteJson(rows, threads, reps, peak, torchError, ompWait);
         return 0;
     }
 
@@ -121,69 +147,99 @@ internal static class GemmBench
 
     private static double BestTorch(Row r) => Math.Min(r.TorchMatmulMs, r.TorchInPlaceMs);
 
-    private static Row Measure(Shape s, GemmKernel kernel, int reps, bool torchOn)
+    private static Row Measure(FairRun run, int si, Shape s, GemmKernel kernel, int reps, bool torchOn)
     {
-        CpuGemm.Kernel = kernel;
-        int aRows = s.TransA ? s.K : s.M, aCols = s.TransA ? s.M : s.K;
-        int bRows = s.TransB ? s.N : s.K, bCols = s.TransB ? s.K : s.N;
-        int batch = s.Batch;
-        long sa = (long)aRows * aCols, sb = (long)bRows * bCols, sc = (long)s.M * s.N;
-        float[] a = Data((int)(sa * batch), 1), b = Data((int)(sb * batch), 2), c = Data((int)(sc * batch), 3);
-        void Ours()
-        {
-            if (batch == 1) CpuGemm.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, aCols, b, bCols, s.Accumulate, c, s.N);
-            else CpuGemm.SgemmBatched(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, aCols, b, bCols, s.Accumulate, c, s.N, batch, sa, sb, sc);
-        }
-
-        torch.Tensor? ta = null, tb = null, tc = null;
-        if (torchOn)
-        {
-            long[] Dims(int r, int cl) => batch == 1 ? [r, cl] : [batch, r, cl];
-            ta = torch.tensor(a, Dims(aRows, aCols)); tb = torch.tensor(b, Dims(bRows, bCols)); tc = torch.tensor(c, Dims(s.M, s.N));
-        }
-        // op(A), op(B): the transposes are views (LibTorch passes them to its BLAS as transpose flags).
-        torch.Tensor? taT = torchOn && s.TransA ? ta!.transpose(-2, -1) : null, tbT = torchOn && s.TransB ? tb!.transpose(-2, -1) : null;
-        void TorchMatmul()
-        {
-            using var p = torch.matmul(taT ?? ta!, tbT ?? tb!);
-            if (s.Accumulate) tc!.add_(p);
-        }
-        void TorchInPlace()
-        {
-            float beta = s.Accumulate ? 1 : 0;
-            if (batch == 1) tc!.addmm_(taT ?? ta!, tbT ?? tb!, beta: beta, alpha: 1);
-            else { using var p = (taT ?? ta!).baddbmm(tbT ?? tb!, tc!, beta: beta, alpha: 1); } // TorchSharp: batch1.baddbmm(batch2, input); no in-place form
-        }
-
-        // Warm-up: JIT, scratch, worker threads, LibTorch's pools.
-        Ours(); Ours();
-        if (torchOn) { TorchMatmul(); TorchInPlace(); }
-        var ours = new double[reps]; var mm = new double[reps]; var ip = new double[reps];
-        for (int r = 0; r < reps; r++)
-        {
-            ours[r] = Time(Ours);
-            if (torchOn) { mm[r] = Time(TorchMatmul); ip[r] = Time(TorchInPlace); }
-        }
-        taT?.Dispose(); tbT?.Dispose(); ta?.Dispose(); tb?.Dispose(); tc?.Dispose();
+        var slots = new List<Slot> { new("ours", "fastrec", $"{si}:{kernel}") };
+        if (torchOn) { slots.Add(new("mm", "torch", $"{si}:mm")); slots.Add(new("ip", "torch", $"{si}:ip")); }
+        var res = run.Run(slots, reps, warmup: 2);
+        double[] T(string key) => (s_cpuTime ? res[key].ThreadCpuMs : res[key].WallMs).ToArray();
+        double[] ours = T("ours"), mm = torchOn ? T("mm") : [], ip = torchOn ? T("ip") : [];
         double paired = torchOn ? MedianOf(Enumerable.Range(0, reps).Select(r => Math.Min(mm[r], ip[r]) / ours[r]).ToArray()) : double.NaN;
         return new Row(s, kernel.ToString(), Median(ours), torchOn ? Median(mm) : double.NaN, torchOn ? Median(ip) : double.NaN, paired);
     }
 
-    private static bool s_cpuTime;
-
-    private static double Time(Action f)
+    /// <summary>One side of the comparison: "fastrec" (CpuGemm, case "SHAPE:KERNEL") or "torch" (LibTorch, case "SHAPE:mm" for
+    /// torch.matmul, "SHAPE:ip" for the in-place addmm_ / baddbmm).</summary>
+    private sealed class GemmEngine : IBenchEngine
     {
-        if (s_cpuTime)
+        private readonly List<Shape> _shapes;
+        private readonly List<IDisposable> _tensors = new();
+        public string Name { get; }
+        public IReadOnlyDictionary<string, string> Settings { get; }
+
+        public GemmEngine(string name, List<Shape> shapes, int threads, bool inProcess)
         {
-            // CPU time of this thread: a descheduled thread does not count (1-thread comparisons on a busy box).
-            long c0 = ThreadCpuNs();
-            f();
-            return (ThreadCpuNs() - c0) / 1e6;
+            if (name is not ("fastrec" or "torch")) throw new ArgumentException($"gemm: no engine '{name}' (fastrec, torch)");
+            Name = name; _shapes = shapes;
+            if (name == "torch")
+            {
+                torch.set_num_threads(threads);
+                string omp = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "unset";
+                Settings = new Dictionary<string, string>
+                {
+                    ["engine"] = $"LibTorch via TorchSharp {typeof(torch).Assembly.GetName().Version} (torch.matmul and addmm_/baddbmm)",
+                    ["threads"] = $"intra-op {torch.get_num_threads()} (set_num_threads)",
+                    ["spinning"] = $"OpenMP, OMP_WAIT_POLICY {omp}{(omp == "PASSIVE" ? " (tuned)" : omp == "unset" ? " (default: threads spin at barriers)" : "")}" +
+                                   (inProcess ? ", in-process (inherited from the parent)" : ""),
+                    ["precision"] = "fp32",
+                };
+            }
+            else
+                Settings = new Dictionary<string, string>
+                {
+                    ["engine"] = "FastRec CpuGemm",
+                    ["threads"] = $"{threads} (CpuParallel)",
+                    ["spinning"] = "brief (200 spins on a ManualResetEventSlim, then blocks)",
+                    ["precision"] = "fp32",
+                    ["vector512"] = $"{(Vector512.IsHardwareAccelerated ? "accelerated" : "not accelerated")}",
+                };
         }
-        long t0 = Stopwatch.GetTimestamp();
-        f();
-        return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+
+        public BenchCase Prepare(string caseId)
+        {
+            string[] p = caseId.Split(':');
+            Shape s = _shapes[int.Parse(p[0], System.Globalization.CultureInfo.InvariantCulture)];
+            int aRows = s.TransA ? s.K : s.M, aCols = s.TransA ? s.M : s.K;
+            int bRows = s.TransB ? s.N : s.K, bCols = s.TransB ? s.K : s.N;
+            int batch = s.Batch;
+            long sa = (long)aRows * aCols, sb = (long)bRows * bCols, sc = (long)s.M * s.N;
+            float[] a = Data((int)(sa * batch), 1), b = Data((int)(sb * batch), 2), c = Data((int)(sc * batch), 3);
+            if (Name == "fastrec")
+            {
+                var kernel = Enum.Parse<GemmKernel>(p[1], ignoreCase: true);
+                return new BenchCase(() =>
+                {
+                    CpuGemm.Kernel = kernel;
+                    if (batch == 1) CpuGemm.Sgemm(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, aCols, b, bCols, s.Accumulate, c, s.N);
+                    else CpuGemm.SgemmBatched(s.TransA, s.TransB, s.M, s.N, s.K, 1f, a, aCols, b, bCols, s.Accumulate, c, s.N, batch, sa, sb, sc);
+                });
+            }
+            long[] Dims(int r, int cl) => batch == 1 ? [r, cl] : [batch, r, cl];
+            torch.Tensor ta = torch.tensor(a, Dims(aRows, aCols)), tb = torch.tensor(b, Dims(bRows, bCols)), tc = torch.tensor(c, Dims(s.M, s.N));
+            // op(A), op(B): the transposes are views (LibTorch passes them to its BLAS as transpose flags).
+            torch.Tensor opA = s.TransA ? ta.transpose(-2, -1) : ta, opB = s.TransB ? tb.transpose(-2, -1) : tb;
+            _tensors.AddRange([ta, tb, tc, opA, opB]);
+            if (p[1] == "mm")
+                return new BenchCase(() =>
+                {
+                    using var prod = torch.matmul(opA, opB);
+                    if (s.Accumulate) tc.add_(prod);
+                });
+            float beta = s.Accumulate ? 1 : 0;
+            return new BenchCase(() =>
+            {
+                if (batch == 1) tc.addmm_(opA, opB, beta: beta, alpha: 1);
+                else { using var prod = opA.baddbmm(opB, tc, beta: beta, alpha: 1); } // TorchSharp: batch1.baddbmm(batch2, input); no in-place form
+            });
+        }
+
+        public void Dispose()
+        {
+            foreach (var t in _tensors) t.Dispose();
+        }
     }
+
+    private static bool s_cpuTime;
 
     [StructLayout(LayoutKind.Sequential)]
     private struct Timespec { public long Sec, Nsec; }
@@ -226,7 +282,7 @@ internal static class GemmBench
                           $"{r.TorchMatmulMs,9:F2} {r.TorchInPlaceMs,9:F2} {t,9:F1} {g / t,6:F2} {r.PairedRatio,6:F2}");
     }
 
-    private static void WriteJson(List<Row> rows, int threads, int reps, double peak, string? torchError, string ompWait)
+    private static void WriteJson(List<Row> rows, int threads, int reps, double peak, string? torchError, FairRun run)
     {
         using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
         w.WriteStartObject();
@@ -236,8 +292,12 @@ internal static class GemmBench
         w.WriteNumber("fmaPeakGflops", Math.Round(peak, 2));
         w.WriteString("statistic", s_useMin ? "min" : "median");
         w.WriteString("clock", s_cpuTime ? "thread-cpu" : "wall");
-        w.WriteString("ompWaitPolicy", ompWait);
         if (torchError is not null) w.WriteString("torchError", torchError);
+        foreach (var kv in run.Meta())
+        {
+            w.WritePropertyName(kv.Key);
+            JsonSerializer.Serialize(w, kv.Value);
+        }
         w.WriteStartArray("shapes");
         foreach (Row r in rows)
         {

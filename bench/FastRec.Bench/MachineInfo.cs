@@ -1,4 +1,7 @@
-// What machine a benchmark ran on: the CPU model and the load average, printed beside every figure.
+// What machine a benchmark ran on: the CPU model, its vector ISA and the load average, printed beside every figure.
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace FastRec.Bench;
 
 /// <summary>Machine facts read from /proc (Linux); "unknown"/"n/a" elsewhere.</summary>
@@ -21,5 +24,22 @@ internal static class MachineInfo
         try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
         catch (IOException) { return "n/a"; }
         catch (UnauthorizedAccessException) { return "n/a"; }
+    }
+
+    /// <summary>The vector ISA the runtime uses here: AVX2, FMA, AVX-512 F/BW/VL/VNNI/BF16 (x86), AdvSimd (Arm), and whether
+    /// Vector512 is hardware accelerated (.NET may leave it off on CPUs that throttle at 512 bits).</summary>
+    public static string[] Isa()
+    {
+        var isa = new List<string>();
+        if (Avx2.IsSupported) isa.Add("AVX2");
+        if (Fma.IsSupported) isa.Add("FMA");
+        if (Avx512F.IsSupported) isa.Add("AVX-512F");
+        if (Avx512BW.IsSupported) isa.Add("AVX-512BW");
+        if (Avx512F.VL.IsSupported) isa.Add("AVX-512VL");
+        if (AvxVnni.IsSupported) isa.Add("AVX-VNNI");
+        if (Avx512Vbmi.IsSupported) isa.Add("AVX-512VBMI");
+        if (System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported) isa.Add("AdvSimd");
+        isa.Add(Vector512.IsHardwareAccelerated ? "Vector512-accelerated" : "Vector512-not-accelerated");
+        return isa.ToArray();
     }
 }

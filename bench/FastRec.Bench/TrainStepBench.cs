@@ -1,7 +1,7 @@
 // `train-step`: full fine-tune step (forward, backward, clip, AdamW) of the MiniLM-shaped model, FastRec CpuSimd vs LibTorch, examples/s.
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using FastRec.Bench.Fair;
 using FastRec.Engine.Model;
 using FastRec.Kernels;
 using FastRec.Kernels.Cpu;
@@ -13,15 +13,16 @@ namespace FastRec.Bench;
 /// <summary>
 /// Times one training step of the same model (MiniLM-L6 shape: L 6, C 384, NH 12, F 1536, V 30522; head 64 + 2 dense
 /// features; dropout 0.1 as in the MiniLM config) on FastRec's <see cref="CpuSimdBackend"/> and on LibTorch via
-/// <see cref="TorchBert"/>, with the same thread count for both. Steps of the two engines alternate, so load on the machine
-/// hits both alike; after the warm-up the median step time gives examples/s = B / median. The process CPU time of each
-/// step is reported beside it (on a loaded machine the wall time stretches; CPU time much less, though it counts spinning).
-/// <para>On a shared, oversubscribed machine run with <c>OMP_WAIT_POLICY=PASSIVE</c>: LibTorch's OpenMP threads otherwise
-/// spin at every barrier while the other thread is descheduled, which inflates torch's wall and CPU time (measured 2.5x on
-/// the 2-core dev box). The variable must be in the process environment before start; the result records it.</para>
+/// <see cref="TorchBert"/>, with the same thread count for both. Each engine runs in its own worker process
+/// (<see cref="FairRun"/>), LibTorch at its default OpenMP wait policy (OMP_WAIT_POLICY removed from its environment;
+/// --tuned sets PASSIVE there, labelled "tuned"); the parent asks them in turn for blocks of R steps (--block-reps,
+/// default 1), so load on the machine hits both alike and neither runs beside the other's spinning threads. After the
+/// warm-up the median step time gives examples/s = B / median. The process CPU time of each step is reported beside it.
+/// --in-process: the old method (both in this process, alternating step by step; LibTorch's wait policy is then this
+/// process's OMP_WAIT_POLICY).
 /// <para>Options: --threads N (default 2), --batch B (32), --seq T (64), --warmup W (1), --steps S (3), --vocab V (30522),
-/// --sdpa (torch attention via scaled_dot_product_attention instead of HF eager), --no-torch, --json. With --ranks N the
-/// data-parallel scaling benchmark runs instead (<see cref="DataParallelBench"/>).</para>
+/// --sdpa (torch attention via scaled_dot_product_attention instead of HF eager), --no-torch, --json, plus --tuned,
+/// --block-reps R, --in-process. With --ranks N the data-parallel scaling benchmark runs instead (<see cref="DataParallelBench"/>).</para>
 /// </summary>
 public static class TrainStepBench
 {
@@ -31,112 +32,164 @@ public static class TrainStepBench
     public static int Run(string[] args)
     {
         if (DataParallelBench.Wanted(args)) return DataParallelBench.Run(args);
+        HarnessOptions h;
         Options o;
-        try { o = Parse(args); }
+        try { h = HarnessOptions.Extract(args); o = Parse(h.Args); }
         catch (ArgumentException e) { Console.Error.WriteLine($"train-step: {e.Message}"); return 2; }
 
         CpuParallel.Threads = o.Threads;
-        if (o.Torch) { torch.set_num_threads(o.Threads); torch.set_num_interop_threads(1); }
+        if (h.Worker is not null) return WorkerHost.RunWorker(() => CreateEngine(h.Worker, o, h.InProcess));
 
-        var bert = new BertConfig
+        var specs = new List<EngineSpec> { new("fastrec", () => CreateEngine("fastrec", o, h.InProcess)) };
+        if (o.Torch)
+            specs.Add(new("torch", () => CreateEngine("torch", o, h.InProcess),
+                new Dictionary<string, string?> { ["OMP_WAIT_POLICY"] = h.Tuned ? "PASSIVE" : null }));
+        int blockReps = h.BlockReps ?? 1;
+        Dictionary<string, SlotResult> res;
+        FairRun? run = null;
+        try
         {
-            VocabSize = o.Vocab, HiddenSize = 384, NumHiddenLayers = 6, NumAttentionHeads = 12, IntermediateSize = 1536,
-            MaxPositionEmbeddings = 512, TypeVocabSize = 2, HiddenDropoutProb = 0.1, AttentionProbsDropoutProb = 0.1,
-        };
-        var adapter = new AdapterConfig { HiddenSizes = [64], Activation = Activation.Gelu, Dropout = 0.1f, DenseFeatures = 2, Input = AdapterInput.Pooler };
-        var batch = MakeBatch(o.Batch, o.Seq, o.Vocab, adapter.DenseFeatures);
-        var opt = new AdamWOptions { Lr = 2e-5f, WeightDecay = 0.01f, MaxGradNorm = 1.0f };
-
-        using var backend = new CpuSimdBackend();
-        using var model = new RecModel(backend, bert, adapter);
-        model.InitRandom(1);
-        using TorchBert? peer = o.Torch ? TorchBert.FromModel(model) : null;
-        if (peer != null)
-        {
-            peer.UseSdpa = o.Sdpa;
-            peer.ConfigureOptimizer(lr: opt.Lr, weightDecay: opt.WeightDecay, maxGradNorm: opt.MaxGradNorm);
+            run = FairRun.Start(h, blockReps, specs);
+            res = run.Run(specs.Select(e => new Slot(e.Name, e.Name, "step")).ToList(), o.Steps, o.Warmup);
+            run.Finish();
         }
-
-        var fast = new List<double>();
-        var tor = new List<double>();
-        var fastCpu = new List<double>();
-        var torCpu = new List<double>();
-        using var self = Process.GetCurrentProcess();
-        double CpuMs() { self.Refresh(); return self.TotalProcessorTime.TotalMilliseconds; }
-        float fastLoss = 0, torchLoss = 0;
-        int total = o.Warmup + o.Steps;
-        for (int step = 1; step <= total; step++)
+        catch (WorkerException e) { Console.Error.WriteLine($"train-step: {e.Message}"); run?.Dispose(); return 1; }
+        using (run)
         {
-            double cpu0 = CpuMs();
-            var sw = Stopwatch.StartNew();
-            model.ZeroGrad();
-            fastLoss = model.ForwardBackward(batch, dropoutSeed: 7, step: step);
-            model.Step(opt, step);
-            double fastMs = sw.Elapsed.TotalMilliseconds, fastCpuMs = CpuMs() - cpu0;
-            if (step > o.Warmup) { fast.Add(fastMs); fastCpu.Add(fastCpuMs); }
+            var fast = res["fastrec"];
+            var tor = o.Torch ? res["torch"] : null;
+            double fastMed = Median(fast.WallMs), torchMed = tor != null ? Median(tor.WallMs) : double.NaN;
+            double fastEps = o.Batch / (fastMed / 1000), torchEps = o.Batch / (torchMed / 1000);
+            double ratio = fastEps / torchEps;
+            var fastSettings = run.Client("fastrec").Settings;
 
-            double torchMs = double.NaN, torchCpuMs = double.NaN;
-            if (peer != null)
+            if (o.Json)
             {
-                cpu0 = CpuMs();
-                sw.Restart();
-                peer.ZeroGrad();
-                torchLoss = peer.ForwardBackward(batch, training: true);
-                peer.Step();
-                torchMs = sw.Elapsed.TotalMilliseconds;
-                torchCpuMs = CpuMs() - cpu0;
-                if (step > o.Warmup) { tor.Add(torchMs); torCpu.Add(torchCpuMs); }
-            }
-            if (!o.Json)
-                Console.Error.WriteLine($"  step {step}{(step <= o.Warmup ? " (warm-up)" : "")}: fastrec {fastMs,9:F1} ms, cpu {fastCpuMs,9:F1} ms (loss {fastLoss:F4})" +
-                                        (peer != null ? $"   torch {torchMs,9:F1} ms, cpu {torchCpuMs,9:F1} ms (loss {torchLoss:F4})" : ""));
-        }
-
-        double fastMed = Median(fast), torchMed = peer != null ? Median(tor) : double.NaN;
-        double fastEps = o.Batch / (fastMed / 1000), torchEps = o.Batch / (torchMed / 1000);
-        double ratio = fastEps / torchEps;
-        string machine = $"{MachineInfo.CpuModel()}, {Environment.ProcessorCount} logical cores, load average {MachineInfo.LoadAverage()}";
-        string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
-        string ompWait = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "unset";
-
-        if (o.Json)
-        {
-            var result = new Dictionary<string, object?>
-            {
-                ["benchmark"] = "train-step",
-                ["date"] = date,
-                ["machine"] = machine,
-                ["threads"] = o.Threads,
-                ["batch"] = o.Batch,
-                ["seq"] = o.Seq,
-                ["vocab"] = o.Vocab,
-                ["warmup"] = o.Warmup,
-                ["steps"] = o.Steps,
-                ["omp_wait_policy"] = ompWait,
-                ["fastrec"] = new Dictionary<string, object> { ["backend"] = backend.Name, ["median_ms"] = Round(fastMed), ["examples_per_s"] = Round(fastEps), ["step_ms"] = fast.Select(Round).ToArray(), ["median_cpu_ms"] = Round(Median(fastCpu)) },
-                ["torch"] = peer == null ? null : new Dictionary<string, object>
+                var result = new Dictionary<string, object?>
                 {
-                    ["attention"] = o.Sdpa ? "sdpa" : "eager", ["median_ms"] = Round(torchMed), ["examples_per_s"] = Round(torchEps), ["step_ms"] = tor.Select(Round).ToArray(),
-                    ["median_cpu_ms"] = Round(Median(torCpu)),
-                },
-                ["ratio_fastrec_over_torch"] = peer == null ? null : Math.Round(ratio, 3),
-            };
-            Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
-        }
-        else
-        {
-            Console.WriteLine($"train-step  MiniLM-L6 shape (V {o.Vocab}), B {o.Batch} x T {o.Seq}, {o.Threads} thread(s), median of {o.Steps} after {o.Warmup} warm-up");
-            Console.WriteLine($"machine     {machine}; {date}");
-            Console.WriteLine($"fastrec     {fastMed,9:F1} ms/step  {fastEps,8:F2} examples/s  cpu {Median(fastCpu),9:F1} ms/step  ({backend.Name})");
-            if (peer != null)
+                    ["benchmark"] = "train-step",
+                    ["threads"] = o.Threads,
+                    ["batch"] = o.Batch,
+                    ["seq"] = o.Seq,
+                    ["vocab"] = o.Vocab,
+                    ["warmup"] = o.Warmup,
+                    ["steps"] = o.Steps,
+                };
+                foreach (var kv in run.Meta()) result[kv.Key] = kv.Value;
+                result["fastrec"] = new Dictionary<string, object> { ["backend"] = fastSettings["engine"], ["median_ms"] = Round(fastMed), ["examples_per_s"] = Round(fastEps), ["step_ms"] = fast.WallMs.Select(Round).ToArray(), ["median_cpu_ms"] = Round(Median(fast.CpuMs)), ["loss"] = Round(fast.Extra.GetValueOrDefault("loss", double.NaN)) };
+                result["torch"] = tor == null ? null : new Dictionary<string, object>
+                {
+                    ["attention"] = o.Sdpa ? "sdpa" : "eager", ["median_ms"] = Round(torchMed), ["examples_per_s"] = Round(torchEps), ["step_ms"] = tor.WallMs.Select(Round).ToArray(),
+                    ["median_cpu_ms"] = Round(Median(tor.CpuMs)), ["loss"] = Round(tor.Extra.GetValueOrDefault("loss", double.NaN)),
+                };
+                result["ratio_fastrec_over_torch"] = tor == null ? null : Math.Round(ratio, 3);
+                Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }));
+            }
+            else
             {
-                Console.WriteLine($"torch       {torchMed,9:F1} ms/step  {torchEps,8:F2} examples/s  cpu {Median(torCpu),9:F1} ms/step  (LibTorch {(o.Sdpa ? "sdpa" : "eager")} attention)");
-                Console.WriteLine($"ratio       {ratio:F3}  (fastrec / torch examples/s; > 1 = FastRec faster)");
-                if (ompWait == "unset")
-                    Console.WriteLine("note        OMP_WAIT_POLICY is unset: on a loaded machine LibTorch's spinning OpenMP threads slow it down; OMP_WAIT_POLICY=PASSIVE is fairer there");
+                Console.WriteLine($"train-step  MiniLM-L6 shape (V {o.Vocab}), B {o.Batch} x T {o.Seq}, {o.Threads} thread(s), median of {o.Steps} after {o.Warmup} warm-up");
+                foreach (string line in run.Header()) Console.WriteLine(line);
+                Console.WriteLine($"fastrec     {fastMed,9:F1} ms/step  {fastEps,8:F2} examples/s  cpu {Median(fast.CpuMs),9:F1} ms/step  ({fastSettings["engine"]}, loss {fast.Extra.GetValueOrDefault("loss", double.NaN):F4})");
+                if (tor != null)
+                {
+                    Console.WriteLine($"torch       {torchMed,9:F1} ms/step  {torchEps,8:F2} examples/s  cpu {Median(tor.CpuMs),9:F1} ms/step  (LibTorch {(o.Sdpa ? "sdpa" : "eager")} attention, loss {tor.Extra.GetValueOrDefault("loss", double.NaN):F4})");
+                    Console.WriteLine($"ratio       {ratio:F3}  (fastrec / torch examples/s; > 1 = FastRec faster)");
+                    if (h.InProcess && (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "unset") == "unset")
+                        Console.WriteLine("note        in-process with OMP_WAIT_POLICY unset: LibTorch's spinning OpenMP threads run beside FastRec's steps here");
+                }
             }
         }
         return 0;
+    }
+
+    private static IBenchEngine CreateEngine(string name, Options o, bool inProcess) => name switch
+    {
+        "fastrec" => new StepEngine(o, torch: false, inProcess),
+        "torch" => new StepEngine(o, torch: true, inProcess),
+        _ => throw new ArgumentException($"train-step: no engine '{name}' (fastrec, torch)"),
+    };
+
+    /// <summary>One engine's train step (zero grad, forward + backward, clip + AdamW) on the same randomly initialised model
+    /// (LibTorch's copied from a FastRec model of seed 1) and the same batch; the step counter runs on across blocks.</summary>
+    private sealed class StepEngine : IBenchEngine
+    {
+        private readonly CpuSimdBackend _backend = new();
+        private readonly RecModel _model;
+        private readonly TorchBert? _peer;
+        private readonly RecBatch _batch;
+        private readonly AdamWOptions _opt = new() { Lr = 2e-5f, WeightDecay = 0.01f, MaxGradNorm = 1.0f };
+        private int _step;
+        private float _loss;
+        public string Name { get; }
+        public IReadOnlyDictionary<string, string> Settings { get; }
+
+        public StepEngine(Options o, bool torch, bool inProcess)
+        {
+            Name = torch ? "torch" : "fastrec";
+            if (torch) { TorchSharp.torch.set_num_threads(o.Threads); TorchSharp.torch.set_num_interop_threads(1); }
+            var bert = new BertConfig
+            {
+                VocabSize = o.Vocab, HiddenSize = 384, NumHiddenLayers = 6, NumAttentionHeads = 12, IntermediateSize = 1536,
+                MaxPositionEmbeddings = 512, TypeVocabSize = 2, HiddenDropoutProb = 0.1, AttentionProbsDropoutProb = 0.1,
+            };
+            var adapter = new AdapterConfig { HiddenSizes = [64], Activation = Activation.Gelu, Dropout = 0.1f, DenseFeatures = 2, Input = AdapterInput.Pooler };
+            _batch = MakeBatch(o.Batch, o.Seq, o.Vocab, adapter.DenseFeatures);
+            _model = new RecModel(_backend, bert, adapter);
+            _model.InitRandom(1);
+            if (torch)
+            {
+                _peer = TorchBert.FromModel(_model);
+                _peer.UseSdpa = o.Sdpa;
+                _peer.ConfigureOptimizer(lr: _opt.Lr, weightDecay: _opt.WeightDecay, maxGradNorm: _opt.MaxGradNorm);
+                string omp = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "unset";
+                Settings = new Dictionary<string, string>
+                {
+                    ["engine"] = $"LibTorch via TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}, {(o.Sdpa ? "sdpa" : "eager")} attention",
+                    ["threads"] = $"intra-op {TorchSharp.torch.get_num_threads()} (set_num_threads), inter-op 1",
+                    ["spinning"] = $"OpenMP, OMP_WAIT_POLICY {omp}{(omp == "PASSIVE" ? " (tuned)" : omp == "unset" ? " (default: threads spin at barriers)" : "")}" +
+                                   (inProcess ? ", in-process (inherited from the parent)" : ""),
+                    ["precision"] = "fp32",
+                };
+            }
+            else
+            {
+                Settings = new Dictionary<string, string>
+                {
+                    ["engine"] = _backend.Name,
+                    ["threads"] = $"{o.Threads} (CpuParallel)",
+                    ["spinning"] = "brief (200 spins on a ManualResetEventSlim, then blocks)",
+                    ["precision"] = "fp32",
+                };
+            }
+        }
+
+        public BenchCase Prepare(string caseId)
+        {
+            if (caseId != "step") throw new ArgumentException($"train-step: no case '{caseId}' (step)");
+            return new BenchCase(Step, () => new Dictionary<string, double> { ["loss"] = _loss, ["steps"] = _step });
+        }
+
+        private void Step()
+        {
+            _step++;
+            if (_peer is not null)
+            {
+                _peer.ZeroGrad();
+                _loss = _peer.ForwardBackward(_batch, training: true);
+                _peer.Step();
+            }
+            else
+            {
+                _model.ZeroGrad();
+                _loss = _model.ForwardBackward(_batch, dropoutSeed: 7, step: _step);
+                _model.Step(_opt, _step);
+            }
+        }
+
+        public void Dispose()
+        {
+            _peer?.Dispose(); _model.Dispose(); _backend.Dispose();
+        }
     }
 
     private static double Round(double v) => Math.Round(v, 2);
@@ -165,7 +218,7 @@ public static class TrainStepBench
                 case "--sdpa": sdpa = true; break;
                 case "--no-torch": useTorch = false; break;
                 case "--json": json = true; break;
-                default: throw new ArgumentException($"unknown option '{args[i]}' (--threads N --batch B --seq T --warmup W --steps S --vocab V --sdpa --no-torch --json)");
+                default: throw new ArgumentException($"unknown option '{args[i]}' (--threads N --batch B --seq T --warmup W --steps S --vocab V --sdpa --no-torch --json --tuned --block-reps R --in-process)");
             }
         }
         if (seq > 512) throw new ArgumentException($"--seq {seq} exceeds max_position_embeddings 512");
