@@ -189,7 +189,7 @@ internal static class GemmBench
                 {
                     ["engine"] = "FastRec CpuGemm",
                     ["threads"] = $"{threads} (CpuParallel)",
-                    ["spinning"] = "brief (200 spins on a ManualResetEventSlim, then blocks)",
+                    ["spinning"] = MachineInfo.FastRecSpinning(),
                     ["precision"] = "fp32",
                     ["vector512"] = $"{(Vector512.IsHardwareAccelerated ? "accelerated" : "not accelerated")}",
                 };

@@ -225,7 +225,7 @@ public static class LatencyBench
             {
                 ["engine"] = $"FastRec Predictor on {_backend.Name}",
                 ["threads"] = $"{o.Threads} (CpuParallel)",
-                ["spinning"] = "brief (200 spins on a ManualResetEventSlim, then blocks)",
+                ["spinning"] = MachineInfo.FastRecSpinning(),
                 ["precision"] = int16 ? "int16 Linears (ServingPrecision.Int16), fp32 elsewhere" : "fp32",
                 ["model"] = student ? $"student L {m.Bert.NumHiddenLayers}, C {m.Bert.HiddenSize}: {init}" : $"all-MiniLM-L6-v2, L {m.Bert.NumHiddenLayers}, C {m.Bert.HiddenSize}",
             };

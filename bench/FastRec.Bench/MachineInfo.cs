@@ -7,6 +7,14 @@ namespace FastRec.Bench;
 /// <summary>Machine facts read from /proc (Linux); "unknown"/"n/a" elsewhere.</summary>
 internal static class MachineInfo
 {
+    /// <summary>How FastRec's CPU workers wait between parallel regions (CpuParallel.SpinMicroseconds, FASTREC_SPIN_US).</summary>
+    public static string FastRecSpinning()
+    {
+        int us = FastRec.Kernels.Cpu.CpuParallel.SpinMicroseconds;
+        return us > 0 ? $"bounded: spin {us} us after a parallel region, then block (FASTREC_SPIN_US)"
+                      : "brief (200 spins on a ManualResetEventSlim, then blocks)";
+    }
+
     public static string CpuModel()
     {
         try

@@ -157,7 +157,7 @@ public static class TrainStepBench
                 {
                     ["engine"] = _backend.Name,
                     ["threads"] = $"{o.Threads} (CpuParallel)",
-                    ["spinning"] = "brief (200 spins on a ManualResetEventSlim, then blocks)",
+                    ["spinning"] = MachineInfo.FastRecSpinning(),
                     ["precision"] = "fp32",
                 };
             }

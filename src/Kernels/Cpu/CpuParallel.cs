@@ -42,8 +42,49 @@ public static unsafe class CpuParallel
     private static int s_busy;
     private static Exception? s_error;
     private static readonly ManualResetEventSlim s_done = new(false, SpinCount);
+    private static int s_generation;                  // incremented per parallel region: the tickets handed to the workers
+    private static long s_spinTicks = SpinTicksFrom(DefaultSpinMicroseconds());
 
     private const int SpinCount = 200;
+
+    /// <summary>
+    /// How long, in microseconds, the workers keep spinning after a parallel region before they block, and the caller spins
+    /// before it blocks waiting for them (default 0: the ManualResetEventSlim's brief spin only, then block; or the
+    /// FASTREC_SPIN_US environment variable). A forward at batch 1 runs some fifty short parallel regions; waking a blocked
+    /// worker costs microseconds each, so a latency-critical host (the serving host, `PredictorOptions` users) may trade
+    /// idle CPU for latency, as ONNX Runtime does by default (its intra-op threads spin). Batch work gains nothing from it.
+    /// Process-wide, like the pool. At most 100,000 (0.1 s).
+    /// </summary>
+    public static int SpinMicroseconds
+    {
+        get => (int)(Volatile.Read(ref s_spinTicks) * 1_000_000 / System.Diagnostics.Stopwatch.Frequency);
+        set
+        {
+            if (value < 0 || value > 100_000)
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"CpuParallel.SpinMicroseconds must be in [0, 100000], got {value}");
+            Volatile.Write(ref s_spinTicks, SpinTicksFrom(value));
+        }
+    }
+
+    private static long SpinTicksFrom(int microseconds) => (long)microseconds * System.Diagnostics.Stopwatch.Frequency / 1_000_000;
+
+    private static int DefaultSpinMicroseconds()
+    {
+        string? env = Environment.GetEnvironmentVariable("FASTREC_SPIN_US");
+        return env is not null && int.TryParse(env, out int us) && us >= 0 && us <= 100_000 ? us : 0;
+    }
+
+    /// <summary>Spins while (<paramref name="field"/> == <paramref name="value"/>) == <paramref name="whileEqual"/>, at most
+    /// <see cref="SpinMicroseconds"/>; returns at once when the budget is 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SpinWhile(ref int field, int value, bool whileEqual)
+    {
+        long ticks = Volatile.Read(ref s_spinTicks);
+        if (ticks <= 0) return;
+        long end = System.Diagnostics.Stopwatch.GetTimestamp() + ticks;
+        while ((Volatile.Read(ref field) == value) == whileEqual && System.Diagnostics.Stopwatch.GetTimestamp() < end)
+            Thread.SpinWait(8);
+    }
 
     /// <summary>Number of threads used by parallel loops (the calling thread included), at least 1.</summary>
     public static int Threads
@@ -119,10 +160,16 @@ public static unsafe class CpuParallel
             s_invoke = invoke; s_job = job; s_count = count; s_parts = parts; s_error = null;
             s_done.Reset();
             Volatile.Write(ref s_pending, parts - 1);
-            for (int w = 0; w < parts - 1; w++) workers[w].Go.Set();
+            int ticket = Interlocked.Increment(ref s_generation);   // full fence: the job's fields are written before any ticket
+            for (int w = 0; w < parts - 1; w++)
+            {
+                Volatile.Write(ref workers[w].Ticket, ticket);            // what a spinning worker watches
+                workers[w].Go.Set();                                      // what a blocked one waits on
+            }
             Exception? mine = null;
             try { invoke(job, count, parts, 0); }
             catch (Exception e) { mine = e; }
+            SpinWhile(ref s_pending, 0, whileEqual: false);
             s_done.Wait();
             Exception? error = mine ?? s_error;
             s_invoke = null; s_job = null; s_error = null;
@@ -160,6 +207,8 @@ public static unsafe class CpuParallel
     private sealed class Worker
     {
         public readonly ManualResetEventSlim Go = new(false, SpinCount);
+        /// <summary>The region this worker is asked to run (a generation number), written by the caller before <see cref="Go"/>.</summary>
+        public int Ticket;
         private readonly int _part;
 
         public Worker(int part)
@@ -171,10 +220,19 @@ public static unsafe class CpuParallel
 
         private void Loop()
         {
+            int seen = 0;
             while (true)
             {
-                Go.Wait();
-                Go.Reset();
+                // Wait for this worker's next ticket: spin for the budget (SpinMicroseconds), then block. Go may be left set
+                // by a region this worker already took while spinning; the ticket, re-read after every wake-up, decides.
+                int t;
+                SpinWhile(ref Ticket, seen, whileEqual: true);
+                while ((t = Volatile.Read(ref Ticket)) == seen)
+                {
+                    Go.Wait();
+                    Go.Reset();
+                }
+                seen = t;
                 try { s_invoke(s_job, s_count, s_parts, _part); }
                 catch (Exception e) { Interlocked.CompareExchange(ref s_error, e, null); }
                 if (Interlocked.Decrement(ref s_pending) == 0) s_done.Set();

@@ -12,7 +12,11 @@ public class CpuParallelTests
     public void SaveThreads() => _savedThreads = CpuParallel.Threads;
 
     [TearDown]
-    public void RestoreThreads() => CpuParallel.Threads = _savedThreads;
+    public void RestoreThreads()
+    {
+        CpuParallel.Threads = _savedThreads;
+        CpuParallel.SpinMicroseconds = 0;
+    }
 
     private unsafe struct CountJob : IParallelJob
     {
@@ -43,6 +47,39 @@ public class CpuParallelTests
         Assert.That(hits, Is.All.EqualTo(1));
         if (threads >= 2 && count >= 2)
             Assert.That(ids.Distinct().Count(), Is.GreaterThan(1), "more than one thread did the work");
+    }
+
+    [TestCase(0)]
+    [TestCase(2000)]
+    public unsafe void SpinningWorkersRunEveryRegionOnceWhateverItsPartCount(int spinMicroseconds)
+    {
+        // Workers that spin between regions must run only the regions they are handed: four threads (more than this box's
+        // cores), regions of 1..4 parts one after another, so a spinning worker sees regions it is not part of.
+        CpuParallel.Threads = 4;
+        CpuParallel.SpinMicroseconds = spinMicroseconds;
+        Assert.That(CpuParallel.SpinMicroseconds, Is.EqualTo(spinMicroseconds).Within(1));
+        var hits = new int[7];
+        var ids = new int[7];
+        fixed (int* h = hits, t = ids)
+            for (int round = 0; round < 2000; round++)
+            {
+                int count = 1 + round % 7;
+                var job = new CountJob { Hits = h, ThreadIds = t };
+                CpuParallel.For(count, ref job, maxThreads: 1 + round % 4);
+                for (int i = 0; i < 7; i++)
+                {
+                    Assert.That(hits[i], Is.EqualTo(i < count ? 1 : 0), $"round {round}: index {i} of {count}");
+                    hits[i] = 0;
+                }
+            }
+    }
+
+    [Test]
+    public void SpinMicrosecondsRefusesOutOfRangeValues()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => CpuParallel.SpinMicroseconds = -1)!;
+        Assert.That(e.Message, Does.Contain("SpinMicroseconds").And.Contain("-1"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CpuParallel.SpinMicroseconds = 100_001);
     }
 
     private unsafe struct RangeJob : IParallelRangeJob
