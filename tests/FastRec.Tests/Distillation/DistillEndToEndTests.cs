@@ -1,5 +1,6 @@
 // End to end on a real MovieTweetings slice: fine-tune a tiny teacher, `fastrec distill` it, the student beats popularity;
 // the student checkpoint serves through Predictor.Load; `fastrec cotrain` on a small synthetic set.
+using FastRec.Tests.Cli;
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using FastRec.Cli;
@@ -43,7 +44,7 @@ public class DistillEndToEndTests
 
     [OneTimeTearDown] public void TearDown() { try { Directory.Delete(_root, true); } catch (IOException) { } }
 
-    private static (int Code, string Out, string Err) Cli(params string[] args) => FastRec.Tests.Training.CliTests.Run(args);
+    private static (int Code, string Out, string Err) Cli(params string[] args) => FastRec.Tests.Cli.CliTests.Run(args);
 
     /// <summary>With --json, stdout is exactly one JSON document.</summary>
     private static JsonObject LastJson(string stdout) => (JsonObject)JsonNode.Parse(stdout)!;

@@ -1,5 +1,6 @@
 // Scoreboard (reference chosen on validation, lifts, row subsets), TransferStudy and ColdItemStudy on planted synthetic data,
 // and the `fastrec study` verbs end to end on a tiny dataset.
+using FastRec.Tests.Cli;
 using System.Text.Json.Nodes;
 using FastRec.Engine.Baselines;
 using FastRec.Engine.Data;

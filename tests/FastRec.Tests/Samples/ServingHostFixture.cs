@@ -1,5 +1,6 @@
 // Fixtures of the serving-host tests: a tiny random FastRec checkpoint and a tiny item-tower recommender over the synthetic
 // items, and the host on 127.0.0.1.
+using FastRec.Tests.Cli;
 using FastRec.Engine.Model;
 using FastRec.Engine.Training;
 using FastRec.Kernels.Cpu;

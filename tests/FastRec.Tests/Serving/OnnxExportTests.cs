@@ -1,5 +1,6 @@
 // ONNX export: ONNX Runtime running the exported graph scores demo test rows like the Predictor (tiny random checkpoints and
 // the real MiniLM encoder), the graph's interface, the weights read back by our ONNX converter, and `fastrec export`'s bad input.
+using FastRec.Tests.Cli;
 using System.Text.Json.Nodes;
 using FastRec.Engine.Data;
 using FastRec.Engine.Model;

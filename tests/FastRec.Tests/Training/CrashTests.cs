@@ -1,5 +1,6 @@
 // kill -9 of a training process at random moments: eval always loads a complete checkpoint, --resume always ends with
 // the uninterrupted run's weights.
+using FastRec.Tests.Cli;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using FastRec.Engine.Training;

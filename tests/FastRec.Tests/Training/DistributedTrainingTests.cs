@@ -1,5 +1,6 @@
 // Data-parallel training: shard assignment, rank-0-only checkpoints and reports, the gradient all-reduce, resume on another
 // rank count, and (under mpirun) 2 ranks x batch B == 1 process x batch 2B, a killed rank, the CLI's launcher errors.
+using FastRec.Tests.Cli;
 using System.Diagnostics;
 using FastRec.Engine.Model;
 using FastRec.Engine.Training;

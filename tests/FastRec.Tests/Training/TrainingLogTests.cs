@@ -1,4 +1,5 @@
 // Training logs: CRC-32C vectors, TFRecord framing by hand, event files read back record by record, JSON lines, the CLI flags.
+using FastRec.Tests.Cli;
 using System.Buffers.Binary;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;

@@ -5,7 +5,7 @@ using FastRec.Kernels.Cpu;
 using FastRec.Kernels.Gpu;
 using FastRec.Tests.Kernels;
 
-namespace FastRec.Tests.Gpu;
+namespace FastRec.Tests.Kernels.Gpu;
 
 /// <summary>
 /// A tiny BERT + MLP head (2 layers, C = 16, 2 heads, dense features, padding, token types, dropout on) run through

@@ -1,8 +1,9 @@
 // History features: hand-computed rates and counts, no look-ahead (equal timestamps never see each other), bad input.
+using FastRec.Tests.Training;
 using FastRec.Engine.Data;
 using FastRec.Tests.Data;
 
-namespace FastRec.Tests.Training;
+namespace FastRec.Tests.Data;
 
 public class HistoryFeaturesTests
 {

@@ -1,10 +1,11 @@
 // The train/eval/predict verbs: unknown and bad options are clear errors; a tiny end-to-end run through the command line.
+using FastRec.Tests.Training;
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using FastRec.Cli;
 using FastRec.Engine.Model;
 
-namespace FastRec.Tests.Training;
+namespace FastRec.Tests.Cli;
 
 [NonParallelizable]
 public class CliTests

@@ -4,7 +4,7 @@ using FastRec.Kernels.Gpu;
 using FastRec.Kernels.Reference;
 using FastRec.Tests.Kernels;
 
-namespace FastRec.Tests.Gpu;
+namespace FastRec.Tests.Kernels.Gpu;
 
 /// <summary>
 /// The ILGPU backend (<see cref="IlgpuBackend.CreateCpuAccelerator"/>: the same kernels CUDA runs, each GPU thread a CPU

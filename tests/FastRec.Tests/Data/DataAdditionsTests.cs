@@ -1,7 +1,8 @@
 // ExampleSet.Subset and RecDataset.BuildAll (added for sampling and for `fastrec predict`).
+using FastRec.Tests.Training;
 using FastRec.Engine.Data;
 
-namespace FastRec.Tests.Training;
+namespace FastRec.Tests.Data;
 
 public class DataAdditionsTests
 {

@@ -1,5 +1,6 @@
 // The command line as a hostile user meets it (issue 15): option names, output paths checked first, refused resumes,
 // one-line errors, pure JSON on stdout, flags named in their own words, honest numbers; and a sweep over every verb.
+using FastRec.Tests.Training;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -10,7 +11,7 @@ using FastRec.Engine.Metrics;
 using FastRec.Engine.Training;
 using FastRec.Kernels.Cpu;
 
-namespace FastRec.Tests.Training;
+namespace FastRec.Tests.Cli;
 
 [NonParallelizable]
 public class CliReliabilityTests

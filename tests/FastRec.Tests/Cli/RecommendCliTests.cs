@@ -5,7 +5,7 @@ using FastRec.Cli.Commands;
 using FastRec.Engine.Serving;
 using FastRec.Tests.Training;
 
-namespace FastRec.Tests.Serving;
+namespace FastRec.Tests.Cli;
 
 [NonParallelizable]
 public class RecommendCliTests

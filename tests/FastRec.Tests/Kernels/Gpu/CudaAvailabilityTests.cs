@@ -2,7 +2,7 @@
 using FastRec.Kernels;
 using FastRec.Kernels.Gpu;
 
-namespace FastRec.Tests.Gpu;
+namespace FastRec.Tests.Kernels.Gpu;
 
 public sealed class CudaAvailabilityTests
 {

@@ -7,7 +7,7 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
 
-namespace FastRec.Tests.Gpu;
+namespace FastRec.Tests.Kernels.Gpu;
 
 /// <summary>ILGPU's PTX backend runs without a driver: each kernel entry point of <see cref="IlgpuBackend"/> must compile for
 /// sm_90 (ILGPU writes `.target sm_80`, which the driver JITs for the device) with the PTX ISA ILGPU picks for a CUDA 13 driver (the H100/H200 machines run driver 580 = CUDA 13.0), and the

@@ -1,8 +1,9 @@
 // DataSchema: the fields two schemas differ in (what --resume refuses and eval's re-split guard checks), and its file paths.
+using FastRec.Tests.Training;
 using FastRec.Engine.Data;
 using FastRec.Engine.Training;
 
-namespace FastRec.Tests.Training;
+namespace FastRec.Tests.Data;
 
 public class DataSchemaTests
 {

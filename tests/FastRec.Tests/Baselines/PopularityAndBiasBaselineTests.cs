@@ -1,11 +1,12 @@
 // The popularity and user+item bias baselines on hand-made data: exact rates, learned biases, unknown users/items.
+using FastRec.Tests.Training;
 using FastRec.Engine.Baselines;
 using FastRec.Engine.Data;
 using FastRec.Tests.Data;
 
-namespace FastRec.Tests.Training;
+namespace FastRec.Tests.Baselines;
 
-public class BaselineTests
+public class PopularityAndBiasBaselineTests
 {
     private static RecDataset Hand(TempDir dir)
     {
