@@ -49,7 +49,4 @@ public class EndToEndTests
             "best validation AUC of the fine-tuned model above the popularity baseline's");
         Assert.That(r.Model.Metrics.Auc, Is.GreaterThan(r.Baselines.Single(b => b.Name == "popularity").Metrics.Auc), "and on the test sample");
     }
-
-    [Test, Explicit("measurement: a tiny random encoder on text alone (reported, not asserted)")]
-    public void TinyBertTextOnlyMeasurement() => Run(history: false);
 }
