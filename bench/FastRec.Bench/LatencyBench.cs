@@ -24,6 +24,9 @@ namespace FastRec.Bench;
 /// <item>student: <see cref="Predictor"/> on a distilled student (every-k-th MiniLM layers, default 3 of 6);</item>
 /// <item>fastrec-i16, student-i16: the same two with <see cref="ServingPrecision.Int16"/> Linears, and the largest score change
 /// this makes to the request's logits.</item>
+/// <item>ort-int8: ONNX Runtime on that model.onnx quantised as quantize_dynamic quantises it (per-channel int8 weights,
+/// dynamic uint8 activations; <see cref="OnnxDynamicQuantizer"/>), and the largest change of the same one-logit score
+/// (pooled [CLS] · the same random projection) against the fp32 model.onnx.</item>
 /// </list>
 /// Each engine runs in its own worker process (<see cref="Fair.FairRun"/>); the parent asks them in turn, the order rotating
 /// every round, for blocks of R requests (--block-reps, default 10), so machine load hits them alike and no engine runs
@@ -58,6 +61,7 @@ public static class LatencyBench
         if (o.Ort) names.Add("ort");
         names.AddRange(["fastrec", "student"]);
         if (o.Int16) names.AddRange(["fastrec-i16", "student-i16"]);
+        if (o.Ort && o.Int16) names.Add("ort-int8");
         int blockReps = h.BlockReps ?? (h.InProcess ? 1 : 10);
 
         var rows = new List<Row>();
@@ -143,33 +147,45 @@ public static class LatencyBench
 
     private static IBenchEngine CreateEngine(string name, Options o, bool tuned) => name switch
     {
-        "ort" => new OrtEngine(o, tuned),
+        "ort" or "ort-int8" => new OrtEngine(o, tuned, int8: name == "ort-int8"),
         "fastrec" or "student" or "fastrec-i16" or "student-i16" => new PredictorEngine(name, o),
-        _ => throw new ArgumentException($"latency: no engine '{name}' (ort, fastrec, student, fastrec-i16, student-i16)"),
+        _ => throw new ArgumentException($"latency: no engine '{name}' (ort, ort-int8, fastrec, student, fastrec-i16, student-i16)"),
     };
 
-    /// <summary>ONNX Runtime on the original model.onnx: default session options (spinning on) unless tuned.</summary>
+    /// <summary>ONNX Runtime on the original model.onnx (or its dynamic int8 quantisation): default session options
+    /// (spinning on) unless tuned.</summary>
     private sealed class OrtEngine : IBenchEngine
     {
         private readonly InferenceSession _session;
+        private readonly InferenceSession? _fp32;   // int8 only: the reference of the accuracy column
         private readonly List<OrtRequest> _requests = new();
-        public string Name => "ort";
+        public string Name { get; }
         public IReadOnlyDictionary<string, string> Settings { get; }
 
-        public OrtEngine(Options o, bool tuned)
+        public OrtEngine(Options o, bool tuned, bool int8 = false)
         {
+            Name = int8 ? "ort-int8" : "ort";
             var so = new SessionOptions { IntraOpNumThreads = o.Threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
                                           GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
             if (tuned) so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-            _session = new InferenceSession(MiniLmPackage.ReadOnnx(), so);
+            var onnx = MiniLmPackage.ReadOnnx();
+            string model = "all-MiniLM-L6-v2 model.onnx (last_hidden_state + pooler output)";
+            if (int8)
+            {
+                var q = OnnxDynamicQuantizer.Quantize(onnx);
+                _fp32 = new InferenceSession(onnx, so);
+                onnx = q.Model;
+                model += $", {q.QuantizedMatMuls} MatMuls quantised as quantize_dynamic does (per-channel int8 weights, dynamic uint8 activations; the pooler Gemm and attention stay fp32): {q.WeightBytesBefore / 1e6:F1} -> {q.WeightBytesAfter / 1e6:F1} MB";
+            }
+            _session = new InferenceSession(onnx, so);
             Settings = new Dictionary<string, string>
             {
                 ["version"] = $"Microsoft.ML.OnnxRuntime {typeof(InferenceSession).Assembly.GetName().Version}",
                 ["threads"] = $"intra-op {o.Threads}, inter-op 1 (sequential)",
                 ["spinning"] = tuned ? "off (tuned: session.intra_op.allow_spinning = 0)" : "on (default)",
-                ["precision"] = "fp32",
+                ["precision"] = int8 ? "int8 (dynamic quantisation)" : "fp32",
                 ["graph_optimization"] = "ORT_ENABLE_ALL (default)",
-                ["model"] = "all-MiniLM-L6-v2 model.onnx (last_hidden_state + pooler output)",
+                ["model"] = model,
             };
         }
 
@@ -179,13 +195,21 @@ public static class LatencyBench
             var (ctx, cands, _, c) = Inputs(B, T);
             var req = new OrtRequest(_session, ctx, cands, B, c, T);
             _requests.Add(req);
-            return new BenchCase(req.Run);
+            if (_fp32 is null) return new BenchCase(req.Run);
+            // the accuracy column: the one-logit score of FastRec's bench head (pooled [CLS] · N(0, 1) projection, no bias)
+            using var reference = new OrtRequest(_fp32, ctx, cands, B, c, T);
+            reference.Run(); req.Run();
+            var z8 = req.Logits(); var z32 = reference.Logits();
+            double rms = Math.Sqrt(z32.Average(z => z * z));
+            var extra = new Dictionary<string, double> { ["rel_logit_err_vs_fp32"] = z32.Zip(z8, (x, y) => Math.Abs(x - y)).Max() / rms };
+            return new BenchCase(req.Run, () => extra);
         }
 
         public void Dispose()
         {
             foreach (var r in _requests) r.Dispose();
             _session.Dispose();
+            _fp32?.Dispose();
         }
     }
 
@@ -288,6 +312,20 @@ public static class LatencyBench
         }
 
         public void Run() => _s.Run(_run, _inNames, _in, _outNames, _out);
+
+        /// <summary>After <see cref="Run"/>: the pooler output (B, 384) · w with w[i] = N(0, 1) from Rng.Normal(7, i), the logit of
+        /// the Predictor engines' bench head.</summary>
+        public double[] Logits()
+        {
+            int p = Array.FindIndex(_outNames, n => n != "last_hidden_state");   // the (B, 384) output: the pooler's
+            if (p < 0) throw new InvalidOperationException($"the ONNX model has no pooler output (outputs: {string.Join(", ", _outNames)})");
+            var pooled = _out[p].GetTensorDataAsSpan<float>();
+            int B = pooled.Length / 384;
+            var z = new double[B];
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < 384; i++) z[b] += (double)pooled[b * 384 + i] * Rng.Normal(7, (ulong)i);
+            return z;
+        }
 
         public void Dispose()
         {
