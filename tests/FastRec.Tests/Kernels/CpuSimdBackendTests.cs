@@ -251,10 +251,18 @@ public sealed class CpuSimdBackendTests
         foreach (var op in ops) op();
         for (int k = 0; k < ops.Length; k++)
         {
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 10; i++) ops[k]();
-            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-            Assert.That(allocated, Is.Zero, $"op #{k} allocated {allocated} bytes in 10 calls");
+            // Steady state = some window of 10 calls allocates nothing: an allocation per call shows in every window, while a
+            // one-time lazy allocation of the runtime's (the lock object a ManualResetEventSlim creates the first time the
+            // caller really blocks on the worker pool, seen once in a CI run under load) shows in one window only.
+            long allocated = 0;
+            for (int window = 0; window < 3; window++)
+            {
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                for (int i = 0; i < 10; i++) ops[k]();
+                allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+                if (allocated == 0) break;
+            }
+            Assert.That(allocated, Is.Zero, $"op #{k} allocated {allocated} bytes in each of 3 windows of 10 calls");
         }
     }
 
