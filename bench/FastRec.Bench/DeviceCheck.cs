@@ -7,6 +7,7 @@ using FastRec.Engine.Model;
 using FastRec.Kernels;
 using FastRec.Kernels.Cpu;
 using FastRec.Kernels.Gpu;
+using FastRec.Tests.Shared;
 
 namespace FastRec.Bench;
 
@@ -76,7 +77,8 @@ public static class DeviceCheck
         if (o.Parity)
         {
             if (gpu is not null) gpu.NativeGemmEnabled = false;
-            Stage("parity (ILGPU kernels, fp32)", () => OpParity(target, cpu, o.Tiny, tf32: false, "parity_ilgpu"));
+            Stage("parity (the CI cases of tests/Shared/ParitySuite.cs, ILGPU kernels vs Reference)", () => SharedParity(target, "parity_shared"));
+            Stage("parity (ILGPU kernels, fp32, large shapes)", () => OpParity(target, cpu, o.Tiny, tf32: false, "parity_ilgpu"));
             Stage("train-step parity (ILGPU kernels)", () => ModelParity(target, cpu, o.Tiny, tf32: false, "model_ilgpu"));
             if (gpu is { UsesNativeGemm: true })
             {
@@ -191,6 +193,39 @@ public static class DeviceCheck
             Console.WriteLine($"FAIL {op,-44} {e.GetType().Name}: {e.Message}");
             into.Add(new JsonObject { ["op"] = op, ["error"] = $"{e.GetType().Name}: {e.Message}", ["pass"] = false });
         }
+    }
+
+    // ================================================================ the shared parity cases (the ones CI runs)
+
+    /// <summary>Records each case of <see cref="ParitySuite"/>: a mismatch is that case's FAIL line, the next case still runs.</summary>
+    private sealed class Recording : IParityReport
+    {
+        public string? Failure;
+        public double ToleranceScale => 1;
+        public void Fail(string message) => Failure ??= message;
+    }
+
+    /// <summary>Every case BackendParityTests runs in CI (tests/Shared/ParitySuite.cs), here with the device backend as
+    /// the candidate and the Reference backend as the oracle: CUDA runs the same cases as ILGPU's CPU accelerator.</summary>
+    private static void SharedParity(IBackend t, string key)
+    {
+        var res = new JsonArray();
+        Report[key] = res;
+        using var reference = new FastRec.Kernels.Reference.ReferenceBackend();
+        int failed = 0, cases = 0;
+        foreach (var c in ParitySuite.Cases())
+        {
+            cases++;
+            var report = new Recording();
+            try { c.Run(new ParitySuite(t, reference, report, t.Name)); }
+            catch (Exception e) { report.Failure ??= $"{e.GetType().Name}: {e.Message}"; }
+            if (report.Failure is null) { s_pass++; continue; }
+            s_fail++; failed++;
+            Console.WriteLine($"FAIL {c.Name}: {report.Failure}");
+            res.Add(new JsonObject { ["op"] = c.Name, ["error"] = report.Failure, ["pass"] = false });
+        }
+        Console.WriteLine($"shared parity cases: {cases - failed} of {cases} passed");
+        res.Add(new JsonObject { ["cases"] = cases, ["failed"] = failed });
     }
 
     // ================================================================ op parity

@@ -14,7 +14,18 @@ public static class Backends
     [
         ("cpu", () => new CpuSimdBackend()),
         ("ilgpu-cpu", () => FastRec.Kernels.Gpu.IlgpuBackend.CreateCpuAccelerator()),
+        ("ilgpu-gpu-paths", GpuPaths),   // the code paths a GPU takes, on the CPU accelerator
     ];
+
+    /// <summary>ILGPU's CPU accelerator forced onto the code paths a GPU takes: tiled GEMM at every size (no small-GEMM
+    /// fast path), warp-shuffle row reductions of the device's warp width.</summary>
+    private static IBackend GpuPaths()
+    {
+        var g = FastRec.Kernels.Gpu.IlgpuBackend.CreateCpuAccelerator();
+        g.SmallGemmMaxOutputs = 0;
+        g.RowWidth = g.Accelerator.WarpSize;
+        return g;
+    }
 
     /// <summary>One NUnit fixture per candidate, argument = its name.</summary>
     public static IEnumerable<TestFixtureData> Fixtures()
