@@ -19,8 +19,21 @@ internal static class MachineInfo
     {
         try
         {
+            // "AMD EPYC" alone (what a VM shows) does not say Zen 3, 4 or 5: add the family and model numbers.
+            string? name = null, family = null, model = null;
             foreach (string line in File.ReadLines("/proc/cpuinfo"))
-                if (line.StartsWith("model name", StringComparison.Ordinal)) return line[(line.IndexOf(':') + 1)..].Trim();
+            {
+                string Value() => line[(line.IndexOf(':') + 1)..].Trim();
+                if (name is null && line.StartsWith("model name", StringComparison.Ordinal)) name = Value();
+                else if (family is null && line.StartsWith("cpu family", StringComparison.Ordinal)) family = Value();
+                else if (model is null && line.StartsWith("model", StringComparison.Ordinal) && !line.StartsWith("model name", StringComparison.Ordinal)) model = Value();
+                if (name is not null && family is not null && model is not null) break;
+            }
+            if (name is not null)
+            {
+                string zen = family switch { "25" => ", Zen 3/Zen 4", "26" => ", Zen 5", _ => "" };
+                return family is null ? name : $"{name} (family {family}, model {model}{(name.Contains("AMD", StringComparison.Ordinal) ? zen : "")})";
+            }
         }
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }

