@@ -6,6 +6,8 @@
 //   FastRec.Bench probe tune-bpr                     BPR grid on the validation window (GRID_LR, GRID_L2, GRID_EPOCHS, GRID_SEED, GRID_DIM)
 //   FastRec.Bench probe tune-knn                     ItemKNN grid on the validation window (GRID_K, GRID_SHRINK)
 //   FastRec.Bench probe demo-throughput --model DIR  MiniLM encode / frozen-layer cache / evaluation / training rates on 512 examples
+//   FastRec.Bench probe serving-split --model DIR    Predictor fp32 per request with PackedLinear's Vector512 tiles on and off
+//                                                    (interleaved), the encoder's Linears alone at the same shapes (their share), int16
 using System.Diagnostics;
 using System.Globalization;
 using FastRec.Engine.Baselines;
@@ -16,13 +18,16 @@ using FastRec.Engine.Model;
 using FastRec.Engine.Representations;
 using FastRec.Engine.Text;
 using FastRec.Engine.Training;
+using FastRec.Engine.Serving;
+using FastRec.Engine.Weights;
+using FastRec.Kernels;
 using FastRec.Kernels.Cpu;
 
 namespace FastRec.Bench;
 
 public static class Probes
 {
-    private const string Usage = "usage: FastRec.Bench probe <baselines [--model DIR] | tune-bpr | tune-knn | demo-throughput --model DIR>";
+    private const string Usage = "usage: FastRec.Bench probe <baselines [--model DIR] | tune-bpr | tune-knn | demo-throughput --model DIR | serving-split --model DIR>";
 
     public static int Run(string[] args)
     {
@@ -41,6 +46,9 @@ public static class Probes
             case "demo-throughput":
                 if (model is null) { Console.Error.WriteLine($"demo-throughput needs --model DIR (a converted MiniLM)\n{Usage}"); return 2; }
                 DemoThroughput(model); return 0;
+            case "serving-split":
+                if (model is null) { Console.Error.WriteLine($"serving-split needs --model DIR (a converted MiniLM)\n{Usage}"); return 2; }
+                ServingSplit(model); return 0;
             default: Console.Error.WriteLine(Usage); return 2;
         }
     }
@@ -156,5 +164,85 @@ public static class Probes
         if (Environment.GetEnvironmentVariable("BPR_EPOCHS") is { } e) o = o with { Epochs = int.Parse(e, CultureInfo.InvariantCulture) };
         if (Environment.GetEnvironmentVariable("BPR_BATCH") is { } b) o = o with { BatchSize = int.Parse(b, CultureInfo.InvariantCulture) };
         return o;
+    }
+
+    /// <summary>Where a batch-1 request's time goes: the Predictor (fp32, one-logit head on the pooler, the latency bench's
+    /// inputs) per (B, T), with PackedLinear's Vector512 pair tiles on and off in alternating blocks; then the encoder's 24
+    /// Linears alone (random inputs, the same packed shapes) with the tiles on, so the rest (embeddings, attention, LayerNorm,
+    /// head, the parallel regions' overheads) is the difference. Medians of wall time; one process, nothing else running.</summary>
+    private static void ServingSplit(string modelDir)
+    {
+        using var backend = new CpuSimdBackend();
+        var adapter = new AdapterConfig { HiddenSizes = [], DenseFeatures = 0, Input = AdapterInput.Pooler, Dropout = 0f };
+        using var m = BertCheckpoint.Load(modelDir, backend, adapter, seed: 1);
+        int width = m.Layout["head.out.weight"].Length;
+        m.SetParameter("head.out.weight", Enumerable.Range(0, width).Select(i => 0.01f * (i % 7)).ToArray());
+        (int B, int T)[] cases = [(1, 32), (1, 64), (1, 128), (16, 128)];
+        var popts = new PredictorOptions { MaxLength = 128, MaxBatch = 16, ClsId = 101, SepId = 102 };
+        using var p = new Predictor(m, popts);
+        using var q = new Predictor(m, popts with { Precision = ServingPrecision.Int16 });
+        int C = m.Bert.HiddenSize, F = m.Bert.IntermediateSize, L = m.Bert.NumHiddenLayers;
+        var rng = new Random(3);
+        float[] Rand(int n) { var a = new float[n]; for (int i = 0; i < n; i++) a[i] = (float)(rng.NextDouble() - 0.5); return a; }
+        using var wQkv = new PackedWeight(Rand(3 * C * C), 3 * C, C);
+        using var wO = new PackedWeight(Rand(C * C), C, C);
+        using var wI = new PackedWeight(Rand(F * C), F, C);
+        using var wOut = new PackedWeight(Rand(C * F), C, F);
+        float[] bC = Rand(C), b3 = Rand(3 * C), bF = Rand(F);
+        Console.WriteLine($"threads {CpuParallel.Threads}, Vector512 tiles available: {PackedLinear.Vector512Enabled}, load {File.ReadAllText("/proc/loadavg").Trim()}");
+        foreach (var (B, T) in cases)
+        {
+            int a = (T - 3) / 2, c = T - 3 - a;
+            int[] ctx = Enumerable.Range(1000, a).ToArray(), cands = Enumerable.Range(2000, B * c).ToArray();
+            int[] offsets = Enumerable.Range(0, B + 1).Select(i => i * c).ToArray();
+            var scores = new float[B];
+            int reps = B == 1 ? 40 : 6;
+            var on = new List<double>(); var off = new List<double>();
+            bool saved = PackedLinear.Vector512Enabled;
+            for (int w = 0; w < 3; w++) p.ScoreCandidates(ctx, cands, offsets, scores);
+            for (int block = 0; block < 6; block++)
+            {
+                PackedLinear.Vector512Enabled = saved && block % 2 == 0;
+                var list = PackedLinear.Vector512Enabled ? on : off;
+                for (int r = 0; r < reps; r++)
+                {
+                    long t0 = Stopwatch.GetTimestamp();
+                    p.ScoreCandidates(ctx, cands, offsets, scores);
+                    list.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                }
+            }
+            PackedLinear.Vector512Enabled = saved;
+            var i16 = new List<double>();
+            for (int w = 0; w < 3; w++) q.ScoreCandidates(ctx, cands, offsets, scores);
+            for (int r = 0; r < 3 * reps; r++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                q.ScoreCandidates(ctx, cands, offsets, scores);
+                i16.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
+            // the encoder's Linears alone: QKV, attention output, intermediate (GELU), output per layer; the last layer's
+            // output-side Linears see only the [CLS] rows (B) as in the Predictor
+            int M = B * T;
+            float[] x = Rand(M * F), y = new float[M * F];
+            var lin = new List<double>();
+            for (int r = 0; r < reps * 3; r++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                for (int l = 0; l < L; l++)
+                {
+                    int rows = l == L - 1 ? B : M;
+                    PackedLinear.Forward(x.AsSpan(0, M * C), M, wQkv, b3, y.AsSpan(0, M * 3 * C));
+                    PackedLinear.Forward(x.AsSpan(0, rows * C), rows, wO, bC, y.AsSpan(0, rows * C));
+                    PackedLinear.Forward(x.AsSpan(0, rows * C), rows, wI, bF, y.AsSpan(0, rows * F), Activation.Gelu);
+                    PackedLinear.Forward(x.AsSpan(0, rows * F), rows, wOut, bC, y.AsSpan(0, rows * C));
+                }
+                if (r >= 2) lin.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
+            double Med(List<double> v) { v.Sort(); return v[v.Count / 2]; }
+            double mOn = Med(on), mOff = off.Count > 0 ? Med(off) : double.NaN, mLin = Med(lin);
+            double flops = 2.0 * L * ((double)M * 3 * C * C) + 2.0 * (L - 1) * ((double)M * (C * C + 2.0 * C * F)) + 2.0 * B * (C * C + 2.0 * C * F);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"B {B,2} T {T,3}: Predictor fp32 p50 {mOn,8:0.00} ms (Vector512 tiles) {mOff,8:0.00} ms (256-bit tiles)   Linears alone {mLin,8:0.00} ms = {flops / mLin / 1e6,5:0} GFLOP/s, {100 * mLin / mOn,3:0} % of the request;  int16 Predictor p50 {Med(i16),8:0.00} ms"));
+        }
     }
 }

@@ -65,6 +65,33 @@ public class PackedLinearTests
     }
 
     [Test]
+    public void Vector512PairTilesGiveTheSameBitsAsThe256BitTiles([Values(1, 6, 37, 100)] int M, [Values(40, 48, 96)] int N,
+        [Values(Activation.Identity, Activation.Gelu)] Activation act, [Values(1, 2)] int threads)
+    {
+        // N = 40: a pair then a partial panel; 48: a pair then a lone full panel; 96: three pairs. M = 100 with K = 900 is the
+        // blocked path (k blocks, m blocks), the others the one-chain path.
+        if (!(System.Runtime.Intrinsics.X86.Avx512F.IsSupported && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated))
+            Assert.Ignore("Vector512 is not accelerated on this machine: only the 256-bit tiles exist here");
+        int K = M == 100 ? 900 : 200;
+        var x = TestUtil.Random(M * K, 11); var w = TestUtil.Random(N * K, 12); var b = TestUtil.Random(N, 13);
+        using var packed = new PackedWeight(w, N, K);
+        var wide = Enumerable.Repeat(float.NaN, M * N).ToArray();
+        var narrow = Enumerable.Repeat(float.NaN, M * N).ToArray();
+        bool saved = PackedLinear.Vector512Enabled;
+        try
+        {
+            PackedLinear.Vector512Enabled = true;
+            Assert.That(PackedLinear.Vector512Enabled, Is.True);
+            PackedLinear.Forward(x, M, packed, b, wide, act, threads);
+            PackedLinear.Vector512Enabled = false;
+            PackedLinear.Forward(x, M, packed, b, narrow, act, threads);
+        }
+        finally { PackedLinear.Vector512Enabled = saved; }
+        Assert.That(wide, Is.EqualTo(narrow), "the 6x32 Vector512 tile changes no bit");
+        TestUtil.AssertClose(wide, Reference(x, w, b, M, K, N, act), 2e-6f * K, 1e-5f, "Vector512 PackedLinear");
+    }
+
+    [Test]
     public void BadInputsNameTheArgument()
     {
         Assert.That(() => new PackedWeight(new float[11], 3, 4), Throws.TypeOf<ShapeException>().With.Message.Contains("weight"));

@@ -109,10 +109,14 @@ public static unsafe class PackedLinear
         {
             var job = new Job { A = a, C = c, Bias = bias.IsEmpty ? null : b, W = w.Data, M = M, N = N, K = K, Act = act, KBlock = s_kc, MBlock = s_mc };
             long work = (long)M * N * K;
+            // With the 512-bit tiles a unit of work is a pair of panels (the last one may be single), so no thread is
+            // left a lone panel that the wide tile cannot take.
+            job.Pairs = Vector512Enabled;
+            int units = job.Pairs ? (w.Panels + 1) / 2 : w.Panels;
             int threads = maxThreads > 0 ? Math.Min(maxThreads, CpuParallel.Threads) : CpuParallel.Threads;
-            threads = (int)Math.Clamp(work / Grain, 1, Math.Min(threads, w.Panels));
-            if (threads <= 1) job.Execute(0, w.Panels, 0);
-            else CpuParallel.ForRange(w.Panels, ref job, threads);
+            threads = (int)Math.Clamp(work / Grain, 1, Math.Min(threads, units));
+            if (threads <= 1) job.Execute(0, units, 0);
+            else CpuParallel.ForRange(units, ref job, threads);
         }
         GC.KeepAlive(w);   // the job holds raw pointers into w: its finalizer must not run before the job ends
     }
@@ -125,6 +129,17 @@ public static unsafe class PackedLinear
     public static int BlockM { get => s_mc; set => s_mc = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "BlockM must be >= 1"); }
     private static int s_kc = 384, s_mc = 96;
 
+    /// <summary>Whether two adjacent full panels are computed together by a 6×32 tile of 512-bit FMAs (default: where
+    /// Vector512 is hardware-accelerated; Zen 5 and Intel run 512-bit FMAs at full width, Zen 4 as two halves). Each output
+    /// element is the same FMA chain as in the 256-bit tile, so results are bitwise the same either way; a knob for
+    /// benchmarks and tests.</summary>
+    public static bool Vector512Enabled
+    {
+        get => s_v512;
+        set => s_v512 = value && Avx512F.IsSupported && Vector512.IsHardwareAccelerated;
+    }
+    private static bool s_v512 = Avx512F.IsSupported && Vector512.IsHardwareAccelerated;
+
     /// <summary>
     /// The loop nest of one thread's panels [start, end): for each k block, for each m block, for each panel, the row tiles
     /// (6 rows, the last one M mod 6). Partial sums of earlier k blocks live in C; the last k block adds the bias and applies
@@ -136,12 +151,14 @@ public static unsafe class PackedLinear
         public float* A, C, Bias, W;
         public int M, N, K, KBlock, MBlock;
         public Activation Act;
+        public bool Pairs;   // units are pairs of panels, computed by the 6×32 Vector512 tile where both are full
 
         public readonly void Execute(int start, int end, int part)
         {
+            if (Pairs) { start *= 2; end = Math.Min(end * 2, (N + PackedWeight.Panel - 1) / PackedWeight.Panel); }
             const int P = PackedWeight.Panel;
-            float* tile = stackalloc float[6 * P];
-            float* bias = stackalloc float[P];
+            float* tile = stackalloc float[6 * 2 * P];
+            float* bias = stackalloc float[2 * P];
             // An input that fits L2 whole (≤ 256 KB) needs no k blocks: one chain per element, no partial sums through C.
             int KC = (long)M * K <= 65536 ? K : KBlock, MC = MBlock;
             for (int pc = 0; pc < K; pc += KC)
@@ -156,6 +173,34 @@ public static unsafe class PackedLinear
                     {
                         float* chunk = W + (nint)p * P * K + (nint)pc * P;           // (kc, 16) of panel p
                         int j0 = p * P, nr = Math.Min(P, N - j0);
+                        if (Pairs && p + 1 < end && j0 + 2 * P <= N)
+                        {
+                            // Panels p and p + 1, both full: 6×32 tiles, the second panel's chunk K·16 floats further on.
+                            for (int j = 0; j < 2 * P; j++) bias[j] = Bias is not null ? Bias[j0 + j] : 0f;
+                            float* next2 = p + 2 < end ? chunk + (nint)2 * P * K : null;
+                            for (int i = ic, ti = 0; i < ic + mc; i += 6, ti++)
+                            {
+                                int mr = Math.Min(6, ic + mc - i);
+                                float* c = C + (nint)i * N + j0;
+                                float* a = A + (nint)i * K + pc;
+                                int lo = (int)((long)kc * ti / tiles), hi = (int)((long)kc * (ti + 1) / tiles);
+                                float* pf = next2 is null ? null : next2 + (nint)lo * P;
+                                int pfCount = next2 is null ? 0 : hi - lo;
+                                if (mr == 6) Tile2(a, K, kc, chunk, (nint)P * K, c, N, bias, Act, add, final, pf, pfCount, tile);
+                                else
+                                    for (int h = 0; h < 2; h++)   // the M mod 6 rows: the 256-bit tile on each panel
+                                        switch (mr)
+                                        {
+                                            case 5: Tile<R5>(a, K, kc, chunk + h * (nint)P * K, c + h * P, N, bias + h * P, Act, add, final, null, 0); break;
+                                            case 4: Tile<R4>(a, K, kc, chunk + h * (nint)P * K, c + h * P, N, bias + h * P, Act, add, final, null, 0); break;
+                                            case 3: Tile<R3>(a, K, kc, chunk + h * (nint)P * K, c + h * P, N, bias + h * P, Act, add, final, null, 0); break;
+                                            case 2: Tile<R2>(a, K, kc, chunk + h * (nint)P * K, c + h * P, N, bias + h * P, Act, add, final, null, 0); break;
+                                            default: Tile<R1>(a, K, kc, chunk + h * (nint)P * K, c + h * P, N, bias + h * P, Act, add, final, null, 0); break;
+                                        }
+                            }
+                            p++;
+                            continue;
+                        }
                         for (int j = 0; j < P; j++) bias[j] = Bias is not null && j < nr ? Bias[j0 + j] : 0f;
                         bool full = nr == P;
                         // While this chunk's tiles run, the next panel's chunk (kc cache lines) is prefetched, spread over the
@@ -242,6 +287,57 @@ public static unsafe class PackedLinear
                 }
                 *o = s;
             }
+    }
+
+    /// <summary>Two panels at once: a 6×32 tile of 512-bit FMAs, columns [0, 16) from panel chunk <paramref name="b"/> and
+    /// [16, 32) from <paramref name="b"/> + <paramref name="panelStride"/>. Each element is the same FMA chain in k order as in
+    /// <see cref="Tile{TR}"/>, and the store is the same 256-bit epilogue, so the results are bitwise equal. Prefetches two lines
+    /// (one per panel of the next pair) per k for the first <paramref name="pfCount"/> k. Six rows only: a tile of fewer rows
+    /// goes through <see cref="Tile{TR}"/> once per panel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile2(float* a, nint lda, int kc, float* b, nint panelStride, float* c, nint ldc, float* bias, Activation act,
+        bool add, bool final, float* pf, int pfCount, float* acc)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        float* a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda;
+        nint s = panelStride;
+        int kp = Math.Min(pfCount, kc);
+        for (int pass = 0; pass < 2; pass++)
+        {
+            // pass 0: the first kp steps, each prefetching a line of both panels of the next pair; pass 1: the rest
+            int k0 = pass == 0 ? 0 : kp, k1 = pass == 0 ? kp : kc;
+            for (nint k = k0; k < k1; k++)
+            {
+                if (pass == 0) { Sse.Prefetch0(pf + k * 16); Sse.Prefetch0(pf + s + k * 16); }
+                float* bk = b + k * 16;
+                Vector512<float> b0 = Vector512.LoadAligned(bk), b1 = Vector512.LoadAligned(bk + s);
+                Vector512<float> x;
+                x = Vector512.Create(a[k]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
+                x = Vector512.Create(a1[k]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
+                x = Vector512.Create(a2[k]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
+                x = Vector512.Create(a3[k]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
+                x = Vector512.Create(a4[k]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
+                x = Vector512.Create(a5[k]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+            }
+        }
+        // The epilogue (bias, GELU) is a separate, not inlined call on the tile stored to acc (6×32 floats, the caller's):
+        // inlined, or with a stackalloc here, the JIT kept the accumulators on the stack inside the k loop (2x slower).
+        c00.Store(acc); c01.Store(acc + 16); c10.Store(acc + 32); c11.Store(acc + 48); c20.Store(acc + 64); c21.Store(acc + 80);
+        c30.Store(acc + 96); c31.Store(acc + 112); c40.Store(acc + 128); c41.Store(acc + 144); c50.Store(acc + 160); c51.Store(acc + 176);
+        Epilogue2(acc, 6, c, ldc, bias, act, add, final);
+    }
+
+    /// <summary>Stores an R×32 tile held in <paramref name="acc"/> (row stride 32) through the 256-bit epilogue.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Epilogue2(float* acc, int R, float* c, nint ldc, float* bias, Activation act, bool add, bool final)
+    {
+        Vector256<float> p0 = Vector256.Load(bias), p1 = Vector256.Load(bias + 8), q0 = Vector256.Load(bias + 16), q1 = Vector256.Load(bias + 24);
+        for (int r = 0; r < R; r++, acc += 32, c += ldc)
+        {
+            Store(c, Vector256.Load(acc), Vector256.Load(acc + 8), p0, p1, act, add, final);
+            Store(c + 16, Vector256.Load(acc + 16), Vector256.Load(acc + 24), q0, q1, act, add, final);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
