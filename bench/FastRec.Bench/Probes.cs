@@ -6,6 +6,7 @@
 //   FastRec.Bench probe tune-bpr                     BPR grid on the validation window (GRID_LR, GRID_L2, GRID_EPOCHS, GRID_SEED, GRID_DIM)
 //   FastRec.Bench probe tune-knn                     ItemKNN grid on the validation window (GRID_K, GRID_SHRINK)
 //   FastRec.Bench probe demo-throughput --model DIR  MiniLM encode / frozen-layer cache / evaluation / training rates on 512 examples
+//   FastRec.Bench probe serving-loop --model DIR     Predictor requests in a loop for a profiler (SEQ, BATCH, SECONDS, INT16=1)
 //   FastRec.Bench probe serving-split --model DIR    Predictor fp32 per request with PackedLinear's Vector512 tiles on and off
 //                                                    (interleaved), the encoder's Linears alone at the same shapes (their share), int16
 using System.Diagnostics;
@@ -27,7 +28,7 @@ namespace FastRec.Bench;
 
 public static class Probes
 {
-    private const string Usage = "usage: FastRec.Bench probe <baselines [--model DIR] | tune-bpr | tune-knn | demo-throughput --model DIR | serving-split --model DIR>";
+    private const string Usage = "usage: FastRec.Bench probe <baselines [--model DIR] | tune-bpr | tune-knn | demo-throughput --model DIR | serving-split --model DIR | serving-loop --model DIR>";
 
     public static int Run(string[] args)
     {
@@ -46,6 +47,9 @@ public static class Probes
             case "demo-throughput":
                 if (model is null) { Console.Error.WriteLine($"demo-throughput needs --model DIR (a converted MiniLM)\n{Usage}"); return 2; }
                 DemoThroughput(model); return 0;
+            case "serving-loop":
+                if (model is null) { Console.Error.WriteLine($"serving-loop needs --model DIR (a converted MiniLM)\n{Usage}"); return 2; }
+                ServingLoop(model); return 0;
             case "serving-split":
                 if (model is null) { Console.Error.WriteLine($"serving-split needs --model DIR (a converted MiniLM)\n{Usage}"); return 2; }
                 ServingSplit(model); return 0;
@@ -244,5 +248,32 @@ public static class Probes
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"B {B,2} T {T,3}: Predictor fp32 p50 {mOn,8:0.00} ms (Vector512 tiles) {mOff,8:0.00} ms (256-bit tiles)   Linears alone {mLin,8:0.00} ms = {flops / mLin / 1e6,5:0} GFLOP/s, {100 * mLin / mOn,3:0} % of the request;  int16 Predictor p50 {Med(i16),8:0.00} ms"));
         }
+    }
+
+    /// <summary>Predictor requests (the latency bench's inputs) in a loop for SECONDS (default 15), for `perf record`; BATCH, SEQ
+    /// (default 1, 32), INT16=1 for the int16 Linears. Prints the median.</summary>
+    private static void ServingLoop(string modelDir)
+    {
+        int Env(string name, int dflt) => int.TryParse(Environment.GetEnvironmentVariable(name), out int v) ? v : dflt;
+        int B = Env("BATCH", 1), T = Env("SEQ", 32), seconds = Env("SECONDS", 15);
+        using var backend = new CpuSimdBackend();
+        var adapter = new AdapterConfig { HiddenSizes = [], DenseFeatures = 0, Input = AdapterInput.Pooler, Dropout = 0f };
+        using var m = BertCheckpoint.Load(modelDir, backend, adapter, seed: 1);
+        var popts = new PredictorOptions { MaxLength = T, MaxBatch = B, ClsId = 101, SepId = 102 };
+        using var p = new Predictor(m, Env("INT16", 0) == 1 ? popts with { Precision = ServingPrecision.Int16 } : popts);
+        int a = (T - 3) / 2, c = T - 3 - a;
+        int[] ctx = Enumerable.Range(1000, a).ToArray(), cands = Enumerable.Range(2000, B * c).ToArray();
+        int[] offsets = Enumerable.Range(0, B + 1).Select(i => i * c).ToArray();
+        var scores = new float[B];
+        var times = new List<double>();
+        var all = Stopwatch.StartNew();
+        while (all.Elapsed.TotalSeconds < seconds)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            p.ScoreCandidates(ctx, cands, offsets, scores);
+            times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        }
+        times.Sort();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"B {B} T {T}: {times.Count} requests, p50 {times[times.Count / 2]:0.000} ms"));
     }
 }

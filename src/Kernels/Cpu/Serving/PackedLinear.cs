@@ -186,17 +186,15 @@ public static unsafe class PackedLinear
                                 int lo = (int)((long)kc * ti / tiles), hi = (int)((long)kc * (ti + 1) / tiles);
                                 float* pf = next2 is null ? null : next2 + (nint)lo * P;
                                 int pfCount = next2 is null ? 0 : hi - lo;
-                                if (mr == 6) Tile2(a, K, kc, chunk, (nint)P * K, c, N, bias, Act, add, final, pf, pfCount, tile);
-                                else
-                                    for (int h = 0; h < 2; h++)   // the M mod 6 rows: the 256-bit tile on each panel
-                                        switch (mr)
-                                        {
-                                            case 5: Tile<R5>(a, K, kc, chunk + h * (nint)P * K, c + h * P, N, bias + h * P, Act, add, final, null, 0); break;
-                                            case 4: Tile<R4>(a, K, kc, chunk + h * (nint)P * K, c + h * P, N, bias + h * P, Act, add, final, null, 0); break;
-                                            case 3: Tile<R3>(a, K, kc, chunk + h * (nint)P * K, c + h * P, N, bias + h * P, Act, add, final, null, 0); break;
-                                            case 2: Tile<R2>(a, K, kc, chunk + h * (nint)P * K, c + h * P, N, bias + h * P, Act, add, final, null, 0); break;
-                                            default: Tile<R1>(a, K, kc, chunk + h * (nint)P * K, c + h * P, N, bias + h * P, Act, add, final, null, 0); break;
-                                        }
+                                switch (mr)
+                                {
+                                    case 6: Tile2<R6>(a, K, kc, chunk, (nint)P * K, c, N, bias, Act, add, final, pf, pfCount, tile); break;
+                                    case 5: Tile2<R5>(a, K, kc, chunk, (nint)P * K, c, N, bias, Act, add, final, pf, pfCount, tile); break;
+                                    case 4: Tile2<R4>(a, K, kc, chunk, (nint)P * K, c, N, bias, Act, add, final, pf, pfCount, tile); break;
+                                    case 3: Tile2<R3>(a, K, kc, chunk, (nint)P * K, c, N, bias, Act, add, final, pf, pfCount, tile); break;
+                                    case 2: Tile2<R2>(a, K, kc, chunk, (nint)P * K, c, N, bias, Act, add, final, pf, pfCount, tile); break;
+                                    default: Tile2<R1>(a, K, kc, chunk, (nint)P * K, c, N, bias, Act, add, final, pf, pfCount, tile); break;
+                                }
                             }
                             p++;
                             continue;
@@ -289,15 +287,17 @@ public static unsafe class PackedLinear
             }
     }
 
-    /// <summary>Two panels at once: a 6×32 tile of 512-bit FMAs, columns [0, 16) from panel chunk <paramref name="b"/> and
-    /// [16, 32) from <paramref name="b"/> + <paramref name="panelStride"/>. Each element is the same FMA chain in k order as in
-    /// <see cref="Tile{TR}"/>, and the store is the same 256-bit epilogue, so the results are bitwise equal. Prefetches two lines
-    /// (one per panel of the next pair) per k for the first <paramref name="pfCount"/> k. Six rows only: a tile of fewer rows
-    /// goes through <see cref="Tile{TR}"/> once per panel.</summary>
+    /// <summary>Two panels at once: an R×32 tile (R ≤ 6) of 512-bit FMAs, columns [0, 16) from panel chunk <paramref name="b"/>
+    /// and [16, 32) from <paramref name="b"/> + <paramref name="panelStride"/>. Each element is the same FMA chain in k order as
+    /// in <see cref="Tile{TR}"/>, and the store is the same 256-bit epilogue, so the results are bitwise equal. Prefetches two
+    /// lines (one per panel of the next pair) per k for the first <paramref name="pfCount"/> k. The accumulators go through
+    /// <paramref name="acc"/> (6×32 floats, the caller's) to a separate, not inlined epilogue: with the epilogue (bias, GELU)
+    /// inlined, or with a stackalloc in this method, the JIT kept the accumulators on the stack inside the k loop (2x slower).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile2(float* a, nint lda, int kc, float* b, nint panelStride, float* c, nint ldc, float* bias, Activation act,
-        bool add, bool final, float* pf, int pfCount, float* acc)
+    private static void Tile2<TR>(float* a, nint lda, int kc, float* b, nint panelStride, float* c, nint ldc, float* bias, Activation act,
+        bool add, bool final, float* pf, int pfCount, float* acc) where TR : ITileRows
     {
+        int R = TR.R;
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         float* a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda;
@@ -314,18 +314,20 @@ public static unsafe class PackedLinear
                 Vector512<float> b0 = Vector512.LoadAligned(bk), b1 = Vector512.LoadAligned(bk + s);
                 Vector512<float> x;
                 x = Vector512.Create(a[k]); c00 = Vector512.FusedMultiplyAdd(x, b0, c00); c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-                x = Vector512.Create(a1[k]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-                x = Vector512.Create(a2[k]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-                x = Vector512.Create(a3[k]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
-                x = Vector512.Create(a4[k]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41);
-                x = Vector512.Create(a5[k]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51);
+                if (R > 1) { x = Vector512.Create(a1[k]); c10 = Vector512.FusedMultiplyAdd(x, b0, c10); c11 = Vector512.FusedMultiplyAdd(x, b1, c11); }
+                if (R > 2) { x = Vector512.Create(a2[k]); c20 = Vector512.FusedMultiplyAdd(x, b0, c20); c21 = Vector512.FusedMultiplyAdd(x, b1, c21); }
+                if (R > 3) { x = Vector512.Create(a3[k]); c30 = Vector512.FusedMultiplyAdd(x, b0, c30); c31 = Vector512.FusedMultiplyAdd(x, b1, c31); }
+                if (R > 4) { x = Vector512.Create(a4[k]); c40 = Vector512.FusedMultiplyAdd(x, b0, c40); c41 = Vector512.FusedMultiplyAdd(x, b1, c41); }
+                if (R > 5) { x = Vector512.Create(a5[k]); c50 = Vector512.FusedMultiplyAdd(x, b0, c50); c51 = Vector512.FusedMultiplyAdd(x, b1, c51); }
             }
         }
-        // The epilogue (bias, GELU) is a separate, not inlined call on the tile stored to acc (6×32 floats, the caller's):
-        // inlined, or with a stackalloc here, the JIT kept the accumulators on the stack inside the k loop (2x slower).
-        c00.Store(acc); c01.Store(acc + 16); c10.Store(acc + 32); c11.Store(acc + 48); c20.Store(acc + 64); c21.Store(acc + 80);
-        c30.Store(acc + 96); c31.Store(acc + 112); c40.Store(acc + 128); c41.Store(acc + 144); c50.Store(acc + 160); c51.Store(acc + 176);
-        Epilogue2(acc, 6, c, ldc, bias, act, add, final);
+        c00.Store(acc); c01.Store(acc + 16);
+        if (R > 1) { c10.Store(acc + 32); c11.Store(acc + 48); }
+        if (R > 2) { c20.Store(acc + 64); c21.Store(acc + 80); }
+        if (R > 3) { c30.Store(acc + 96); c31.Store(acc + 112); }
+        if (R > 4) { c40.Store(acc + 128); c41.Store(acc + 144); }
+        if (R > 5) { c50.Store(acc + 160); c51.Store(acc + 176); }
+        Epilogue2(acc, R, c, ldc, bias, act, add, final);
     }
 
     /// <summary>Stores an R×32 tile held in <paramref name="acc"/> (row stride 32) through the 256-bit epilogue.</summary>
