@@ -139,7 +139,7 @@ public static class LatencyBench
     }
 
     /// <summary>Context and candidate ids of a case: lengths that fill T exactly, 1 + a + 1 + c + 1 = T.</summary>
-    private static (int[] Ctx, int[] Cands, int[] Offsets, int C) Inputs(int B, int T)
+    internal static (int[] Ctx, int[] Cands, int[] Offsets, int C) Inputs(int B, int T)
     {
         int a = (T - 3) / 2, c = T - 3 - a;
         return (Ids(a, 1), Ids(B * c, 2), Enumerable.Range(0, B + 1).Select(i => i * c).ToArray(), c);

@@ -196,9 +196,7 @@ public static class Probes
         Console.WriteLine($"threads {CpuParallel.Threads}, Vector512 tiles available: {PackedLinear.Vector512Enabled}, load {File.ReadAllText("/proc/loadavg").Trim()}");
         foreach (var (B, T) in cases)
         {
-            int a = (T - 3) / 2, c = T - 3 - a;
-            int[] ctx = Enumerable.Range(1000, a).ToArray(), cands = Enumerable.Range(2000, B * c).ToArray();
-            int[] offsets = Enumerable.Range(0, B + 1).Select(i => i * c).ToArray();
+            var (ctx, cands, offsets, _) = LatencyBench.Inputs(B, T);   // the latency bench's requests
             var scores = new float[B];
             int reps = B == 1 ? 40 : 6;
             var on = new List<double>(); var off = new List<double>();
@@ -261,9 +259,7 @@ public static class Probes
         using var m = BertCheckpoint.Load(modelDir, backend, adapter, seed: 1);
         var popts = new PredictorOptions { MaxLength = T, MaxBatch = B, ClsId = 101, SepId = 102 };
         using var p = new Predictor(m, Env("INT16", 0) == 1 ? popts with { Precision = ServingPrecision.Int16 } : popts);
-        int a = (T - 3) / 2, c = T - 3 - a;
-        int[] ctx = Enumerable.Range(1000, a).ToArray(), cands = Enumerable.Range(2000, B * c).ToArray();
-        int[] offsets = Enumerable.Range(0, B + 1).Select(i => i * c).ToArray();
+        var (ctx, cands, offsets, _) = LatencyBench.Inputs(B, T);
         var scores = new float[B];
         var times = new List<double>();
         var all = Stopwatch.StartNew();
